@@ -1,0 +1,20 @@
+//! Pure domain of ghr: everything here is data and decisions, nothing here does IO.
+//!
+//! Invariant: this crate never depends on an async runtime, a database driver, an HTTP client or a
+//! cloud SDK. Adapters (store, GitHub, cloud) implement the traits in [`ports`]; the engine drives them.
+
+pub mod admission;
+pub mod cost;
+pub mod entitlement;
+pub mod event;
+pub mod ids;
+pub mod job;
+pub mod labels;
+pub mod ports;
+pub mod reason;
+pub mod runner;
+pub mod tenant;
+pub mod tier;
+
+/// Wall-clock instant used throughout the domain (UTC).
+pub type Timestamp = chrono::DateTime<chrono::Utc>;

@@ -1,0 +1,369 @@
+//! Port traits: the narrow interfaces through which the engine reaches the store, GitHub and the cloud.
+//!
+//! Every adapter implements one of these; only the binary's wiring picks concrete adapters.
+
+use crate::Timestamp;
+use crate::cost::UsageRow;
+use crate::ids::{DeliveryId, GithubRunnerId, InstallationId, InstanceId, JobId, OrgName, RunnerName, TierName};
+use crate::job::{Job, JobChange, JobEvent, JobObservation, JobStatus};
+use crate::reason::Reason;
+use crate::runner::{Runner, RunnerState};
+use crate::tenant::{NewTenant, Tenant, TenantStatus, TenantUpdate};
+use async_trait::async_trait;
+use secrecy::SecretString;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+// ---------------------------------------------------------------------------------------------
+// Store
+// ---------------------------------------------------------------------------------------------
+
+/// A store failure, with what the store was doing.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store operation {op} failed")]
+    Backend {
+        op: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("stored data is invalid in {op}: {detail}")]
+    Corrupt { op: &'static str, detail: String },
+}
+
+/// One webhook delivery, recorded before it is acted on (deduplication on the delivery id).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryRecord {
+    pub delivery_id: DeliveryId,
+    pub event: String,
+    pub action: Option<String>,
+    pub installation_id: Option<InstallationId>,
+    pub received_at: Timestamp,
+}
+
+/// A request for one runner slot of a tenant on a tier.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReserveRequest {
+    pub installation_id: InstallationId,
+    pub tier: TierName,
+    /// Repository scope for personal-account tenants (demand is counted per repository for them).
+    pub scope_repo: Option<String>,
+    /// The job the runner is started for (FIFO head); a hint only.
+    pub intended_job: Option<JobId>,
+    /// Deployment-wide cap on live runners.
+    pub global_cap: Option<u32>,
+    /// Deployment name, part of the runner name.
+    pub environment: String,
+    pub now: Timestamp,
+}
+
+/// The outcome of [`Store::runner_reserve`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reservation {
+    /// A slot is held by this new runner record (state `requested`).
+    Reserved(Runner),
+    /// Admission refused; the job waits with this reason.
+    Refused(Reason),
+    /// Queued jobs of this (tenant, tier, scope) are already covered by unbound runners.
+    NoDemand,
+}
+
+/// A change to a runner record. `None` leaves a field as it is; timestamps are set by the store
+/// from `at` when the state moves to the matching state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunnerUpdate {
+    pub state: Option<RunnerState>,
+    pub instance_id: Option<InstanceId>,
+    pub github_runner_id: Option<GithubRunnerId>,
+    pub job_id: Option<JobId>,
+    pub last_error: Option<String>,
+    pub at: Timestamp,
+}
+
+impl RunnerUpdate {
+    pub fn state(state: RunnerState, at: Timestamp) -> Self {
+        Self { state: Some(state), instance_id: None, github_runner_id: None, job_id: None, last_error: None, at }
+    }
+}
+
+/// Filter for listing runners; empty fields match everything.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunnerFilter {
+    pub installation_id: Option<InstallationId>,
+    pub tier: Option<TierName>,
+    pub states: Vec<RunnerState>,
+}
+
+/// Filter for listing jobs; empty fields match everything. Newest first, at most `limit`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobFilter {
+    pub installation_id: Option<InstallationId>,
+    pub status: Option<JobStatus>,
+    pub wait_reason: Option<Reason>,
+    pub limit: Option<u32>,
+}
+
+/// Persistent state of ghr. Every method is atomic on its own.
+#[async_trait]
+pub trait Store: Send + Sync {
+    // Tenants.
+    /// Create a tenant; if one exists for the installation, return it unchanged with `false`.
+    async fn tenant_create(&self, tenant: NewTenant, now: Timestamp) -> Result<(Tenant, bool), StoreError>;
+    async fn tenant_get(&self, id: InstallationId) -> Result<Option<Tenant>, StoreError>;
+    /// Find by login, case-insensitively (GitHub logins are case-insensitive).
+    async fn tenant_find_by_org(&self, org: &OrgName) -> Result<Option<Tenant>, StoreError>;
+    /// All tenants, or those with one status, ordered by installation id.
+    async fn tenant_list(&self, status: Option<TenantStatus>) -> Result<Vec<Tenant>, StoreError>;
+    /// Apply an update and stamp `updated_at`; None when the tenant does not exist.
+    /// The caller derives `max_runners` from a new tier (see the engine's tenant service).
+    async fn tenant_update(
+        &self,
+        id: InstallationId,
+        update: TenantUpdate,
+        now: Timestamp,
+    ) -> Result<Option<Tenant>, StoreError>;
+
+    // Webhook deliveries.
+    /// Record a delivery; `false` when this delivery id was seen before (a redelivery: change nothing).
+    async fn delivery_record(&self, delivery: &DeliveryRecord) -> Result<bool, StoreError>;
+    /// Whether a delivery id has been recorded.
+    async fn delivery_seen(&self, id: &DeliveryId) -> Result<bool, StoreError>;
+
+    // Jobs.
+    /// Record an observation; status only moves forward. Appends timeline entries for changes.
+    async fn job_observe(&self, observation: JobObservation) -> Result<JobChange, StoreError>;
+    async fn job_get(&self, id: JobId) -> Result<Option<Job>, StoreError>;
+    async fn job_list(&self, filter: JobFilter) -> Result<Vec<Job>, StoreError>;
+    /// Jobs that want a runner (queued and matched to a tier), oldest first.
+    async fn job_list_wanting_runner(&self) -> Result<Vec<Job>, StoreError>;
+    /// Set or clear the wait reason; appends a timeline entry only when it changes.
+    async fn job_set_wait_reason(&self, id: JobId, reason: Option<Reason>, at: Timestamp) -> Result<(), StoreError>;
+    /// Append a timeline entry.
+    async fn job_event_append(&self, event: JobEvent) -> Result<(), StoreError>;
+    async fn job_timeline(&self, id: JobId) -> Result<Vec<JobEvent>, StoreError>;
+
+    // Runners.
+    /// Atomically: check remaining demand for (tenant, tier, scope), the tenant's status and its
+    /// live runners across all tiers against `max_runners`, and the global cap; on success insert
+    /// a runner in state `requested`. Concurrent callers never exceed a limit.
+    async fn runner_reserve(&self, request: ReserveRequest) -> Result<Reservation, StoreError>;
+    /// Update a runner; refuses (returns the unchanged record) a state change the lifecycle forbids.
+    async fn runner_update(&self, name: &RunnerName, update: RunnerUpdate) -> Result<Option<Runner>, StoreError>;
+    async fn runner_get(&self, name: &RunnerName) -> Result<Option<Runner>, StoreError>;
+    async fn runner_list(&self, filter: RunnerFilter) -> Result<Vec<Runner>, StoreError>;
+    /// Live runner counts per installation (for metrics and the demo's invariant checks).
+    async fn runner_live_counts(&self) -> Result<BTreeMap<InstallationId, u32>, StoreError>;
+
+    // Usage.
+    /// Runner-seconds per tenant and tier of runners overlapping `[from, to)`, clipped to it;
+    /// live runners count up to `now`.
+    async fn usage(&self, from: Timestamp, to: Timestamp, now: Timestamp) -> Result<Vec<UsageRow>, StoreError>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// GitHub
+// ---------------------------------------------------------------------------------------------
+
+/// Where a runner is registered.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RunnerScope {
+    /// Organisation-level runner.
+    Org(OrgName),
+    /// Repository-level runner (personal accounts): `owner/name`.
+    Repo(String),
+}
+
+/// A request for a single-use JIT runner configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JitRequest {
+    pub installation_id: InstallationId,
+    pub scope: RunnerScope,
+    pub name: RunnerName,
+    pub labels: Vec<String>,
+    /// Runner group name (org scope only; repository runners use group 1).
+    pub runner_group: String,
+}
+
+/// A minted JIT config. The encoded config is a credential: it reaches only the runner.
+#[derive(Debug, Clone)]
+pub struct JitConfig {
+    pub runner_id: GithubRunnerId,
+    pub encoded_jit_config: SecretString,
+}
+
+/// A self-hosted runner registration as GitHub reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GithubRunner {
+    pub id: GithubRunnerId,
+    pub name: String,
+    /// `online` or `offline`.
+    pub online: bool,
+    pub busy: bool,
+    pub labels: Vec<String>,
+}
+
+/// A workflow job as the REST API reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GithubJob {
+    pub id: JobId,
+    pub status: JobStatus,
+    pub conclusion: Option<String>,
+    pub runner_name: Option<String>,
+}
+
+/// One attempt of the App's webhook deliveries (`GET /app/hook/deliveries`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookDelivery {
+    /// The numeric delivery id used to request a redelivery.
+    pub id: u64,
+    pub guid: DeliveryId,
+    pub delivered_at: Timestamp,
+    pub redelivery: bool,
+    pub status_code: u16,
+    pub event: String,
+    pub action: Option<String>,
+    pub installation_id: Option<InstallationId>,
+}
+
+/// A GitHub API failure, classified so the engine can decide to retry, wait or give up.
+#[derive(Debug, thiserror::Error)]
+pub enum GithubError {
+    #[error("GitHub rejected the credentials (401)")]
+    Unauthorized,
+    #[error("GitHub refused the request (403): {0}")]
+    Forbidden(String),
+    #[error("GitHub has no such resource (404): {0}")]
+    NotFound(String),
+    #[error("GitHub reports a conflict (409): {0}")]
+    Conflict(String),
+    #[error("GitHub could not process the request (422): {0}")]
+    Unprocessable(String),
+    #[error("GitHub rate limit hit; retry after {retry_after:?}")]
+    RateLimited { retry_after: Duration },
+    #[error("GitHub failed with status {status}")]
+    Server { status: u16 },
+    #[error("calling GitHub failed: {0}")]
+    Transport(String),
+    #[error("GitHub's answer could not be read: {0}")]
+    Decode(String),
+    #[error("GitHub App setup is invalid: {0}")]
+    Config(String),
+}
+
+impl GithubError {
+    /// Whether retrying later can succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, GithubError::RateLimited { .. } | GithubError::Server { .. } | GithubError::Transport(_))
+    }
+}
+
+/// The GitHub REST calls the engine needs, as the App (JWT) or as an installation (token).
+#[async_trait]
+pub trait GitHubApi: Send + Sync {
+    /// `POST /orgs/{org}/actions/runners/generate-jitconfig` (or the repository variant).
+    async fn create_jit_config(&self, request: &JitRequest) -> Result<JitConfig, GithubError>;
+    /// A registration by id; None when GitHub has none (404).
+    async fn get_runner(
+        &self,
+        installation: InstallationId,
+        scope: &RunnerScope,
+        id: GithubRunnerId,
+    ) -> Result<Option<GithubRunner>, GithubError>;
+    /// Every registration of the scope (all pages).
+    async fn list_runners(
+        &self,
+        installation: InstallationId,
+        scope: &RunnerScope,
+    ) -> Result<Vec<GithubRunner>, GithubError>;
+    /// Delete a registration; a missing one is not an error.
+    async fn delete_runner(
+        &self,
+        installation: InstallationId,
+        scope: &RunnerScope,
+        id: GithubRunnerId,
+    ) -> Result<(), GithubError>;
+    /// `GET /repos/{owner}/{repo}/actions/jobs/{id}`; None when GitHub has no such job.
+    async fn get_job(
+        &self,
+        installation: InstallationId,
+        repository: &str,
+        id: JobId,
+    ) -> Result<Option<GithubJob>, GithubError>;
+    /// Recent deliveries of the App's webhook, newest first (App JWT).
+    async fn list_deliveries(&self, limit: u32) -> Result<Vec<HookDelivery>, GithubError>;
+    /// Ask GitHub to deliver a past delivery again (App JWT).
+    async fn redeliver(&self, delivery: u64) -> Result<(), GithubError>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Provider (where runners run)
+// ---------------------------------------------------------------------------------------------
+
+/// Everything a provider needs to start one runner.
+#[derive(Debug, Clone)]
+pub struct LaunchRequest {
+    pub runner_name: RunnerName,
+    pub installation_id: InstallationId,
+    pub org_name: OrgName,
+    /// The tenant's plan (tag `ghr:tenant_tier`).
+    pub tenant_tier: TierName,
+    /// The runner's size (tag `ghr:tier`).
+    pub tier: TierName,
+    pub instance_types: Vec<String>,
+    pub labels: Vec<String>,
+    /// The single-use runner credential. Never logged, never persisted by ghr.
+    pub jit_config: SecretString,
+}
+
+/// Lifecycle state of an instance as the provider sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceState {
+    Pending,
+    Running,
+    /// Stopping or stopped: not serving but still costing or holding resources.
+    Stopping,
+    /// Gone (exited process, terminated instance).
+    Terminated,
+}
+
+/// An instance ghr launched, as the provider lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instance {
+    pub id: InstanceId,
+    pub runner_name: Option<RunnerName>,
+    pub installation_id: Option<InstallationId>,
+    pub tier: Option<TierName>,
+    pub state: InstanceState,
+    pub launched_at: Option<Timestamp>,
+    /// For EC2: the instance type that was actually launched.
+    pub instance_type: Option<String>,
+}
+
+/// A provider failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// No capacity for any configured instance type / purchase option.
+    #[error("no capacity: {0}")]
+    Capacity(String),
+    /// Account limit or throttling; retry later.
+    #[error("provider throttled or over quota: {0}")]
+    Throttled(String),
+    /// The configuration cannot work (bad AMI, missing command, ...): retried, but an operator must act.
+    #[error("provider configuration error: {0}")]
+    Config(String),
+    #[error("provider call failed: {0}")]
+    Failed(String),
+}
+
+/// A place that runs runners: local processes, EC2, ...
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// Short name for logs and metrics (`process`, `ec2`).
+    fn name(&self) -> &'static str;
+    /// Start one runner. On error nothing is left running.
+    async fn launch(&self, request: LaunchRequest) -> Result<Instance, ProviderError>;
+    /// Terminate an instance. Idempotent: an unknown or already-gone instance is not an error.
+    async fn terminate(&self, id: &InstanceId) -> Result<(), ProviderError>;
+    /// Every non-terminated instance of this deployment.
+    async fn list(&self) -> Result<Vec<Instance>, ProviderError>;
+}
