@@ -144,7 +144,8 @@ mod tests {
         let small = tenant("small", TenantStatus::Active);
         let large = tenant("large", TenantStatus::Active);
         let suspended = tenant("large", TenantStatus::Suspended);
-        let table: Vec<(Option<&Tenant>, TierAccess, &[&str], Result<&str, Reason>)> = vec![
+        type Case<'a> = (Option<&'a Tenant>, TierAccess, &'a [&'a str], Result<&'a str, Reason>);
+        let table: Vec<Case> = vec![
             (Some(&small), TierAccess::UpToPlan, &["self-hosted", "small"], Ok("small")),
             (Some(&small), TierAccess::UpToPlan, &["self-hosted", "large"], Err(Reason::TierNotEntitled)),
             (Some(&small), TierAccess::Any, &["self-hosted", "large"], Ok("large")),

@@ -61,7 +61,7 @@ pub struct ReserveRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reservation {
     /// A slot is held by this new runner record (state `requested`).
-    Reserved(Runner),
+    Reserved(Box<Runner>),
     /// Admission refused; the job waits with this reason.
     Refused(Reason),
     /// Queued jobs of this (tenant, tier, scope) are already covered by unbound runners.
