@@ -1,0 +1,1 @@
+//! Runner providers that need no cloud SDK: the local process provider.

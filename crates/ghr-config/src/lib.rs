@@ -1,0 +1,1 @@
+//! ghr.toml: typed, strict, documented configuration.

@@ -1,0 +1,1 @@
+//! Storage adapters of ghr (SQLite) and the storage conformance suite run against every backend.

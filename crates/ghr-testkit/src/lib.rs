@@ -1,0 +1,1 @@
+//! Test kit: a stateful GitHub emulator over HTTP, an emulated runner, signed webhook helpers.
