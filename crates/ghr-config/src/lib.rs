@@ -1,1 +1,163 @@
-//! ghr.toml: typed, strict, documented configuration.
+//! `ghr.toml`: typed, strict, documented configuration.
+//!
+//! Unknown keys are rejected; every field has a documented default; secrets may come from environment
+//! variables instead of the file. [`Config::parse`] is pure (text and an environment lookup in, a validated
+//! config out), [`Config::load`] reads the file.
+
+mod model;
+
+pub use model::*;
+
+use ghr_core::tier::{CatalogError, Tier, TierCatalog};
+use secrecy::{ExposeSecret, SecretString};
+use std::path::{Path, PathBuf};
+
+/// Environment variable holding the webhook secret (overrides `github.webhook_secret`).
+pub const ENV_WEBHOOK_SECRET: &str = "GHR_WEBHOOK_SECRET";
+/// Environment variable holding the App private key PEM itself (overrides `github.private_key_path`).
+pub const ENV_PRIVATE_KEY: &str = "GHR_GITHUB_PRIVATE_KEY";
+/// Environment variable holding the admin API bearer token (overrides `admin.token`).
+pub const ENV_ADMIN_TOKEN: &str = "GHR_ADMIN_TOKEN";
+
+/// A configuration problem, naming the file, the key and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {file}")]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Syntax { file: String, message: String },
+    #[error("{file}: key `{key}`: {message}")]
+    Invalid { file: String, key: String, message: String },
+    #[error("{file}: key `tiers`: {source}")]
+    Catalog {
+        file: String,
+        #[source]
+        source: CatalogError,
+    },
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it came from (file name, or `<built-in>`).
+    pub source: String,
+    pub raw: RawConfig,
+    pub catalog: TierCatalog,
+    pub webhook_secret: Option<SecretString>,
+    pub admin_token: Option<SecretString>,
+}
+
+impl Config {
+    /// Read and validate a config file; secrets may come from the process environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: path.to_path_buf(), source })?;
+        Self::parse(&text, &path.display().to_string(), &|name| std::env::var(name).ok())
+    }
+
+    /// The built-in defaults (used by `ghr demo` and when no file is given to `config check`).
+    pub fn builtin() -> Config {
+        Self::parse("", "<built-in>", &|_| None).expect("the empty config is valid")
+    }
+
+    /// Parse and validate config text. `env` looks up environment variables (injected for tests).
+    pub fn parse(text: &str, source: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text)
+            .map_err(|e| ConfigError::Syntax { file: source.to_owned(), message: e.to_string() })?;
+        let invalid =
+            |key: &str, message: String| ConfigError::Invalid { file: source.to_owned(), key: key.to_owned(), message };
+
+        let catalog = if raw.tiers.is_empty() {
+            TierCatalog::seed_default()
+        } else {
+            let tiers = raw.tiers.iter().map(TierSection::to_tier).collect::<Vec<Tier>>();
+            TierCatalog::new(tiers).map_err(|e| ConfigError::Catalog { file: source.to_owned(), source: e })?
+        };
+        if catalog.get(&raw.tenants.default_tier.as_str().into()).is_none() {
+            return Err(invalid(
+                "tenants.default_tier",
+                format!(
+                    "tier {:?} is not in the catalog; use one of: {}",
+                    raw.tenants.default_tier,
+                    catalog.names().join(", ")
+                ),
+            ));
+        }
+        if raw.environment.is_empty()
+            || !raw.environment.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            || raw.environment.len() > 32
+        {
+            return Err(invalid(
+                "environment",
+                format!(
+                    "{:?} is not a valid deployment name: use 1-32 characters of a-z, 0-9, '-' and '_'",
+                    raw.environment
+                ),
+            ));
+        }
+        if !raw.server.webhook_path.starts_with('/') {
+            return Err(invalid("server.webhook_path", "must start with '/'".into()));
+        }
+        if raw.server.max_body_bytes == 0 {
+            return Err(invalid("server.max_body_bytes", "must be positive".into()));
+        }
+        if raw.tenants.global_max_runners == Some(0) {
+            return Err(invalid("tenants.global_max_runners", "0 would block every job; remove it for no cap".into()));
+        }
+        if raw.dispatcher.tick_seconds == 0 {
+            return Err(invalid("dispatcher.tick_seconds", "must be at least 1".into()));
+        }
+        if raw.reconciler.interval_seconds == 0 {
+            return Err(invalid("reconciler.interval_seconds", "must be at least 1".into()));
+        }
+        match raw.provider.kind {
+            ProviderKind::Process if raw.provider.process.command.is_empty() => {
+                return Err(invalid(
+                    "provider.process.command",
+                    "give the runner command, e.g. [\"./run-runner.sh\"]".into(),
+                ));
+            }
+            ProviderKind::Ec2 if raw.provider.ec2.subnets.is_empty() => {
+                return Err(invalid("provider.ec2.subnets", "list at least one subnet id".into()));
+            }
+            _ => {}
+        }
+
+        let from_env = |name: &str| env(name).filter(|s| !s.is_empty()).map(SecretString::from);
+        let non_empty = |secret: &Option<SecretString>| secret.clone().filter(|s| !s.expose_secret().is_empty());
+        let webhook_secret = from_env(ENV_WEBHOOK_SECRET).or_else(|| non_empty(&raw.github.webhook_secret));
+        let admin_token = from_env(ENV_ADMIN_TOKEN).or_else(|| non_empty(&raw.admin.token));
+        Ok(Config { source: source.to_owned(), raw, catalog, webhook_secret, admin_token })
+    }
+
+    /// The App private key PEM: from the environment, else from `github.private_key_path`.
+    pub fn private_key_pem(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<SecretString, ConfigError> {
+        if let Some(pem) = env(ENV_PRIVATE_KEY).filter(|s| !s.is_empty()) {
+            return Ok(SecretString::from(pem));
+        }
+        let path = self.raw.github.private_key_path.as_ref().ok_or_else(|| ConfigError::Invalid {
+            file: self.source.clone(),
+            key: "github.private_key_path".into(),
+            message: format!("no App private key: set this key or the {ENV_PRIVATE_KEY} environment variable"),
+        })?;
+        std::fs::read_to_string(path)
+            .map(SecretString::from)
+            .map_err(|source| ConfigError::Read { file: path.clone(), source })
+    }
+
+    /// Require a secret for serving (`ghr serve` refuses to start without it).
+    pub fn require_webhook_secret(&self) -> Result<&SecretString, ConfigError> {
+        self.webhook_secret.as_ref().ok_or_else(|| ConfigError::Invalid {
+            file: self.source.clone(),
+            key: "github.webhook_secret".into(),
+            message: format!("no webhook secret: set this key or the {ENV_WEBHOOK_SECRET} environment variable"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,363 @@
+//! The sections and keys of `ghr.toml`, each with its default. `ghr config check` prints the effective values.
+
+use ghr_core::entitlement::TierAccess;
+use ghr_core::tier::{DEFAULT_TIER_PRIORITY, Tier};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// The whole file. Every section is optional.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    /// Deployment name: the `ghr:environment` tag and part of every runner name. Default `ghr`.
+    pub environment: String,
+    pub server: ServerSection,
+    pub store: StoreSection,
+    pub github: GithubSection,
+    pub admin: AdminSection,
+    pub tenants: TenantsSection,
+    pub dispatcher: DispatcherSection,
+    pub reconciler: ReconcilerSection,
+    pub provider: ProviderSection,
+    /// The tier catalog, in plan order. Empty: the built-in small/medium/large tiers.
+    pub tiers: Vec<TierSection>,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        Self {
+            environment: "ghr".into(),
+            server: ServerSection::default(),
+            store: StoreSection::default(),
+            github: GithubSection::default(),
+            admin: AdminSection::default(),
+            tenants: TenantsSection::default(),
+            dispatcher: DispatcherSection::default(),
+            reconciler: ReconcilerSection::default(),
+            provider: ProviderSection::default(),
+            tiers: Vec::new(),
+        }
+    }
+}
+
+/// `[server]`: listeners and HTTP limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Webhook and admin API listener. Default `127.0.0.1:8080`.
+    pub listen: String,
+    /// Prometheus `/metrics` listener (separate port). Default `127.0.0.1:9090`.
+    pub metrics_listen: String,
+    /// Path of the webhook endpoint. Default `/webhook`.
+    pub webhook_path: String,
+    /// Largest accepted webhook body; larger answers 413. Default 1 MiB (GitHub caps payloads at 25 MB).
+    pub max_body_bytes: usize,
+    /// Log format: `text` or `json`. Default `text`.
+    pub log_format: LogFormat,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            metrics_listen: "127.0.0.1:9090".into(),
+            webhook_path: "/webhook".into(),
+            max_body_bytes: 1024 * 1024,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `[store]`: where state lives.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// `sqlite://PATH` (created if missing). Default `sqlite://ghr.db`.
+    pub url: String,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        Self { url: "sqlite://ghr.db".into() }
+    }
+}
+
+/// `[github]`: the GitHub App shared by every tenant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GithubSection {
+    /// The App id (Settings → Developer settings → GitHub Apps). Required by `ghr serve`.
+    pub app_id: Option<u64>,
+    /// PEM file of the App private key; or set `GHR_GITHUB_PRIVATE_KEY` to the PEM itself.
+    pub private_key_path: Option<PathBuf>,
+    /// Webhook secret; prefer the `GHR_WEBHOOK_SECRET` environment variable.
+    #[serde(skip_serializing)]
+    pub webhook_secret: Option<SecretString>,
+    /// REST API root. Default `https://api.github.com`; GitHub Enterprise Server: `https://HOST/api/v3`.
+    pub api_url: String,
+    /// Runner group of org-level runners. Default `Default`.
+    pub runner_group: String,
+}
+
+impl Default for GithubSection {
+    fn default() -> Self {
+        Self {
+            app_id: None,
+            private_key_path: None,
+            webhook_secret: None,
+            api_url: "https://api.github.com".into(),
+            runner_group: "Default".into(),
+        }
+    }
+}
+
+/// `[admin]`: the admin REST API.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    /// Bearer token of the admin API; prefer `GHR_ADMIN_TOKEN`. Without one the admin API answers 401 to everything.
+    #[serde(skip_serializing)]
+    pub token: Option<SecretString>,
+}
+
+/// How new installations become tenants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Onboarding {
+    /// `installation.created` makes an active tenant (default).
+    #[default]
+    Automatic,
+    /// New tenants are `pending` until `ghr tenants approve`.
+    Approval,
+}
+
+/// What happens to running runners when a tenant is suspended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnSuspend {
+    /// Running jobs finish; no new runners start (default).
+    #[default]
+    LetFinish,
+    /// Terminate every runner of the tenant at once.
+    Terminate,
+}
+
+/// `[tenants]`: onboarding, plans and limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantsSection {
+    /// Plan of new tenants; must be a tier of the catalog. Default `small`.
+    pub default_tier: String,
+    /// `automatic` (default) or `approval`.
+    pub onboarding: Onboarding,
+    /// `up_to_plan` (default): tiers up to the plan in catalog order; `any`: every tier.
+    pub tier_access: TierAccess,
+    /// Cap on live runners across all tenants. Default: none.
+    pub global_max_runners: Option<u32>,
+    /// `let_finish` (default) or `terminate`.
+    pub on_suspend: OnSuspend,
+}
+
+impl Default for TenantsSection {
+    fn default() -> Self {
+        Self {
+            default_tier: "small".into(),
+            onboarding: Onboarding::Automatic,
+            tier_access: TierAccess::UpToPlan,
+            global_max_runners: None,
+            on_suspend: OnSuspend::LetFinish,
+        }
+    }
+}
+
+/// `[dispatcher]`: turning queued jobs into runners.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DispatcherSection {
+    /// Pass interval when no webhook wakes it. Default 5 s.
+    pub tick_seconds: u64,
+    /// First retry delay after a failed launch for a (tenant, tier); doubles up to `retry_max_seconds`. Default 2 s.
+    pub retry_base_seconds: u64,
+    /// Longest retry delay. Default 60 s.
+    pub retry_max_seconds: u64,
+    /// Launches in flight at once. Default 16.
+    pub max_parallel_launches: usize,
+}
+
+impl Default for DispatcherSection {
+    fn default() -> Self {
+        Self { tick_seconds: 5, retry_base_seconds: 2, retry_max_seconds: 60, max_parallel_launches: 16 }
+    }
+}
+
+/// `[reconciler]`: the periodic repair loop.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReconcilerSection {
+    /// Pass interval. Default 30 s.
+    pub interval_seconds: u64,
+    /// An instance with no runner record older than this is terminated. Default 120 s.
+    pub orphan_grace_seconds: u64,
+    /// A runner not registered with GitHub within this is terminated and its demand put back. Default 600 s.
+    pub bootstrap_timeout_seconds: u64,
+    /// A runner older than this is terminated. Default 6 h.
+    pub max_runtime_seconds: u64,
+    /// A job queued longer than this is checked against GitHub. Default 600 s.
+    pub stale_job_seconds: u64,
+    /// Recent App webhook deliveries inspected for failures to redeliver. Default 100; 0 disables.
+    pub redelivery_scan: u32,
+}
+
+impl Default for ReconcilerSection {
+    fn default() -> Self {
+        Self {
+            interval_seconds: 30,
+            orphan_grace_seconds: 120,
+            bootstrap_timeout_seconds: 600,
+            max_runtime_seconds: 6 * 3600,
+            stale_job_seconds: 600,
+            redelivery_scan: 100,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    /// Local processes on this host (default).
+    #[default]
+    Process,
+    /// EC2 instances (needs a build with the `ec2` feature).
+    Ec2,
+}
+
+/// `[provider]`: where runners run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProviderSection {
+    /// `process` (default) or `ec2`.
+    pub kind: ProviderKind,
+    pub process: ProcessSection,
+    pub ec2: Ec2Section,
+}
+
+/// `[provider.process]`: one local process per runner.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcessSection {
+    /// Program and arguments; the JIT config arrives on its stdin. Default: `ghr-emulated-runner`.
+    pub command: Vec<String>,
+    /// Where instance records and runner logs are kept. Default `ghr-runners`.
+    pub state_dir: PathBuf,
+    /// Seconds between SIGTERM and SIGKILL on terminate. Default 10.
+    pub terminate_grace_seconds: u64,
+}
+
+impl Default for ProcessSection {
+    fn default() -> Self {
+        Self {
+            command: vec!["ghr-emulated-runner".into()],
+            state_dir: "ghr-runners".into(),
+            terminate_grace_seconds: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CapacityType {
+    #[default]
+    Spot,
+    OnDemand,
+}
+
+/// `[provider.ec2]`: EC2 instances.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ec2Section {
+    /// Default `us-east-1`.
+    pub region: String,
+    /// Custom endpoint (an emulator); default none.
+    pub endpoint_url: Option<String>,
+    pub launch_template: Option<String>,
+    pub ami_id: Option<String>,
+    pub subnets: Vec<String>,
+    pub security_groups: Vec<String>,
+    pub iam_instance_profile: Option<String>,
+    /// `spot` (default) or `on_demand`.
+    pub capacity: CapacityType,
+    /// Retry on-demand when spot has no capacity. Default true.
+    pub fallback_to_on_demand: bool,
+}
+
+impl Default for Ec2Section {
+    fn default() -> Self {
+        Self {
+            region: "us-east-1".into(),
+            endpoint_url: None,
+            launch_template: None,
+            ami_id: None,
+            subnets: Vec::new(),
+            security_groups: Vec::new(),
+            iam_instance_profile: None,
+            capacity: CapacityType::Spot,
+            fallback_to_on_demand: true,
+        }
+    }
+}
+
+/// One `[[tiers]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierSection {
+    pub name: String,
+    pub labels: Vec<String>,
+    pub instance_types: Vec<String>,
+    /// Concurrent-runner limit of a tenant on this plan.
+    pub max_runners: u32,
+    /// Default `linux`.
+    #[serde(default = "default_os")]
+    pub runner_os: String,
+    /// Default `x64`.
+    #[serde(default = "default_arch")]
+    pub runner_architecture: String,
+    /// Price per runner-hour for cost reports. Default 0.
+    #[serde(default)]
+    pub price_per_hour: f64,
+    /// Tie-breaker between equally specific tiers; lower wins. Default 100.
+    #[serde(default = "default_priority")]
+    pub priority: i32,
+}
+
+fn default_os() -> String {
+    "linux".into()
+}
+fn default_arch() -> String {
+    "x64".into()
+}
+fn default_priority() -> i32 {
+    DEFAULT_TIER_PRIORITY
+}
+
+impl TierSection {
+    pub fn to_tier(&self) -> Tier {
+        Tier {
+            name: self.name.as_str().into(),
+            labels: self.labels.clone(),
+            instance_types: self.instance_types.clone(),
+            max_runners: self.max_runners,
+            runner_os: self.runner_os.clone(),
+            runner_architecture: self.runner_architecture.clone(),
+            price_per_hour: self.price_per_hour,
+            priority: self.priority,
+        }
+    }
+}

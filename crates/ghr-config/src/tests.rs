@@ -1,0 +1,118 @@
+//! Table tests of config parsing and validation.
+
+use super::*;
+use ghr_core::entitlement::TierAccess;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, "ghr.toml", &|_| None)
+}
+
+#[test]
+fn empty_file_gives_seed_defaults() {
+    let config = parse("").unwrap();
+    assert_eq!(config.catalog.names(), ["small", "medium", "large"]);
+    assert_eq!(config.raw.tenants.default_tier, "small");
+    assert_eq!(config.raw.server.max_body_bytes, 1024 * 1024);
+    assert!(config.webhook_secret.is_none());
+}
+
+#[test]
+fn custom_tiers_need_no_code_change() {
+    let text = r#"
+        [tenants]
+        default_tier = "starter"
+        tier_access = "any"
+
+        [[tiers]]
+        name = "starter"
+        labels = ["self-hosted", "linux", "x64", "starter"]
+        instance_types = ["t3.small"]
+        max_runners = 1
+
+        [[tiers]]
+        name = "pro"
+        labels = ["self-hosted", "linux", "x64", "pro"]
+        instance_types = ["m5.xlarge", "c5.xlarge"]
+        max_runners = 20
+        price_per_hour = 0.25
+
+        [[tiers]]
+        name = "arm64-medium"
+        labels = ["self-hosted", "linux", "arm64", "medium"]
+        instance_types = ["t4g.large", "m6g.large"]
+        max_runners = 5
+        runner_architecture = "arm64"
+    "#;
+    let config = parse(text).unwrap();
+    assert_eq!(config.catalog.names(), ["starter", "pro", "arm64-medium"]);
+    assert_eq!(config.catalog.get(&"arm64-medium".into()).unwrap().runner_architecture, "arm64");
+    assert_eq!(config.raw.tenants.tier_access, TierAccess::Any);
+}
+
+#[test]
+fn errors_name_file_key_and_fix() {
+    let table: &[(&str, &[&str])] = &[
+        ("[server]\nlisten_on = 1", &["ghr.toml", "unknown field `listen_on`"]),
+        ("bogus = true", &["ghr.toml", "unknown field `bogus`"]),
+        ("[tenants]\ndefault_tier = \"huge\"", &["tenants.default_tier", "\"huge\"", "small, medium, large"]),
+        ("[tenants]\nonboarding = \"sometimes\"", &["ghr.toml", "unknown variant `sometimes`"]),
+        ("[tenants]\nglobal_max_runners = 0", &["tenants.global_max_runners"]),
+        ("environment = \"a b\"", &["environment", "valid deployment name"]),
+        ("[server]\nwebhook_path = \"hook\"", &["server.webhook_path", "start with '/'"]),
+        (
+            "[[tiers]]\nname = \"x\"\nlabels = []\ninstance_types = [\"t3.small\"]\nmax_runners = 1",
+            &["tiers", "no labels"],
+        ),
+        (
+            "[[tiers]]\nname = \"x\"\nlabels = [\"a\"]\ninstance_types = [\"t3.small\"]\nmax_runners = 0",
+            &["max_runners = 0"],
+        ),
+        ("[[tiers]]\nname = \"x\"\nlabels = [\"a\"]\nmax_runners = 1", &["missing field `instance_types`"]),
+        ("[provider]\nkind = \"ec2\"", &["provider.ec2.subnets"]),
+        ("[provider.process]\ncommand = []", &["provider.process.command"]),
+    ];
+    for (text, fragments) in table {
+        let message = match parse(text) {
+            Ok(_) => panic!("{text:?} should be rejected"),
+            Err(e) => e.to_string(),
+        };
+        for fragment in *fragments {
+            assert!(message.contains(fragment), "{text:?}: {message:?} should mention {fragment:?}");
+        }
+    }
+}
+
+#[test]
+fn secrets_come_from_the_environment_first() {
+    let env = |name: &str| match name {
+        ENV_WEBHOOK_SECRET => Some("from-env".to_owned()),
+        ENV_ADMIN_TOKEN => Some("admin-env".to_owned()),
+        _ => None,
+    };
+    let config = Config::parse("[github]\nwebhook_secret = \"from-file\"", "ghr.toml", &env).unwrap();
+    use secrecy::ExposeSecret;
+    assert_eq!(config.webhook_secret.unwrap().expose_secret(), "from-env");
+    assert_eq!(config.admin_token.unwrap().expose_secret(), "admin-env");
+    let config = parse("[github]\nwebhook_secret = \"from-file\"").unwrap();
+    assert_eq!(config.webhook_secret.unwrap().expose_secret(), "from-file");
+}
+
+#[test]
+fn secrets_never_serialize() {
+    let config = parse("[github]\nwebhook_secret = \"s3cret\"\n[admin]\ntoken = \"t0ken\"").unwrap();
+    let rendered = toml::to_string(&config.raw).unwrap();
+    assert!(!rendered.contains("s3cret") && !rendered.contains("t0ken"), "{rendered}");
+}
+
+#[test]
+fn missing_private_key_says_how_to_provide_it() {
+    let err = parse("").unwrap().private_key_pem(&|_| None).unwrap_err();
+    assert!(err.to_string().contains(ENV_PRIVATE_KEY), "{err}");
+}
+
+#[test]
+fn debug_output_redacts_secrets() {
+    let config = parse("[github]\nwebhook_secret = \"s3cret\"\n[admin]\ntoken = \"t0ken\"").unwrap();
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("s3cret") && !debug.contains("t0ken"), "{debug}");
+}
