@@ -1,0 +1,161 @@
+//! Reconciler rules that ask GitHub: ghost registrations, stale queued jobs, missed webhooks.
+
+use super::fleet::scopes_of;
+use super::{ReconcileReport, Reconciler, older_than};
+use crate::error::{EngineError, StoreContext};
+use ghr_core::Timestamp;
+use ghr_core::ids::{InstallationId, RUNNER_NAME_PREFIX};
+use ghr_core::job::{JobEvent, JobObservation, JobStatus, event_kind};
+use ghr_core::tenant::TenantStatus;
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Queued jobs checked against GitHub per pass, to bound API use.
+const STALE_JOBS_PER_PASS: usize = 50;
+
+impl Reconciler {
+    /// Delete offline registrations named like ours that no live runner owns, in the scopes of tenants that
+    /// currently have runners. (GitHub itself removes offline ephemeral runners after a day; this is faster.)
+    pub(super) async fn ghost_registrations(
+        &self,
+        _now: Timestamp,
+        report: &mut ReconcileReport,
+    ) -> Result<(), EngineError> {
+        let live = self.live_runners().await?;
+        if live.is_empty() {
+            return Ok(());
+        }
+        let live_names: HashSet<&str> = live.iter().map(|r| r.name.as_str()).collect();
+        let mut orgs = HashMap::new();
+        for installation in live.iter().map(|r| r.installation_id).collect::<HashSet<_>>() {
+            if let Some(tenant) = self.ports.store.tenant_get(installation).await.doing("reading a tenant")?
+                && tenant.status != TenantStatus::Deleted
+            {
+                orgs.insert(installation, tenant.org_name.to_string());
+            }
+        }
+        let prefix = format!("{RUNNER_NAME_PREFIX}-{}-", self.settings.environment);
+        for (installation, scope) in scopes_of(&live, &orgs) {
+            let registrations = self
+                .ports
+                .github
+                .list_runners(installation, &scope)
+                .await
+                .map_err(|source| EngineError::Github { doing: "listing runner registrations", source })?;
+            for registration in registrations {
+                if !registration.name.starts_with(&prefix)
+                    || registration.online
+                    || registration.busy
+                    || live_names.contains(registration.name.as_str())
+                {
+                    continue;
+                }
+                match self.ports.github.delete_runner(installation, &scope, registration.id).await {
+                    Ok(()) => report.ghost_registrations_deleted += 1,
+                    Err(error) => {
+                        tracing::warn!(runner = %registration.name, error = %error, "could not delete a ghost registration")
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Jobs queued for long: ask GitHub whether they still are; record where they went if not.
+    pub(super) async fn stale_jobs(&self, now: Timestamp, report: &mut ReconcileReport) -> Result<(), EngineError> {
+        let jobs = self.ports.store.job_list_wanting_runner().await.doing("listing queued jobs")?;
+        let mut active: BTreeMap<InstallationId, bool> = BTreeMap::new();
+        let mut checked = 0;
+        for job in jobs.into_iter().filter(|j| older_than(Some(j.received_at), now, self.settings.stale_job_after)) {
+            if checked >= STALE_JOBS_PER_PASS {
+                break;
+            }
+            if let Entry::Vacant(slot) = active.entry(job.installation_id) {
+                let tenant = self.ports.store.tenant_get(job.installation_id).await.doing("reading a tenant")?;
+                slot.insert(tenant.is_some_and(|t| t.status != TenantStatus::Deleted));
+            }
+            if !active[&job.installation_id] {
+                continue;
+            }
+            checked += 1;
+            let found = match self.ports.github.get_job(job.installation_id, &job.repository, job.job_id).await {
+                Ok(found) => found,
+                Err(error) => {
+                    tracing::debug!(job_id = %job.job_id, error = %error, "could not check a stale job");
+                    continue;
+                }
+            };
+            let (status, conclusion, runner_name) = match found {
+                Some(github) if github.status == JobStatus::Queued => continue,
+                Some(github) => (github.status, github.conclusion, github.runner_name),
+                None => (JobStatus::Completed, Some("not_found".to_owned()), None),
+            };
+            let observation = JobObservation {
+                job_id: job.job_id,
+                installation_id: job.installation_id,
+                repository: job.repository.clone(),
+                labels: job.labels.clone(),
+                tier: job.tier.clone(),
+                status,
+                conclusion: conclusion.clone(),
+                runner_name: runner_name.map(ghr_core::ids::RunnerName::new),
+                queued_at: job.queued_at,
+                started_at: (status >= JobStatus::InProgress).then_some(now),
+                completed_at: (status == JobStatus::Completed).then_some(now),
+                observed_at: now,
+            };
+            self.ports.store.job_observe(observation).await.doing("recording a stale job's status")?;
+            let detail =
+                format!("GitHub reports {status}{}", conclusion.map(|c| format!(" ({c})")).unwrap_or_default());
+            let event = JobEvent { job_id: job.job_id, at: now, kind: event_kind::NO_LONGER_QUEUED.into(), detail };
+            self.ports.store.job_event_append(event).await.doing("appending to a job timeline")?;
+            report.stale_jobs_resolved += 1;
+        }
+        Ok(())
+    }
+
+    /// GitHub never redelivers on its own: redeliver recent deliveries that failed and never reached us.
+    pub(super) async fn missed_webhooks(&self, report: &mut ReconcileReport) -> Result<(), EngineError> {
+        if self.settings.redelivery_scan == 0 {
+            return Ok(());
+        }
+        let deliveries = self
+            .ports
+            .github
+            .list_deliveries(self.settings.redelivery_scan)
+            .await
+            .map_err(|source| EngineError::Github { doing: "listing webhook deliveries", source })?;
+        // Newest attempt first; a guid is fine once any attempt succeeded.
+        let mut by_guid: BTreeMap<String, (bool, u64)> = BTreeMap::new();
+        for delivery in &deliveries {
+            let ok = (200..300).contains(&delivery.status_code);
+            let entry = by_guid.entry(delivery.guid.to_string()).or_insert((false, delivery.id));
+            entry.0 |= ok;
+        }
+        for (guid, (delivered, latest_attempt)) in by_guid {
+            if delivered {
+                continue;
+            }
+            if self.ports.store.delivery_seen(&guid.as_str().into()).await.doing("checking a delivery id")? {
+                continue;
+            }
+            let first_request = self.redelivered.lock().map(|mut set| set.insert(guid.clone())).unwrap_or(false);
+            if !first_request {
+                continue;
+            }
+            match self.ports.github.redeliver(latest_attempt).await {
+                Ok(()) => {
+                    tracing::info!(%guid, "requested redelivery of a webhook that never reached ghr");
+                    report.redeliveries_requested += 1;
+                }
+                Err(error) => {
+                    if let Ok(mut set) = self.redelivered.lock() {
+                        set.remove(&guid);
+                    }
+                    tracing::warn!(%guid, error = %error, "redelivery request failed; retrying next pass");
+                }
+            }
+        }
+        Ok(())
+    }
+}

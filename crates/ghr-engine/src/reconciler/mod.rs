@@ -1,0 +1,171 @@
+//! The reconciler: a periodic, idempotent repair pass. Each pass reports what it did.
+//!
+//! Rules (each in its own function, each safe to run again):
+//! - instance with no live runner record, older than the orphan grace → terminate;
+//! - live runner whose instance vanished → terminated (slot freed); `requested` with no instance past the
+//!   grace (a crashed launch) → failed;
+//! - runner launched but not registered within the bootstrap timeout → terminate (its demand comes back);
+//!   registered runners are marked idle;
+//! - runner past the maximum runtime → terminate;
+//! - deleted tenant → terminate everything; suspended tenant with `on_suspend = terminate` → the same;
+//! - GitHub registrations of ours, offline, with no live runner → delete;
+//! - job queued longer than the stale threshold → ask GitHub; record its real status if it moved on;
+//! - missed webhooks: redeliver the App's failed deliveries that never reached us.
+
+mod fleet;
+mod github;
+
+use crate::Ports;
+use crate::error::EngineError;
+use crate::metrics as m;
+use crate::settings::EngineSettings;
+use crate::teardown::Teardown;
+use chrono::Utc;
+use ghr_core::Timestamp;
+use serde::Serialize;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// What one reconciler pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReconcileReport {
+    pub orphans_terminated: usize,
+    pub vanished_released: usize,
+    pub stale_requests_failed: usize,
+    pub registered: usize,
+    pub bootstrap_timeouts: usize,
+    pub max_runtime_terminated: usize,
+    pub tenant_teardowns: usize,
+    pub ghost_registrations_deleted: usize,
+    pub stale_jobs_resolved: usize,
+    pub redeliveries_requested: usize,
+    /// Rules that could not run this pass (they run again next pass).
+    pub errors: Vec<String>,
+}
+
+impl ReconcileReport {
+    fn count(&self, action: &'static str, n: usize) {
+        if n > 0 {
+            metrics::counter!(m::RECONCILER_ACTIONS, "action" => action).increment(n as u64);
+        }
+    }
+
+    fn publish(&self) {
+        self.count("orphan_terminated", self.orphans_terminated);
+        self.count("vanished_released", self.vanished_released);
+        self.count("stale_request_failed", self.stale_requests_failed);
+        self.count("registered", self.registered);
+        self.count("bootstrap_timeout", self.bootstrap_timeouts);
+        self.count("max_runtime", self.max_runtime_terminated);
+        self.count("tenant_teardown", self.tenant_teardowns);
+        self.count("ghost_registration_deleted", self.ghost_registrations_deleted);
+        self.count("stale_job_resolved", self.stale_jobs_resolved);
+        self.count("redelivery_requested", self.redeliveries_requested);
+    }
+
+    /// Whether the pass changed anything.
+    pub fn acted(&self) -> bool {
+        self.orphans_terminated
+            + self.vanished_released
+            + self.stale_requests_failed
+            + self.bootstrap_timeouts
+            + self.max_runtime_terminated
+            + self.tenant_teardowns
+            + self.ghost_registrations_deleted
+            + self.stale_jobs_resolved
+            + self.redeliveries_requested
+            > 0
+    }
+}
+
+pub struct Reconciler {
+    ports: Ports,
+    settings: Arc<EngineSettings>,
+    teardown: Teardown,
+    dispatcher_wake: Arc<Notify>,
+    wake: Arc<Notify>,
+    /// Delivery guids whose redelivery this process already requested.
+    redelivered: Mutex<HashSet<String>>,
+    last: Mutex<Option<(Timestamp, ReconcileReport)>>,
+}
+
+impl Reconciler {
+    pub fn new(
+        ports: Ports,
+        settings: Arc<EngineSettings>,
+        teardown: Teardown,
+        dispatcher_wake: Arc<Notify>,
+        wake: Arc<Notify>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            ports,
+            settings,
+            teardown,
+            dispatcher_wake,
+            wake,
+            redelivered: Mutex::new(HashSet::new()),
+            last: Mutex::new(None),
+        })
+    }
+
+    /// Run a pass every interval (and when woken) until `stop`.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.settings.reconcile_interval) => {}
+                () = stop.cancelled() => break,
+            }
+            let report = self.pass(Utc::now()).await;
+            if report.acted() || !report.errors.is_empty() {
+                tracing::info!(?report, "reconciler pass");
+            }
+        }
+    }
+
+    /// The last pass's time and report (for the admin API).
+    pub fn last_report(&self) -> Option<(Timestamp, ReconcileReport)> {
+        self.last.lock().ok().and_then(|l| l.clone())
+    }
+
+    /// One pass at `now`. Rule failures are collected in the report, never abort the pass.
+    pub async fn pass(&self, now: Timestamp) -> ReconcileReport {
+        let mut report = ReconcileReport::default();
+        let note = |rule: &str, result: Result<(), EngineError>, report: &mut ReconcileReport| {
+            if let Err(error) = result {
+                let message = format!("{rule}: {}", crate::error::ErrorChain(&error));
+                tracing::warn!(rule, error = %message, "reconciler rule failed; it runs again next pass");
+                report.errors.push(message);
+            }
+        };
+        let r = self.tenant_teardowns(&mut report).await;
+        note("tenant_teardowns", r, &mut report);
+        let r = self.instances_vs_records(now, &mut report).await;
+        note("instances_vs_records", r, &mut report);
+        let r = self.registration_and_timeouts(now, &mut report).await;
+        note("registration_and_timeouts", r, &mut report);
+        let r = self.ghost_registrations(now, &mut report).await;
+        note("ghost_registrations", r, &mut report);
+        let r = self.stale_jobs(now, &mut report).await;
+        note("stale_jobs", r, &mut report);
+        let r = self.missed_webhooks(&mut report).await;
+        note("missed_webhooks", r, &mut report);
+        report.publish();
+        if report.acted() {
+            self.dispatcher_wake.notify_one();
+        }
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some((now, report.clone()));
+        }
+        report
+    }
+}
+
+fn older_than(t: Option<Timestamp>, now: Timestamp, age: std::time::Duration) -> bool {
+    match (t, chrono::Duration::from_std(age)) {
+        (Some(t), Ok(age)) => now - t >= age,
+        _ => false,
+    }
+}

@@ -1,0 +1,57 @@
+//! Engine settings derived from the configuration file.
+
+use ghr_config::{Config, OnSuspend, Onboarding};
+use ghr_core::entitlement::TierAccess;
+use ghr_core::ids::TierName;
+use ghr_core::tier::TierCatalog;
+use std::time::Duration;
+
+/// Everything the engine needs to know from `ghr.toml`.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub environment: String,
+    pub catalog: TierCatalog,
+    pub default_tier: TierName,
+    pub onboarding: Onboarding,
+    pub tier_access: TierAccess,
+    pub global_max_runners: Option<u32>,
+    pub on_suspend: OnSuspend,
+    pub runner_group: String,
+    pub dispatch_tick: Duration,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    pub max_parallel_launches: usize,
+    pub reconcile_interval: Duration,
+    pub orphan_grace: Duration,
+    pub bootstrap_timeout: Duration,
+    pub max_runtime: Duration,
+    pub stale_job_after: Duration,
+    pub redelivery_scan: u32,
+}
+
+impl EngineSettings {
+    pub fn from_config(config: &Config) -> Self {
+        let raw = &config.raw;
+        let secs = Duration::from_secs;
+        Self {
+            environment: raw.environment.clone(),
+            catalog: config.catalog.clone(),
+            default_tier: raw.tenants.default_tier.as_str().into(),
+            onboarding: raw.tenants.onboarding,
+            tier_access: raw.tenants.tier_access,
+            global_max_runners: raw.tenants.global_max_runners,
+            on_suspend: raw.tenants.on_suspend,
+            runner_group: raw.github.runner_group.clone(),
+            dispatch_tick: secs(raw.dispatcher.tick_seconds),
+            retry_base: secs(raw.dispatcher.retry_base_seconds),
+            retry_max: secs(raw.dispatcher.retry_max_seconds),
+            max_parallel_launches: raw.dispatcher.max_parallel_launches.max(1),
+            reconcile_interval: secs(raw.reconciler.interval_seconds),
+            orphan_grace: secs(raw.reconciler.orphan_grace_seconds),
+            bootstrap_timeout: secs(raw.reconciler.bootstrap_timeout_seconds),
+            max_runtime: secs(raw.reconciler.max_runtime_seconds),
+            stale_job_after: secs(raw.reconciler.stale_job_seconds),
+            redelivery_scan: raw.reconciler.redelivery_scan,
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Teardown: terminating runners (job completed, tenant gone, reconciler findings) and freeing their slots.
+//!
+//! Requests arrive through a [`TeardownHandle`] (from webhook intake, which must answer fast) and are
+//! carried out by [`Teardown::run`]; the reconciler calls [`Teardown::terminate_runner`] directly.
+//! A runner's slot is freed only once its instance is gone: if the provider fails, the runner stays live
+//! and the reconciler tries again.
+
+use crate::Ports;
+use crate::error::{EngineError, StoreContext};
+use crate::metrics as m;
+use chrono::Utc;
+use ghr_core::ids::{InstallationId, RunnerName};
+use ghr_core::ports::{RunnerFilter, RunnerScope, RunnerUpdate};
+use ghr_core::runner::{Runner, RunnerState};
+use std::sync::Arc;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+/// Terminations carried out at once by the worker.
+const TEARDOWN_PARALLELISM: usize = 16;
+
+/// Why a runner is being terminated (a metrics label and a log field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TeardownCause {
+    JobCompleted,
+    TenantDeleted,
+    TenantSuspended,
+    BootstrapTimeout,
+    MaxRuntime,
+    Orphan,
+    Operator,
+    Shutdown,
+}
+
+impl TeardownCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TeardownCause::JobCompleted => "job_completed",
+            TeardownCause::TenantDeleted => "tenant_deleted",
+            TeardownCause::TenantSuspended => "tenant_suspended",
+            TeardownCause::BootstrapTimeout => "bootstrap_timeout",
+            TeardownCause::MaxRuntime => "max_runtime",
+            TeardownCause::Orphan => "orphan",
+            TeardownCause::Operator => "operator",
+            TeardownCause::Shutdown => "shutdown",
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Request {
+    Runner(RunnerName, TeardownCause),
+    Tenant(InstallationId, TeardownCause),
+}
+
+/// Cheap handle to queue teardown work without waiting for it.
+#[derive(Clone)]
+pub struct TeardownHandle {
+    tx: mpsc::UnboundedSender<Request>,
+}
+
+impl TeardownHandle {
+    pub fn runner(&self, name: RunnerName, cause: TeardownCause) {
+        if self.tx.send(Request::Runner(name.clone(), cause)).is_err() {
+            tracing::warn!(runner = %name, "teardown worker stopped; the reconciler will terminate the runner");
+        }
+    }
+
+    pub fn tenant(&self, id: InstallationId, cause: TeardownCause) {
+        if self.tx.send(Request::Tenant(id, cause)).is_err() {
+            tracing::warn!(installation_id = %id, "teardown worker stopped; the reconciler will finish the teardown");
+        }
+    }
+}
+
+/// Receiving end of the teardown queue; give it to [`Teardown::run`].
+pub struct TeardownQueue {
+    rx: mpsc::UnboundedReceiver<Request>,
+}
+
+pub fn channel() -> (TeardownHandle, TeardownQueue) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (TeardownHandle { tx }, TeardownQueue { rx })
+}
+
+#[derive(Clone)]
+pub struct Teardown {
+    ports: Ports,
+}
+
+impl Teardown {
+    pub fn new(ports: Ports) -> Self {
+        Self { ports }
+    }
+
+    /// Terminate one runner's instance and free its slot. Returns false when it was not live.
+    pub async fn terminate_runner(&self, name: &RunnerName, cause: TeardownCause) -> Result<bool, EngineError> {
+        let Some(runner) = self.ports.store.runner_get(name).await.doing("reading a runner")? else {
+            return Ok(false);
+        };
+        if !runner.state.is_live() {
+            return Ok(false);
+        }
+        self.terminate(&runner, cause).await
+    }
+
+    async fn terminate(&self, runner: &Runner, cause: TeardownCause) -> Result<bool, EngineError> {
+        if let Some(instance) = &runner.instance_id {
+            let result = self.ports.provider.terminate(instance).await;
+            let outcome = if result.is_ok() { "ok" } else { "error" };
+            metrics::counter!(m::PROVIDER_CALLS, "provider" => self.ports.provider.name(), "call" => "terminate", "outcome" => outcome)
+                .increment(1);
+            result.map_err(|source| EngineError::Provider { doing: "terminating an instance", source })?;
+        }
+        // A runner that never ran a job keeps its GitHub registration; remove it while the App can.
+        if runner.job_id.is_none()
+            && cause != TeardownCause::TenantDeleted
+            && let Some(github_id) = runner.github_runner_id
+        {
+            let scope = self.scope_of(runner).await?;
+            if let Some(scope) = scope
+                && let Err(error) = self.ports.github.delete_runner(runner.installation_id, &scope, github_id).await
+            {
+                tracing::warn!(runner = %runner.name, error = %error, "could not delete the runner's registration; the reconciler retries");
+            }
+        }
+        let update = RunnerUpdate::state(RunnerState::Terminated, Utc::now());
+        self.ports.store.runner_update(&runner.name, update).await.doing("marking a runner terminated")?;
+        metrics::counter!(m::RUNNERS_TERMINATED, "cause" => cause.as_str()).increment(1);
+        tracing::info!(runner = %runner.name, installation_id = %runner.installation_id, cause = cause.as_str(), "runner terminated");
+        Ok(true)
+    }
+
+    /// Where a runner is registered on GitHub (None when the tenant is gone from the store).
+    pub(crate) async fn scope_of(&self, runner: &Runner) -> Result<Option<RunnerScope>, EngineError> {
+        if let Some(repo) = &runner.scope_repo {
+            return Ok(Some(RunnerScope::Repo(repo.clone())));
+        }
+        let tenant = self.ports.store.tenant_get(runner.installation_id).await.doing("reading a tenant")?;
+        Ok(tenant.map(|t| RunnerScope::Org(t.org_name)))
+    }
+
+    /// Terminate every live runner of a tenant. Returns how many were terminated; failures are logged and
+    /// left to the reconciler.
+    pub async fn terminate_tenant(&self, id: InstallationId, cause: TeardownCause) -> Result<usize, EngineError> {
+        let filter = RunnerFilter { installation_id: Some(id), tier: None, states: RunnerState::LIVE.to_vec() };
+        let runners = self.ports.store.runner_list(filter).await.doing("listing a tenant's runners")?;
+        let mut done = 0;
+        for runner in runners {
+            match self.terminate(&runner, cause).await {
+                Ok(true) => done += 1,
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(runner = %runner.name, error = %error, "teardown failed; the reconciler retries")
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// Carry out queued requests until the handle side closes or `stop` fires.
+    pub async fn run(self, mut queue: TeardownQueue, stop: CancellationToken) {
+        let permits = Arc::new(Semaphore::new(TEARDOWN_PARALLELISM));
+        loop {
+            let request = tokio::select! {
+                request = queue.rx.recv() => match request { Some(r) => r, None => break },
+                () = stop.cancelled() => break,
+            };
+            let Ok(permit) = permits.clone().acquire_owned().await else { break };
+            let this = self.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                match request {
+                    Request::Runner(name, cause) => {
+                        if let Err(error) = this.terminate_runner(&name, cause).await {
+                            tracing::warn!(runner = %name, error = %error, "teardown failed; the reconciler retries");
+                        }
+                    }
+                    Request::Tenant(id, cause) => {
+                        if let Err(error) = this.terminate_tenant(id, cause).await {
+                            tracing::warn!(installation_id = %id, error = %error, "tenant teardown failed; the reconciler retries");
+                        }
+                    }
+                }
+            });
+        }
+        // Let in-flight terminations finish.
+        let _ = permits.acquire_many(TEARDOWN_PARALLELISM as u32).await;
+    }
+}
