@@ -13,7 +13,7 @@ use ghr_core::ids::{InstallationId, RunnerName};
 use ghr_core::ports::{RunnerFilter, RunnerScope, RunnerUpdate};
 use ghr_core::runner::{Runner, RunnerState};
 use std::sync::Arc;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 /// Terminations carried out at once by the worker.
@@ -86,11 +86,13 @@ pub fn channel() -> (TeardownHandle, TeardownQueue) {
 #[derive(Clone)]
 pub struct Teardown {
     ports: Ports,
+    /// Woken after a slot is freed, so a waiting job gets it at once.
+    dispatcher_wake: Arc<Notify>,
 }
 
 impl Teardown {
-    pub fn new(ports: Ports) -> Self {
-        Self { ports }
+    pub fn new(ports: Ports, dispatcher_wake: Arc<Notify>) -> Self {
+        Self { ports, dispatcher_wake }
     }
 
     /// Terminate one runner's instance and free its slot. Returns false when it was not live.
@@ -127,6 +129,7 @@ impl Teardown {
         let update = RunnerUpdate::state(RunnerState::Terminated, Utc::now());
         self.ports.store.runner_update(&runner.name, update).await.doing("marking a runner terminated")?;
         metrics::counter!(m::RUNNERS_TERMINATED, "cause" => cause.as_str()).increment(1);
+        self.dispatcher_wake.notify_one();
         tracing::info!(runner = %runner.name, installation_id = %runner.installation_id, cause = cause.as_str(), "runner terminated");
         Ok(true)
     }

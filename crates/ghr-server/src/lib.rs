@@ -1,1 +1,71 @@
-//! ghr's HTTP surfaces: webhook endpoint, admin REST API, health and Prometheus metrics.
+//! ghr's HTTP surfaces and process runtime: the webhook endpoint, the admin REST API, health checks,
+//! Prometheus metrics on their own listener, and the engine's loops, started and stopped together.
+
+pub mod admin;
+pub mod api;
+pub mod metrics;
+mod runtime;
+pub mod webhook;
+
+pub use runtime::{RunningServer, ServerConfig, ServerError};
+
+use admin::Admin;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use ghr_core::ports::Store;
+use ghr_engine::intake::Intake;
+use ghr_engine::reconciler::Reconciler;
+use secrecy::SecretString;
+use serde_json::json;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub intake: Intake,
+    pub webhook_secret: SecretString,
+    pub max_body_bytes: usize,
+    pub admin_token: Option<SecretString>,
+    pub admin: Arc<dyn Admin>,
+    pub store: Arc<dyn Store>,
+    pub dispatcher_wake: Arc<Notify>,
+    pub reconciler: Option<Arc<Reconciler>>,
+}
+
+/// The main listener's routes: webhook, health, admin API.
+pub fn router(state: AppState, webhook_path: &str) -> Router {
+    let webhook = Router::new()
+        .route(webhook_path, post(webhook::receive))
+        .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .with_state(state.clone());
+    let health = Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(state.clone());
+    Router::new().merge(webhook).merge(health).merge(api::router(state)).fallback(not_found)
+}
+
+/// The metrics listener's routes.
+pub fn metrics_router(handle: metrics_exporter_prometheus::PrometheusHandle) -> Router {
+    Router::new().route("/metrics", get(move || std::future::ready(handle.render())))
+}
+
+async fn healthz() -> Response {
+    (StatusCode::OK, axum::Json(json!({ "status": "ok" }))).into_response()
+}
+
+/// Ready when the store answers.
+async fn readyz(State(app): State<AppState>) -> Response {
+    match app.store.delivery_seen(&"readyz-probe".into()).await {
+        Ok(_) => (StatusCode::OK, axum::Json(json!({ "status": "ready" }))).into_response(),
+        Err(error) => {
+            tracing::warn!(error = %ghr_engine::error::ErrorChain(&error), "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "status": "store unavailable" }))).into_response()
+        }
+    }
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, axum::Json(json!({ "error": "not_found", "message": "no such route" }))).into_response()
+}

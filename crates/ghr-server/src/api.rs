@@ -1,0 +1,211 @@
+//! `/api/v1`: the admin REST API over [`Admin`], bearer-token protected. Documented in `openapi.json`.
+
+use crate::AppState;
+use crate::admin::{
+    AdminError, ErrorBody, JobsQuery, NewTenantRequest, RunnersQuery, SetTierRequest, TenantAction, UsageQuery,
+};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use ghr_core::ids::JobId;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+/// Every admin route as (method, path template); the OpenAPI test checks the spec against this list.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/api/v1/tenants"),
+    ("post", "/api/v1/tenants"),
+    ("get", "/api/v1/tenants/{tenant}"),
+    ("put", "/api/v1/tenants/{tenant}/tier"),
+    ("post", "/api/v1/tenants/{tenant}/suspend"),
+    ("post", "/api/v1/tenants/{tenant}/resume"),
+    ("post", "/api/v1/tenants/{tenant}/approve"),
+    ("get", "/api/v1/runners"),
+    ("get", "/api/v1/jobs"),
+    ("get", "/api/v1/jobs/{job}"),
+    ("get", "/api/v1/usage"),
+    ("get", "/api/v1/reconciler"),
+];
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        // Internal details stay in the logs.
+        let message = match &self {
+            AdminError::Internal(_) => "internal error; see the server logs".to_owned(),
+            other => other.to_string(),
+        };
+        (status, Json(ErrorBody { error: self.code().to_owned(), message })).into_response()
+    }
+}
+
+fn bad_query(rejection: QueryRejection) -> AdminError {
+    AdminError::BadRequest(rejection.body_text())
+}
+
+fn bad_json(rejection: JsonRejection) -> AdminError {
+    AdminError::BadRequest(rejection.body_text())
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/tenants", get(tenants_list).post(tenant_add))
+        .route("/api/v1/tenants/{tenant}", get(tenant_show))
+        .route("/api/v1/tenants/{tenant}/tier", put(tenant_set_tier))
+        .route("/api/v1/tenants/{tenant}/suspend", post(tenant_suspend))
+        .route("/api/v1/tenants/{tenant}/resume", post(tenant_resume))
+        .route("/api/v1/tenants/{tenant}/approve", post(tenant_approve))
+        .route("/api/v1/runners", get(runners_list))
+        .route("/api/v1/jobs", get(jobs_list))
+        .route("/api/v1/jobs/{job}", get(job_show))
+        .route("/api/v1/usage", get(usage))
+        .route("/api/v1/reconciler", get(reconciler))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .with_state(state)
+}
+
+async fn require_token(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let authorised = match (&app.admin_token, presented) {
+        (Some(expected), Some(given)) => bool::from(expected.expose_secret().as_bytes().ct_eq(given.as_bytes())),
+        _ => false,
+    };
+    if authorised { next.run(request).await } else { AdminError::Unauthorized.into_response() }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusQuery {
+    status: Option<String>,
+}
+
+async fn tenants_list(
+    State(app): State<AppState>,
+    query: Result<Query<StatusQuery>, QueryRejection>,
+) -> Result<Response, AdminError> {
+    let Query(query) = query.map_err(bad_query)?;
+    let status = query.status.as_deref().map(crate::admin::parse_status).transpose().map_err(AdminError::BadRequest)?;
+    Ok(Json(app.admin.tenants_list(status).await?).into_response())
+}
+
+async fn tenant_add(
+    State(app): State<AppState>,
+    body: Result<Json<NewTenantRequest>, JsonRejection>,
+) -> Result<Response, AdminError> {
+    let Json(body) = body.map_err(bad_json)?;
+    Ok((StatusCode::CREATED, Json(app.admin.tenant_add(body).await?)).into_response())
+}
+
+async fn tenant_show(State(app): State<AppState>, Path(tenant): Path<String>) -> Result<Response, AdminError> {
+    Ok(Json(app.admin.tenant_show(&tenant).await?).into_response())
+}
+
+async fn tenant_set_tier(
+    State(app): State<AppState>,
+    Path(tenant): Path<String>,
+    body: Result<Json<SetTierRequest>, JsonRejection>,
+) -> Result<Response, AdminError> {
+    let Json(body) = body.map_err(bad_json)?;
+    Ok(Json(app.admin.tenant_set_tier(&tenant, body).await?).into_response())
+}
+
+async fn tenant_action(app: &AppState, tenant: &str, action: TenantAction) -> Result<Response, AdminError> {
+    let tenant = app.admin.tenant_action(tenant, action).await?;
+    app.dispatcher_wake.notify_one();
+    Ok(Json(tenant).into_response())
+}
+
+async fn tenant_suspend(State(app): State<AppState>, Path(tenant): Path<String>) -> Result<Response, AdminError> {
+    tenant_action(&app, &tenant, TenantAction::Suspend).await
+}
+
+async fn tenant_resume(State(app): State<AppState>, Path(tenant): Path<String>) -> Result<Response, AdminError> {
+    tenant_action(&app, &tenant, TenantAction::Resume).await
+}
+
+async fn tenant_approve(State(app): State<AppState>, Path(tenant): Path<String>) -> Result<Response, AdminError> {
+    tenant_action(&app, &tenant, TenantAction::Approve).await
+}
+
+async fn runners_list(
+    State(app): State<AppState>,
+    query: Result<Query<RunnersQuery>, QueryRejection>,
+) -> Result<Response, AdminError> {
+    let Query(query) = query.map_err(bad_query)?;
+    Ok(Json(app.admin.runners_list(query).await?).into_response())
+}
+
+async fn jobs_list(
+    State(app): State<AppState>,
+    query: Result<Query<JobsQuery>, QueryRejection>,
+) -> Result<Response, AdminError> {
+    let Query(query) = query.map_err(bad_query)?;
+    Ok(Json(app.admin.jobs_list(query).await?).into_response())
+}
+
+async fn job_show(State(app): State<AppState>, Path(job): Path<String>) -> Result<Response, AdminError> {
+    let id = job.parse::<JobId>().map_err(|_| AdminError::BadRequest(format!("job id {job:?} is not a number")))?;
+    Ok(Json(app.admin.job_show(id).await?).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsageParams {
+    from: Option<String>,
+    to: Option<String>,
+    tenant: Option<String>,
+    /// `json` (default) or `csv`.
+    format: Option<String>,
+}
+
+fn instant(name: &str, value: Option<String>) -> Result<Option<ghr_core::Timestamp>, AdminError> {
+    value
+        .map(|v| {
+            chrono::DateTime::parse_from_rfc3339(&v).map(|t| t.with_timezone(&chrono::Utc)).map_err(|e| {
+                AdminError::BadRequest(format!(
+                    "`{name}` must be an RFC 3339 instant such as 2026-01-31T00:00:00Z: {e}"
+                ))
+            })
+        })
+        .transpose()
+}
+
+async fn usage(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<UsageParams>, QueryRejection>,
+) -> Result<Response, AdminError> {
+    let Query(params) = query.map_err(bad_query)?;
+    let csv = match params.format.as_deref() {
+        Some("csv") => true,
+        Some("json") => false,
+        Some(other) => return Err(AdminError::BadRequest(format!("unknown format {other:?}: use json or csv"))),
+        None => headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/csv")),
+    };
+    let query =
+        UsageQuery { from: instant("from", params.from)?, to: instant("to", params.to)?, tenant: params.tenant };
+    let report = app.admin.usage(query).await?;
+    if csv {
+        Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], report.to_csv()).into_response())
+    } else {
+        Ok(Json(report).into_response())
+    }
+}
+
+async fn reconciler(State(app): State<AppState>) -> Result<Response, AdminError> {
+    let last = app.reconciler.as_ref().and_then(|r| r.last_report());
+    Ok(Json(serde_json::json!({
+        "last_pass_at": last.as_ref().map(|(at, _)| at),
+        "report": last.map(|(_, report)| report),
+    }))
+    .into_response())
+}

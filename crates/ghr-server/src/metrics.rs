@@ -1,0 +1,62 @@
+//! Prometheus exposition: one process-wide recorder, rendered on its own listener, plus the gauges the
+//! server refreshes from the store.
+
+use ghr_core::ports::{RunnerFilter, Store};
+use ghr_core::runner::RunnerState;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+/// Counter: webhook requests received, by `event`.
+pub const WEBHOOKS_RECEIVED: &str = "ghr_webhooks_received_total";
+/// Counter: webhook requests rejected, by `reason`.
+pub const WEBHOOKS_REJECTED: &str = "ghr_webhooks_rejected_total";
+/// Histogram (seconds): webhook request received → answered.
+pub const WEBHOOK_ACK: &str = "ghr_webhook_ack_seconds";
+/// Gauge: tenants by `status`.
+pub const TENANTS: &str = "ghr_tenants";
+
+/// Histogram buckets (seconds) shared by every latency histogram.
+const LATENCY_BUCKETS: &[f64] =
+    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0];
+
+static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
+
+/// Install the process-wide Prometheus recorder (once) and return its handle.
+pub fn prometheus() -> Result<PrometheusHandle, String> {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .map_err(|e| e.to_string())?
+                .build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder)
+                .map_err(|e| format!("a metrics recorder is already installed: {e}"))?;
+            Ok(handle)
+        })
+        .clone()
+}
+
+/// Refresh the gauges that mirror the store: runners by tenant/tier/state, tenants by status.
+/// Tenant is a label here: its cardinality is the number of onboarded tenants, bounded by the operator.
+pub async fn refresh_gauges(store: &dyn Store) -> Result<(), ghr_core::ports::StoreError> {
+    let runners =
+        store.runner_list(RunnerFilter { states: RunnerState::LIVE.to_vec(), ..RunnerFilter::default() }).await?;
+    let mut counts: BTreeMap<(String, String, &'static str), u32> = BTreeMap::new();
+    for runner in &runners {
+        *counts
+            .entry((runner.installation_id.to_string(), runner.tier.to_string(), runner.state.as_str()))
+            .or_default() += 1;
+    }
+    for ((tenant, tier, state), n) in counts {
+        metrics::gauge!(ghr_engine::metrics::RUNNERS, "tenant" => tenant, "tier" => tier, "state" => state)
+            .set(n as f64);
+    }
+    let tenants = store.tenant_list(None).await?;
+    for status in ghr_core::tenant::TenantStatus::ALL {
+        let n = tenants.iter().filter(|t| t.status == status).count();
+        metrics::gauge!(TENANTS, "status" => status.as_str()).set(n as f64);
+    }
+    Ok(())
+}

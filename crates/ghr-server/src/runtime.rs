@@ -1,0 +1,176 @@
+//! Starting and stopping a whole ghr server: listeners plus the dispatcher, reconciler and teardown loops.
+//! Shutdown stops accepting requests, lets launches in flight finish, then returns.
+
+use crate::admin::LocalAdmin;
+use crate::{AppState, metrics_router, router};
+use ghr_engine::Ports;
+use ghr_engine::dispatcher::Dispatcher;
+use ghr_engine::intake::Intake;
+use ghr_engine::reconciler::Reconciler;
+use ghr_engine::settings::EngineSettings;
+use ghr_engine::teardown::{self, Teardown};
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How often store-derived gauges are refreshed.
+const GAUGE_REFRESH: Duration = Duration::from_secs(5);
+
+/// Everything needed to run a server.
+pub struct ServerConfig {
+    pub ports: Ports,
+    pub settings: Arc<EngineSettings>,
+    pub webhook_secret: SecretString,
+    pub admin_token: Option<SecretString>,
+    pub webhook_path: String,
+    pub max_body_bytes: usize,
+    pub listen: SocketAddr,
+    /// Prometheus listener; None to serve no metrics.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot install the metrics recorder: {0}")]
+    Metrics(String),
+}
+
+/// A started server. Drop does not stop it: call [`RunningServer::shutdown`].
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
+    pub dispatcher: Arc<Dispatcher>,
+    pub reconciler: Arc<Reconciler>,
+    pub teardown: Teardown,
+    pub dispatcher_wake: Arc<Notify>,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl RunningServer {
+    pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
+        let ServerConfig {
+            ports,
+            settings,
+            webhook_secret,
+            admin_token,
+            webhook_path,
+            max_body_bytes,
+            listen,
+            metrics_listen,
+        } = config;
+        let stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let dispatcher_wake = Arc::new(Notify::new());
+        let reconciler_wake = Arc::new(Notify::new());
+
+        let (teardown_handle, teardown_queue) = teardown::channel();
+        let teardown = Teardown::new(ports.clone(), dispatcher_wake.clone());
+        let dispatcher = Dispatcher::new(ports.clone(), settings.clone(), dispatcher_wake.clone());
+        let reconciler = Reconciler::new(
+            ports.clone(),
+            settings.clone(),
+            teardown.clone(),
+            dispatcher_wake.clone(),
+            reconciler_wake.clone(),
+        );
+        let intake = Intake::new(
+            ports.store.clone(),
+            settings.clone(),
+            dispatcher_wake.clone(),
+            reconciler_wake.clone(),
+            teardown_handle,
+        );
+        let state = AppState {
+            intake,
+            webhook_secret,
+            max_body_bytes,
+            admin_token,
+            admin: Arc::new(LocalAdmin::new(ports.store.clone(), settings.clone())),
+            store: ports.store.clone(),
+            dispatcher_wake: dispatcher_wake.clone(),
+            reconciler: Some(reconciler.clone()),
+        };
+
+        let listener = TcpListener::bind(listen).await.map_err(|source| ServerError::Bind { addr: listen, source })?;
+        let addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: listen, source })?;
+        let app = router(state, &webhook_path);
+        let http_stop = stop.clone();
+        tasks.spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move { http_stop.cancelled().await });
+            if let Err(error) = serve.await {
+                tracing::error!(%error, "HTTP server failed");
+            }
+        });
+
+        let metrics_addr = match metrics_listen {
+            None => None,
+            Some(metrics_listen) => {
+                let handle = crate::metrics::prometheus().map_err(ServerError::Metrics)?;
+                let listener = TcpListener::bind(metrics_listen)
+                    .await
+                    .map_err(|source| ServerError::Bind { addr: metrics_listen, source })?;
+                let bound =
+                    listener.local_addr().map_err(|source| ServerError::Bind { addr: metrics_listen, source })?;
+                let metrics_stop = stop.clone();
+                tasks.spawn(async move {
+                    let serve = axum::serve(listener, metrics_router(handle))
+                        .with_graceful_shutdown(async move { metrics_stop.cancelled().await });
+                    if let Err(error) = serve.await {
+                        tracing::error!(%error, "metrics server failed");
+                    }
+                });
+                Some(bound)
+            }
+        };
+
+        tasks.spawn(teardown.clone().run(teardown_queue, stop.clone()));
+        tasks.spawn(dispatcher.clone().run(stop.clone()));
+        tasks.spawn(reconciler.clone().run(stop.clone()));
+        let store = ports.store.clone();
+        let gauge_stop = stop.clone();
+        tasks.spawn(async move {
+            loop {
+                if let Err(error) = crate::metrics::refresh_gauges(store.as_ref()).await {
+                    tracing::warn!(error = %ghr_engine::error::ErrorChain(&error), "could not refresh gauges");
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(GAUGE_REFRESH) => {}
+                    () = gauge_stop.cancelled() => break,
+                }
+            }
+        });
+        tasks.close();
+        tracing::info!(%addr, ?metrics_addr, "ghr serving");
+        Ok(RunningServer { addr, metrics_addr, dispatcher, reconciler, teardown, dispatcher_wake, stop, tasks })
+    }
+
+    /// Stop accepting requests, let launches in flight finish, stop every loop.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        self.tasks.wait().await;
+        tracing::info!("ghr stopped");
+    }
+
+    /// A token that stops the server when cancelled (for signal handlers).
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Wait until the server stops (after the stop token is cancelled).
+    pub async fn wait(self) {
+        self.stop.cancelled().await;
+        self.shutdown().await;
+    }
+}

@@ -1,0 +1,108 @@
+//! `POST /webhook`: verify the signature over the raw body *before* anything else, parse, apply, answer.
+//!
+//! 401 for a missing or wrong signature, 413 for an oversize body, 400 for a malformed known event or a
+//! missing GitHub header, 2xx for everything accepted (including unknown events, `ping` and redeliveries),
+//! 500 when the store fails (the delivery stays unrecorded, so a redelivery can apply it).
+
+use crate::AppState;
+use crate::metrics as m;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use ghr_core::ids::DeliveryId;
+use ghr_core::ports::DeliveryRecord;
+use ghr_engine::intake::IntakeOutcome;
+use ghr_github::webhook::{parse_event, verify_signature};
+use serde_json::json;
+use std::time::Instant;
+
+pub const HEADER_SIGNATURE: &str = "x-hub-signature-256";
+pub const HEADER_EVENT: &str = "x-github-event";
+pub const HEADER_DELIVERY: &str = "x-github-delivery";
+
+fn reject(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Response {
+    metrics::counter!(m::WEBHOOKS_REJECTED, "reason" => reason).increment(1);
+    let message = message.into();
+    tracing::warn!(reason, %message, "webhook rejected");
+    (status, Json(json!({ "error": reason, "message": message }))).into_response()
+}
+
+pub async fn receive(State(app): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    let started = Instant::now();
+    let response = handle(&app, &headers, body).await;
+    metrics::histogram!(m::WEBHOOK_ACK).record(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn handle(app: &AppState, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return reject(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("body over {} bytes (server.max_body_bytes)", app.max_body_bytes),
+            );
+        }
+        Err(rejection) => return reject(StatusCode::BAD_REQUEST, "unreadable_body", rejection.body_text()),
+    };
+    let signature = headers.get(HEADER_SIGNATURE).and_then(|v| v.to_str().ok());
+    if let Err(error) = verify_signature(&app.webhook_secret, &body, signature) {
+        let reason = if signature.is_none() { "signature_missing" } else { "signature_invalid" };
+        return reject(StatusCode::UNAUTHORIZED, reason, error.to_string());
+    }
+    let Some(event) = headers.get(HEADER_EVENT).and_then(|v| v.to_str().ok()).map(str::to_owned) else {
+        return reject(StatusCode::BAD_REQUEST, "missing_event", "X-GitHub-Event header missing");
+    };
+    let Some(delivery) = headers.get(HEADER_DELIVERY).and_then(|v| v.to_str().ok()).map(str::to_owned) else {
+        return reject(StatusCode::BAD_REQUEST, "missing_delivery", "X-GitHub-Delivery header missing");
+    };
+    metrics::counter!(m::WEBHOOKS_RECEIVED, "event" => event.clone()).increment(1);
+    let parsed = match parse_event(&event, &body) {
+        Ok(parsed) => parsed,
+        Err(error) => return reject(StatusCode::BAD_REQUEST, "malformed", error.to_string()),
+    };
+    let record = DeliveryRecord {
+        delivery_id: DeliveryId::new(delivery.clone()),
+        event: event.clone(),
+        action: action_of(&body),
+        installation_id: parsed.installation_id(),
+        received_at: Utc::now(),
+    };
+    let span =
+        tracing::info_span!("webhook", delivery = %delivery, event = %event, installation_id = ?record.installation_id);
+    let _entered = span.enter();
+    match app.intake.handle(record, parsed).await {
+        Ok(IntakeOutcome::Duplicate) => (StatusCode::OK, Json(json!({ "status": "duplicate" }))).into_response(),
+        Ok(IntakeOutcome::Applied(what)) => {
+            tracing::debug!(what, "webhook applied");
+            (StatusCode::ACCEPTED, Json(json!({ "status": "applied", "detail": what }))).into_response()
+        }
+        Ok(IntakeOutcome::Ignored(why)) => {
+            (StatusCode::OK, Json(json!({ "status": "ignored", "detail": why }))).into_response()
+        }
+        Err(error) => {
+            let message = ghr_engine::error::ErrorChain(&error).to_string();
+            tracing::error!(error = %message, "webhook could not be applied");
+            metrics::counter!(m::WEBHOOKS_REJECTED, "reason" => "internal").increment(1);
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({ "error": "internal", "message": "could not record the delivery; it can be redelivered" })),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// The `action` field, for the delivery record (best effort; the body was already parsed).
+fn action_of(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct WithAction {
+        action: Option<String>,
+    }
+    serde_json::from_slice::<WithAction>(body).ok().and_then(|w| w.action)
+}
