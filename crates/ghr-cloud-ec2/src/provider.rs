@@ -1,0 +1,383 @@
+//! [`Ec2Provider`]: ghr's [`Provider`] on EC2 — launch with fallbacks, terminate, list by environment.
+
+use crate::api::{DescribeRequest, Ec2Api, Ec2Instance, RunInstanceInput, SdkEc2Api};
+use crate::config::{Ec2ConfigError, Ec2ProviderConfig};
+use crate::error::{Ec2ApiError, ErrorClass};
+use crate::plan::{LaunchAttempt, attempt_plan};
+use crate::tags::{RunnerTags, TAG_ENVIRONMENT, TAG_RUNNER_NAME, runner_tags};
+use crate::user_data::{UserDataError, encode_user_data, render_user_data};
+use async_trait::async_trait;
+use aws_config::BehaviorVersion;
+use aws_config::timeout::TimeoutConfig;
+use ghr_core::ids::{InstanceId, RunnerName};
+use ghr_core::ports::{Instance, InstanceState, LaunchRequest, Provider, ProviderError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The provider's name in logs and metrics.
+pub const PROVIDER_NAME: &str = "ec2";
+/// Instance states [`Provider::list`] reports (everything not on its way out).
+pub const LISTED_STATES: &[&str] = &["pending", "running", "stopping", "stopped"];
+/// DescribeInstances page size (EC2 accepts 5 to 1000 with filters).
+pub const DESCRIBE_PAGE_SIZE: i32 = 500;
+/// A listing stops with an error after this many pages rather than loop on a broken token.
+const MAX_DESCRIBE_PAGES: usize = 1_000;
+/// Upper bound on one EC2 call including the SDK's retries.
+const SDK_OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
+/// Upper bound on one HTTP attempt of an EC2 call.
+const SDK_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
+/// Prefix of every RunInstances client token.
+const CLIENT_TOKEN_PREFIX: &str = "ghr-";
+
+/// Runs each runner on its own EC2 instance.
+pub struct Ec2Provider {
+    api: Arc<dyn Ec2Api>,
+    config: Ec2ProviderConfig,
+}
+
+impl std::fmt::Debug for Ec2Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ec2Provider").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Ec2Provider {
+    /// A provider with the SDK's default credential chain, for `config.region` (and `config.endpoint_url`).
+    pub async fn new(config: Ec2ProviderConfig) -> Result<Self, Ec2ConfigError> {
+        config.validate()?;
+        let timeouts = TimeoutConfig::builder()
+            .operation_timeout(SDK_OPERATION_TIMEOUT)
+            .operation_attempt_timeout(SDK_ATTEMPT_TIMEOUT)
+            .build();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_config::Region::new(config.region.clone()))
+            .timeout_config(timeouts);
+        if let Some(endpoint) = &config.endpoint_url {
+            loader = loader.endpoint_url(endpoint);
+        }
+        let client = aws_sdk_ec2::Client::new(&loader.load().await);
+        Self::from_client(client, config)
+    }
+
+    /// A provider on a client built by the caller (its region and endpoint win over the config's).
+    pub fn from_client(client: aws_sdk_ec2::Client, config: Ec2ProviderConfig) -> Result<Self, Ec2ConfigError> {
+        Self::with_api(Arc::new(SdkEc2Api::new(client)), config)
+    }
+
+    /// A provider on any [`Ec2Api`] (tests wrap the real client to inject failures).
+    pub fn with_api(api: Arc<dyn Ec2Api>, config: Ec2ProviderConfig) -> Result<Self, Ec2ConfigError> {
+        config.validate()?;
+        Ok(Self { api, config })
+    }
+
+    pub fn config(&self) -> &Ec2ProviderConfig {
+        &self.config
+    }
+
+    fn run_input(
+        &self,
+        attempt: &LaunchAttempt,
+        tags: &[(String, String)],
+        user_data: &secrecy::SecretString,
+    ) -> RunInstanceInput {
+        RunInstanceInput {
+            client_token: new_client_token(),
+            attempt: attempt.clone(),
+            image_id: self.config.ami_id.clone(),
+            launch_template: self.config.launch_template.clone(),
+            security_group_ids: self.config.security_group_ids.clone(),
+            iam_instance_profile: self.config.iam_instance_profile.clone(),
+            tags: tags.to_vec(),
+            user_data: user_data.clone(),
+            require_imdsv2: self.config.launch_template.is_none(),
+        }
+    }
+
+    /// After a launch whose outcome is unknown (EC2 did not answer), terminate whatever instance of
+    /// this runner may have started anyway, so that a failed launch leaves nothing running.
+    async fn clean_up_unknown_launch(&self, runner: &RunnerName) {
+        let filters = vec![
+            (format!("tag:{TAG_ENVIRONMENT}"), vec![self.config.environment.clone()]),
+            (format!("tag:{TAG_RUNNER_NAME}"), vec![runner.to_string()]),
+            ("instance-state-name".to_owned(), LISTED_STATES.iter().map(|s| (*s).to_owned()).collect()),
+        ];
+        let instances = match self.describe_all(filters).await {
+            Ok(instances) => instances,
+            Err(err) => {
+                tracing::warn!(runner = %runner, error = %err.chain(), "could not look for an instance of a failed launch; the reconciler will find it");
+                return;
+            }
+        };
+        for instance in instances {
+            match self.api.terminate(&instance.id).await {
+                Ok(()) => {
+                    tracing::info!(runner = %runner, instance_id = %instance.id, "terminated instance of a failed launch")
+                }
+                Err(err) => {
+                    tracing::warn!(runner = %runner, instance_id = %instance.id, error = %err.chain(), "could not terminate instance of a failed launch")
+                }
+            }
+        }
+    }
+
+    async fn describe_all(&self, filters: Vec<(String, Vec<String>)>) -> Result<Vec<Ec2Instance>, Ec2ApiError> {
+        let mut request = DescribeRequest { filters, max_results: Some(DESCRIBE_PAGE_SIZE), next_token: None };
+        let mut instances = Vec::new();
+        for _ in 0..MAX_DESCRIBE_PAGES {
+            let page = self.api.describe(&request).await?;
+            instances.extend(page.instances);
+            match page.next_token {
+                Some(token) => request.next_token = Some(token),
+                None => return Ok(instances),
+            }
+        }
+        Err(Ec2ApiError::unexpected("DescribeInstances", format!("still more pages after {MAX_DESCRIBE_PAGES}")))
+    }
+}
+
+#[async_trait]
+impl Provider for Ec2Provider {
+    fn name(&self) -> &'static str {
+        PROVIDER_NAME
+    }
+
+    async fn launch(&self, request: LaunchRequest) -> Result<Instance, ProviderError> {
+        let runner = &request.runner_name;
+        if self.config.launch_template.is_none() && request.instance_types.iter().all(|t| t.trim().is_empty()) {
+            return Err(ProviderError::Config(format!(
+                "cannot launch runner {runner}: tier {} lists no instance types and no launch template is configured",
+                request.tier
+            )));
+        }
+        let script = render_user_data(&self.config.user_data, runner, &request.jit_config)
+            .map_err(|err| user_data_error(runner, err))?;
+        let user_data = encode_user_data(&script);
+        let tags = runner_tags(&self.config.environment, &request, &self.config.extra_tags);
+        let plan = attempt_plan(
+            &request.instance_types,
+            &self.config.subnet_ids,
+            self.config.capacity,
+            self.config.fallback_to_on_demand,
+        );
+        let mut no_capacity = Vec::with_capacity(plan.len());
+        for attempt in &plan {
+            let input = self.run_input(attempt, &tags, &user_data);
+            let err = match self.api.run_instance(&input).await {
+                Ok(launched) => {
+                    tracing::info!(runner = %runner, instance_id = %launched.id, attempt = %attempt, "launched runner instance");
+                    return Ok(launched_instance(launched, &request, attempt));
+                }
+                Err(err) => err,
+            };
+            let context = format!("launching runner {runner} as {attempt}");
+            match err.class() {
+                ErrorClass::Capacity => {
+                    tracing::warn!(runner = %runner, attempt = %attempt, error = %err, "no capacity; trying the next option");
+                    no_capacity.push(format!("{attempt}: {}", err.code.as_deref().unwrap_or("no capacity")));
+                }
+                ErrorClass::Throttled => return Err(ProviderError::Throttled(format!("{context}: {}", err.chain()))),
+                ErrorClass::Config => return Err(ProviderError::Config(format!("{context}: {}", err.chain()))),
+                ErrorClass::NotFound | ErrorClass::Failed => {
+                    if err.code.is_none() {
+                        self.clean_up_unknown_launch(runner).await;
+                    }
+                    return Err(ProviderError::Failed(format!("{context}: {}", err.chain())));
+                }
+            }
+        }
+        Err(ProviderError::Capacity(format!(
+            "no EC2 capacity for runner {runner} after {} attempts: {}",
+            no_capacity.len(),
+            no_capacity.join("; ")
+        )))
+    }
+
+    async fn terminate(&self, id: &InstanceId) -> Result<(), ProviderError> {
+        match self.api.terminate(id.as_str()).await {
+            Ok(()) => {
+                tracing::info!(instance_id = %id, "terminated instance");
+                Ok(())
+            }
+            Err(err) => {
+                let context = format!("terminating instance {id}");
+                match err.class() {
+                    ErrorClass::NotFound => {
+                        tracing::debug!(instance_id = %id, error = %err, "instance already gone");
+                        Ok(())
+                    }
+                    ErrorClass::Throttled => Err(ProviderError::Throttled(format!("{context}: {}", err.chain()))),
+                    ErrorClass::Config => Err(ProviderError::Config(format!("{context}: {}", err.chain()))),
+                    ErrorClass::Capacity | ErrorClass::Failed => {
+                        Err(ProviderError::Failed(format!("{context}: {}", err.chain())))
+                    }
+                }
+            }
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<Instance>, ProviderError> {
+        let filters = vec![
+            (format!("tag:{TAG_ENVIRONMENT}"), vec![self.config.environment.clone()]),
+            ("instance-state-name".to_owned(), LISTED_STATES.iter().map(|s| (*s).to_owned()).collect()),
+        ];
+        let instances = self.describe_all(filters).await.map_err(|err| {
+            let context = format!("listing instances of environment {}", self.config.environment);
+            match err.class() {
+                ErrorClass::Throttled => ProviderError::Throttled(format!("{context}: {}", err.chain())),
+                ErrorClass::Config => ProviderError::Config(format!("{context}: {}", err.chain())),
+                _ => ProviderError::Failed(format!("{context}: {}", err.chain())),
+            }
+        })?;
+        Ok(instances.into_iter().map(listed_instance).collect())
+    }
+}
+
+/// A fresh RunInstances idempotency token (EC2 allows up to 64 ASCII characters).
+fn new_client_token() -> String {
+    format!("{CLIENT_TOKEN_PREFIX}{:032x}", rand::random::<u128>())
+}
+
+fn user_data_error(runner: &RunnerName, err: UserDataError) -> ProviderError {
+    let text = format!("building user data for runner {runner}: {err}");
+    match err {
+        UserDataError::InvalidJitConfig | UserDataError::InvalidRunnerName(_) => ProviderError::Failed(text),
+        UserDataError::UnknownPlaceholder(_)
+        | UserDataError::Unclosed
+        | UserDataError::NoJitConfig
+        | UserDataError::TooLarge { .. } => ProviderError::Config(text),
+    }
+}
+
+fn launched_instance(launched: Ec2Instance, request: &LaunchRequest, attempt: &LaunchAttempt) -> Instance {
+    Instance {
+        id: InstanceId::new(launched.id),
+        runner_name: Some(request.runner_name.clone()),
+        installation_id: Some(request.installation_id),
+        tier: Some(request.tier.clone()),
+        state: launched.state.unwrap_or(InstanceState::Pending),
+        launched_at: launched.launch_time,
+        instance_type: launched.instance_type.or_else(|| attempt.instance_type.clone()),
+    }
+}
+
+fn listed_instance(instance: Ec2Instance) -> Instance {
+    let tags = RunnerTags::parse(&instance.tags);
+    let state = instance.state.unwrap_or_else(|| {
+        tracing::warn!(instance_id = %instance.id, "instance in a state ghr does not know; reporting it as running");
+        InstanceState::Running
+    });
+    Instance {
+        id: InstanceId::new(instance.id),
+        runner_name: tags.runner_name,
+        installation_id: tags.installation_id,
+        tier: tags.tier,
+        state,
+        launched_at: instance.launch_time,
+        instance_type: instance.instance_type,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::api::{DescribePage, Ec2Instance};
+    use ghr_core::ids::{InstallationId, OrgName, TierName};
+    use secrecy::SecretString;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts calls and fails them all: for paths that must not reach EC2.
+    #[derive(Default)]
+    struct CountingApi(AtomicUsize);
+
+    #[async_trait]
+    impl Ec2Api for CountingApi {
+        async fn run_instance(&self, _: &RunInstanceInput) -> Result<Ec2Instance, Ec2ApiError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Err(Ec2ApiError::service("RunInstances", "InternalError", "stub"))
+        }
+        async fn terminate(&self, _: &str) -> Result<(), Ec2ApiError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Err(Ec2ApiError::service("TerminateInstances", "InternalError", "stub"))
+        }
+        async fn describe(&self, _: &DescribeRequest) -> Result<DescribePage, Ec2ApiError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Err(Ec2ApiError::service("DescribeInstances", "RequestLimitExceeded", "stub"))
+        }
+    }
+
+    fn config() -> Ec2ProviderConfig {
+        let mut config = Ec2ProviderConfig::new("eu-west-1", "prod");
+        config.ami_id = Some("ami-1".into());
+        config
+    }
+
+    fn request(instance_types: &[&str], jit: &str) -> LaunchRequest {
+        LaunchRequest {
+            runner_name: RunnerName::new("ghr-prod-1-small-1"),
+            installation_id: InstallationId(1),
+            org_name: OrgName::new("acme"),
+            tenant_tier: TierName::new("free"),
+            tier: TierName::new("small"),
+            instance_types: instance_types.iter().map(|t| (*t).to_owned()).collect(),
+            labels: Vec::new(),
+            jit_config: SecretString::from(jit),
+        }
+    }
+
+    #[tokio::test]
+    async fn new_validates_the_config_first() {
+        let err = Ec2Provider::new(Ec2ProviderConfig::new("eu-west-1", "prod")).await.unwrap_err();
+        assert!(matches!(err, Ec2ConfigError::Missing(_)), "{err}");
+        let mut valid = config();
+        valid.endpoint_url = Some("http://127.0.0.1:9".into());
+        let provider = Ec2Provider::new(valid).await.unwrap();
+        assert_eq!(provider.name(), PROVIDER_NAME);
+        assert_eq!(provider.config().environment, "prod");
+    }
+
+    #[tokio::test]
+    async fn refuses_launches_that_cannot_work_without_calling_ec2() {
+        let api = Arc::new(CountingApi::default());
+        let provider = Ec2Provider::with_api(api.clone(), config()).unwrap();
+        let err = provider.launch(request(&[], "c2VjcmV0")).await.unwrap_err();
+        assert!(matches!(&err, ProviderError::Config(text) if text.contains("no instance types")), "{err}");
+        let err = provider.launch(request(&["t3.small"], "not base64 at all!")).await.unwrap_err();
+        assert!(matches!(&err, ProviderError::Failed(text) if !text.contains("not base64 at all")), "{err}");
+        assert_eq!(api.0.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn classifies_failures_of_terminate_and_list() {
+        let provider = Ec2Provider::with_api(Arc::new(CountingApi::default()), config()).unwrap();
+        let err = provider.terminate(&InstanceId::new("i-1")).await.unwrap_err();
+        assert!(matches!(&err, ProviderError::Failed(text) if text.contains("terminating instance i-1")), "{err}");
+        let err = provider.list().await.unwrap_err();
+        assert!(matches!(&err, ProviderError::Throttled(text) if text.contains("environment prod")), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_attempt_with_an_unknown_code_stops_the_launch() {
+        let api = Arc::new(CountingApi::default());
+        let provider = Ec2Provider::with_api(api.clone(), config()).unwrap();
+        let err = provider.launch(request(&["t3.small", "t3.medium"], "c2VjcmV0")).await.unwrap_err();
+        assert!(matches!(&err, ProviderError::Failed(text) if text.contains("InternalError")), "{err}");
+        assert_eq!(api.0.load(Ordering::SeqCst), 1, "EC2 answered with a code: no clean-up lookup");
+    }
+
+    #[test]
+    fn client_tokens_are_fresh_and_short_enough() {
+        let a = new_client_token();
+        let b = new_client_token();
+        assert_ne!(a, b);
+        assert!(a.starts_with(CLIENT_TOKEN_PREFIX));
+        assert!(a.len() <= 64 && a.is_ascii());
+    }
+
+    #[test]
+    fn user_data_errors_blame_the_right_party() {
+        let runner = RunnerName::new("ghr-1");
+        assert!(matches!(user_data_error(&runner, UserDataError::InvalidJitConfig), ProviderError::Failed(_)));
+        assert!(matches!(user_data_error(&runner, UserDataError::TooLarge { size: 1 }), ProviderError::Config(_)));
+    }
+}
