@@ -149,7 +149,7 @@ mod tests {
     use super::*;
 
     fn config(command: &[&str]) -> ProcessProviderConfig {
-        ProcessProviderConfig::new(command.iter().map(|s| (*s).to_owned()).collect(), "/tmp/ghr-test", "test")
+        ProcessProviderConfig::new(command.iter().map(|s| (*s).to_owned()).collect(), "state", "test")
     }
 
     #[test]

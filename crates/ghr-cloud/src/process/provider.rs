@@ -87,7 +87,7 @@ impl ProcessProvider {
         }
         inner.prune_logs();
         let adopted = inner.sweep()?;
-        if adopted.len() > 0 {
+        if !adopted.is_empty() {
             let ids: Vec<String> = adopted.keys().map(|key| key.instance_id().to_string()).collect();
             tracing::info!(count = adopted.len(), instances = ?ids, "adopted runner processes of a previous run");
         }
@@ -397,6 +397,10 @@ struct Survivors {
 impl Survivors {
     fn len(&self) -> usize {
         self.records.len() + self.unidentified.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     fn keys(&self) -> impl Iterator<Item = ProcessKey> + '_ {
