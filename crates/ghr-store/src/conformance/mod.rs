@@ -1,0 +1,82 @@
+//! The storage conformance suite: the `Store` contract as executable checks, run against every backend.
+//!
+//! Test-support code, compiled always so that other crates' tests (another backend, an in-memory
+//! fake) can run it: call [`run_all`] with a factory of fresh, empty stores. Each contract is also
+//! public, so a backend can run one alone while debugging. A contract panics with a message naming
+//! the broken rule; [`run_all`] prints each contract's name to stderr before it runs.
+//!
+//! The contracts use whole-second timestamps (stores keep at least millisecond precision), and
+//! `reserve_is_atomic_under_concurrency` spawns tasks, so it needs a Tokio runtime.
+
+mod fixtures;
+mod jobs;
+mod reserve;
+mod runners;
+mod tenants;
+
+pub use fixtures::{ENVIRONMENT, at};
+pub use jobs::{
+    job_list_filters, job_list_wanting_runner_is_fifo, job_observe_completed_before_queued,
+    job_observe_keeps_creation_fields, job_observe_moves_forward_only, job_timeline_records_changes,
+    job_wait_reason_logged_only_on_change,
+};
+pub use reserve::{
+    reserve_covers_demand_once, reserve_is_atomic_under_concurrency, reserve_limit_spans_tiers,
+    reserve_refuses_inactive_tenants, reserve_refuses_unknown_tenant, reserve_respects_global_cap,
+    reserve_scopes_user_tenants_by_repository,
+};
+pub use runners::{
+    runner_list_and_live_counts, runner_update_failure_and_field_updates, runner_update_follows_lifecycle,
+    usage_clips_to_the_period,
+};
+pub use tenants::{
+    delivery_record_deduplicates, tenant_create_is_idempotent, tenant_find_by_org_ignores_case,
+    tenant_list_filters_by_status, tenant_update_applies_given_fields,
+};
+
+use ghr_core::ports::Store;
+use std::future::Future;
+use std::sync::Arc;
+
+/// Run one contract on a fresh store, naming it first so a failure is easy to place.
+macro_rules! contracts {
+    ($make_store:ident: $($contract:ident),+ $(,)?) => {
+        $(
+            eprintln!("conformance: {}", stringify!($contract));
+            $contract($make_store().await).await;
+        )+
+    };
+}
+
+/// Run every contract, each on a fresh empty store from `make_store`.
+pub async fn run_all<F, Fut>(make_store: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn Store>>,
+{
+    contracts!(make_store:
+        tenant_create_is_idempotent,
+        tenant_update_applies_given_fields,
+        tenant_list_filters_by_status,
+        tenant_find_by_org_ignores_case,
+        delivery_record_deduplicates,
+        job_observe_moves_forward_only,
+        job_observe_completed_before_queued,
+        job_observe_keeps_creation_fields,
+        job_timeline_records_changes,
+        job_wait_reason_logged_only_on_change,
+        job_list_wanting_runner_is_fifo,
+        job_list_filters,
+        reserve_refuses_unknown_tenant,
+        reserve_covers_demand_once,
+        reserve_limit_spans_tiers,
+        reserve_respects_global_cap,
+        reserve_refuses_inactive_tenants,
+        reserve_scopes_user_tenants_by_repository,
+        reserve_is_atomic_under_concurrency,
+        runner_update_follows_lifecycle,
+        runner_update_failure_and_field_updates,
+        runner_list_and_live_counts,
+        usage_clips_to_the_period,
+    );
+}

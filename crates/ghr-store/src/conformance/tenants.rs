@@ -1,0 +1,139 @@
+//! Contracts of tenants and webhook deliveries.
+
+use super::fixtures::{Found, at, new_tenant, ok};
+use ghr_core::ids::{DeliveryId, InstallationId, OrgName, TierName};
+use ghr_core::ports::{DeliveryRecord, Store};
+use ghr_core::tenant::{OrgType, TenantStatus, TenantUpdate};
+use std::sync::Arc;
+
+/// Creating a tenant twice keeps the first record and reports `false` the second time.
+pub async fn tenant_create_is_idempotent(store: Arc<dyn Store>) {
+    let first = new_tenant(10, "Acme", TenantStatus::Active, "small", 2);
+    let (created, inserted) = ok(store.tenant_create(first.clone(), at(1)).await, "tenant_create");
+    assert!(inserted, "the first tenant_create must report an insert");
+    assert_eq!(created.installation_id, InstallationId(10));
+    assert_eq!(created.org_name, OrgName::from("Acme"), "the login keeps its case");
+    assert_eq!(created.org_type, OrgType::Organization);
+    assert_eq!(created.status, TenantStatus::Active);
+    assert_eq!(created.tier, TierName::from("small"));
+    assert_eq!(created.max_runners, 2);
+    assert_eq!(created.metadata, first.metadata, "metadata must round-trip");
+    assert_eq!((created.created_at, created.updated_at), (at(1), at(1)), "timestamps come from `now`");
+
+    let mut second = new_tenant(10, "Other", TenantStatus::Pending, "large", 9);
+    second.org_type = OrgType::User;
+    let (again, inserted) = ok(store.tenant_create(second, at(2)).await, "tenant_create (again)");
+    assert!(!inserted, "a second tenant_create for the installation must report `false`");
+    assert_eq!(again, created, "a second tenant_create must return the existing tenant unchanged");
+    assert_eq!(ok(store.tenant_get(InstallationId(10)).await, "tenant_get"), Some(created));
+    assert_eq!(ok(store.tenant_get(InstallationId(11)).await, "tenant_get"), None, "unknown tenant");
+}
+
+/// Updates change only the given fields and stamp `updated_at`; a rename moves the login lookup.
+pub async fn tenant_update_applies_given_fields(store: Arc<dyn Store>) {
+    let id = InstallationId(20);
+    let original =
+        ok(store.tenant_create(new_tenant(20, "Acme", TenantStatus::Pending, "small", 2), at(0)).await, "").0;
+
+    let update = TenantUpdate { status: Some(TenantStatus::Active), ..TenantUpdate::default() };
+    let active = ok(store.tenant_update(id, update, at(10)).await, "tenant_update(status)")
+        .found("tenant_update of an existing tenant");
+    assert_eq!(active.status, TenantStatus::Active);
+    assert_eq!(active.updated_at, at(10), "tenant_update must stamp updated_at");
+    assert_eq!(active.created_at, original.created_at, "created_at never changes");
+    assert_eq!((active.tier.clone(), active.max_runners), (original.tier.clone(), original.max_runners));
+
+    let update = TenantUpdate { tier: Some("large".into()), max_runners: Some(7), ..TenantUpdate::default() };
+    let upgraded = ok(store.tenant_update(id, update, at(20)).await, "tenant_update(tier)").found("tenant_update");
+    assert_eq!((upgraded.tier.as_str(), upgraded.max_runners), ("large", 7));
+    assert_eq!(upgraded.status, TenantStatus::Active, "status must stay as it was");
+    assert_eq!(upgraded.org_name, original.org_name, "org name must stay as it was");
+
+    let update = TenantUpdate { org_name: Some("Acme-Renamed".into()), ..TenantUpdate::default() };
+    let renamed = ok(store.tenant_update(id, update, at(30)).await, "tenant_update(org)").found("tenant_update");
+    assert_eq!(renamed.org_name.as_str(), "Acme-Renamed");
+    assert_eq!(renamed.metadata, original.metadata, "metadata must stay as it was");
+    let found = ok(store.tenant_find_by_org(&"acme-renamed".into()).await, "tenant_find_by_org");
+    assert_eq!(found, Some(renamed.clone()), "a renamed tenant is found by its new login");
+    let old = ok(store.tenant_find_by_org(&"acme".into()).await, "tenant_find_by_org");
+    assert_eq!(old, None, "a renamed tenant is no longer found by its old login");
+
+    let touched = ok(store.tenant_update(id, TenantUpdate::default(), at(40)).await, "").found("tenant_update");
+    assert_eq!(touched.updated_at, at(40), "an empty update still stamps updated_at");
+    assert_eq!(ok(store.tenant_get(id).await, "tenant_get"), Some(touched), "tenant_get sees the update");
+
+    let missing = ok(store.tenant_update(InstallationId(21), TenantUpdate::default(), at(50)).await, "");
+    assert_eq!(missing, None, "tenant_update of an unknown tenant returns None");
+    assert_eq!(ok(store.tenant_get(InstallationId(21)).await, "tenant_get"), None, "and creates nothing");
+}
+
+/// Lists are ordered by installation id, and filter on status.
+pub async fn tenant_list_filters_by_status(store: Arc<dyn Store>) {
+    let statuses = [
+        (35, TenantStatus::Active),
+        (31, TenantStatus::Suspended),
+        (39, TenantStatus::Active),
+        (30, TenantStatus::Pending),
+        (33, TenantStatus::Deleted),
+        (32, TenantStatus::Active),
+    ];
+    for (id, status) in statuses {
+        ok(store.tenant_create(new_tenant(id, &format!("org{id}"), status, "small", 1), at(0)).await, "");
+    }
+    let ids = |tenants: Vec<ghr_core::tenant::Tenant>| tenants.iter().map(|t| t.installation_id.0).collect::<Vec<_>>();
+    assert_eq!(ids(ok(store.tenant_list(None).await, "tenant_list")), vec![30, 31, 32, 33, 35, 39]);
+    let active = ok(store.tenant_list(Some(TenantStatus::Active)).await, "tenant_list(active)");
+    assert!(active.iter().all(|t| t.status == TenantStatus::Active));
+    assert_eq!(ids(active), vec![32, 35, 39], "active tenants in installation order");
+    assert_eq!(ids(ok(store.tenant_list(Some(TenantStatus::Deleted)).await, "")), vec![33]);
+    let suspend = TenantUpdate { status: Some(TenantStatus::Suspended), ..TenantUpdate::default() };
+    ok(store.tenant_update(InstallationId(35), suspend, at(1)).await, "tenant_update");
+    assert_eq!(ids(ok(store.tenant_list(Some(TenantStatus::Active)).await, "")), vec![32, 39], "list follows updates");
+}
+
+/// Logins are matched case-insensitively; a live tenant wins over a deleted one of the same login.
+pub async fn tenant_find_by_org_ignores_case(store: Arc<dyn Store>) {
+    ok(store.tenant_create(new_tenant(40, "OctoCat", TenantStatus::Active, "small", 1), at(0)).await, "");
+    ok(store.tenant_create(new_tenant(41, "other", TenantStatus::Active, "small", 1), at(0)).await, "");
+    for query in ["octocat", "OCTOCAT", "OctoCat"] {
+        let found = ok(store.tenant_find_by_org(&query.into()).await, "tenant_find_by_org")
+            .unwrap_or_else(|| panic!("tenant_find_by_org({query:?}) must find login OctoCat"));
+        assert_eq!(found.installation_id, InstallationId(40), "{query}");
+        assert_eq!(found.org_name.as_str(), "OctoCat", "the stored login keeps its case");
+    }
+    assert_eq!(ok(store.tenant_find_by_org(&"octo".into()).await, ""), None, "no prefix matching");
+
+    // An uninstall then reinstall: the old installation is deleted, a new one serves the login.
+    ok(store.tenant_create(new_tenant(50, "Phoenix", TenantStatus::Active, "small", 1), at(0)).await, "");
+    let delete = TenantUpdate { status: Some(TenantStatus::Deleted), ..TenantUpdate::default() };
+    ok(store.tenant_update(InstallationId(50), delete, at(1)).await, "tenant_update");
+    ok(store.tenant_create(new_tenant(45, "phoenix", TenantStatus::Active, "small", 1), at(2)).await, "");
+    let found = ok(store.tenant_find_by_org(&"PHOENIX".into()).await, "").map(|t| t.installation_id);
+    assert_eq!(found, Some(InstallationId(45)), "the live installation of a login wins over a deleted one");
+}
+
+/// A delivery id is recorded once; a redelivery reports `false` and changes nothing.
+pub async fn delivery_record_deduplicates(store: Arc<dyn Store>) {
+    let delivery = DeliveryRecord {
+        delivery_id: DeliveryId::from("72d3162e-cc78-11e3-81ab-4c9367dc0958"),
+        event: "workflow_job".to_owned(),
+        action: Some("queued".to_owned()),
+        installation_id: Some(InstallationId(60)),
+        received_at: at(0),
+    };
+    assert!(!ok(store.delivery_seen(&delivery.delivery_id).await, "delivery_seen"), "not seen before recording");
+    assert!(ok(store.delivery_record(&delivery).await, "delivery_record"), "first record must report `true`");
+    assert!(ok(store.delivery_seen(&delivery.delivery_id).await, "delivery_seen"), "seen after recording");
+    let redelivery = DeliveryRecord { received_at: at(60), action: None, ..delivery.clone() };
+    assert!(!ok(store.delivery_record(&redelivery).await, "delivery_record"), "a redelivery must report `false`");
+
+    let bare = DeliveryRecord {
+        delivery_id: DeliveryId::from("ping-1"),
+        event: "ping".to_owned(),
+        action: None,
+        installation_id: None,
+        received_at: at(1),
+    };
+    assert!(ok(store.delivery_record(&bare).await, "delivery_record"), "optional fields may be absent");
+    assert!(!ok(store.delivery_seen(&DeliveryId::from("ping-2")).await, ""), "other ids stay unseen");
+}

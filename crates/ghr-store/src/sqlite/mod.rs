@@ -1,0 +1,283 @@
+//! The SQLite store: opening (pragmas, pool, migrations) and the `Store` trait wiring.
+//!
+//! Every read-modify-write runs in a `BEGIN IMMEDIATE` transaction, which takes SQLite's single
+//! write lock before anything is read. That makes each method atomic across tasks, across several
+//! `SqliteStore`s opened on one file (several processes) and across restarts.
+
+mod codec;
+mod deliveries;
+mod jobs;
+mod reserve;
+mod runners;
+mod tenants;
+mod usage;
+
+use async_trait::async_trait;
+use ghr_core::Timestamp;
+use ghr_core::cost::UsageRow;
+use ghr_core::ids::{DeliveryId, InstallationId, JobId, OrgName, RunnerName};
+use ghr_core::job::{Job, JobChange, JobEvent, JobObservation};
+use ghr_core::ports::{
+    DeliveryRecord, JobFilter, Reservation, ReserveRequest, RunnerFilter, RunnerUpdate, Store, StoreError,
+};
+use ghr_core::reason::Reason;
+use ghr_core::runner::Runner;
+use ghr_core::tenant::{NewTenant, Tenant, TenantStatus, TenantUpdate};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, Transaction};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long a connection waits for another writer (task or process) before giving up.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a caller waits for a free pooled connection.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections per file-backed store: WAL lets readers run beside the one writer.
+const FILE_POOL_SIZE: u32 = 8;
+/// The statement that opens every read-modify-write transaction (takes the write lock first).
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Where a SQLite store lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqliteLocation {
+    /// A private in-memory database (tests): gone when the store is dropped.
+    Memory,
+    /// A database file, created if missing.
+    File(PathBuf),
+}
+
+impl SqliteLocation {
+    /// Parse `sqlite::memory:`, `:memory:`, `sqlite://PATH`, `sqlite:PATH` or a bare path.
+    pub fn parse(location: &str) -> Self {
+        let location = location.trim();
+        if matches!(location, "sqlite::memory:" | ":memory:" | "sqlite://:memory:" | "sqlite:memory:") {
+            return SqliteLocation::Memory;
+        }
+        let path = location.strip_prefix("sqlite://").or_else(|| location.strip_prefix("sqlite:")).unwrap_or(location);
+        SqliteLocation::File(PathBuf::from(path))
+    }
+}
+
+/// Opening the database failed; says which database.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open the SQLite database {location}")]
+struct OpenFailed {
+    location: String,
+    #[source]
+    source: sqlx::Error,
+}
+
+/// Migrating the schema failed; says which database.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot migrate the SQLite database {location} to the current schema")]
+struct MigrateFailed {
+    location: String,
+    #[source]
+    source: sqlx::migrate::MigrateError,
+}
+
+/// [`Store`] on SQLite.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    location: SqliteLocation,
+}
+
+impl SqliteStore {
+    /// Open (and create, and migrate) the store at `location` (see [`SqliteLocation::parse`]).
+    pub async fn open(location: &str) -> Result<Self, StoreError> {
+        Self::open_at(SqliteLocation::parse(location)).await
+    }
+
+    /// A fresh, private in-memory store.
+    pub async fn open_in_memory() -> Result<Self, StoreError> {
+        Self::open_at(SqliteLocation::Memory).await
+    }
+
+    /// Open the store at a parsed location.
+    pub async fn open_at(location: SqliteLocation) -> Result<Self, StoreError> {
+        let described = describe(&location);
+        let base = SqliteConnectOptions::new().foreign_keys(true).busy_timeout(BUSY_TIMEOUT);
+        let pool_options = SqlitePoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
+        let (options, pool_options) = match &location {
+            // One connection that never closes: an in-memory database lives as long as its connection,
+            // and a single connection serialises writers without SQLite's shared-cache locking.
+            SqliteLocation::Memory => (
+                base.in_memory(true),
+                pool_options.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None),
+            ),
+            SqliteLocation::File(path) => (
+                base.filename(path)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal),
+                pool_options.max_connections(FILE_POOL_SIZE),
+            ),
+        };
+        let pool = pool_options.connect_with(options).await.map_err(|source| StoreError::Backend {
+            op: "open",
+            source: Box::new(OpenFailed { location: described.clone(), source }),
+        })?;
+        migrate(&pool, &described).await?;
+        tracing::debug!(location = %described, "SQLite store open");
+        Ok(Self { pool, location })
+    }
+
+    /// Where this store lives.
+    pub fn location(&self) -> &SqliteLocation {
+        &self.location
+    }
+
+    /// Close every connection (waits for running operations). The store refuses work afterwards.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Start a read-modify-write transaction holding the database's write lock.
+    async fn begin_write(&self, op: &'static str) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.pool.begin_with(BEGIN_WRITE).await.map_err(codec::backend(op))
+    }
+}
+
+fn describe(location: &SqliteLocation) -> String {
+    match location {
+        SqliteLocation::Memory => "(in memory)".to_owned(),
+        SqliteLocation::File(path) => display_path(path),
+    }
+}
+
+fn display_path(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// Apply the embedded migrations under the write lock, so stores opened at the same time on one
+/// file do not race to create the schema.
+async fn migrate(pool: &SqlitePool, location: &str) -> Result<(), StoreError> {
+    let failed = |source| StoreError::Backend {
+        op: "migrate",
+        source: Box::new(MigrateFailed { location: location.to_owned(), source }),
+    };
+    let mut tx = pool.begin_with(BEGIN_WRITE).await.map_err(|e| failed(e.into()))?;
+    // `run_direct` is `Migrator::run` on a bare connection; `run(&mut *tx)` would make this future
+    // lose `Send` (sqlx's "Acquire is not general enough").
+    MIGRATOR.run_direct(None, &mut *tx, false).await.map_err(failed)?;
+    tx.commit().await.map_err(|e| failed(e.into()))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn tenant_create(&self, tenant: NewTenant, now: Timestamp) -> Result<(Tenant, bool), StoreError> {
+        tenants::create(&self.pool, tenant, now).await
+    }
+
+    async fn tenant_get(&self, id: InstallationId) -> Result<Option<Tenant>, StoreError> {
+        tenants::get(&self.pool, id).await
+    }
+
+    async fn tenant_find_by_org(&self, org: &OrgName) -> Result<Option<Tenant>, StoreError> {
+        tenants::find_by_org(&self.pool, org).await
+    }
+
+    async fn tenant_list(&self, status: Option<TenantStatus>) -> Result<Vec<Tenant>, StoreError> {
+        tenants::list(&self.pool, status).await
+    }
+
+    async fn tenant_update(
+        &self,
+        id: InstallationId,
+        update: TenantUpdate,
+        now: Timestamp,
+    ) -> Result<Option<Tenant>, StoreError> {
+        tenants::update(&self.pool, id, update, now).await
+    }
+
+    async fn delivery_record(&self, delivery: &DeliveryRecord) -> Result<bool, StoreError> {
+        deliveries::record(&self.pool, delivery).await
+    }
+
+    async fn delivery_seen(&self, id: &DeliveryId) -> Result<bool, StoreError> {
+        deliveries::seen(&self.pool, id).await
+    }
+
+    async fn job_observe(&self, observation: JobObservation) -> Result<JobChange, StoreError> {
+        let mut tx = self.begin_write(jobs::OP_OBSERVE).await?;
+        let change = jobs::observe(&mut tx, observation).await?;
+        tx.commit().await.map_err(codec::backend(jobs::OP_OBSERVE))?;
+        Ok(change)
+    }
+
+    async fn job_get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        jobs::get(&self.pool, id).await
+    }
+
+    async fn job_list(&self, filter: JobFilter) -> Result<Vec<Job>, StoreError> {
+        jobs::list(&self.pool, filter).await
+    }
+
+    async fn job_list_wanting_runner(&self) -> Result<Vec<Job>, StoreError> {
+        jobs::list_wanting_runner(&self.pool).await
+    }
+
+    async fn job_set_wait_reason(&self, id: JobId, reason: Option<Reason>, at: Timestamp) -> Result<(), StoreError> {
+        let mut tx = self.begin_write(jobs::OP_SET_WAIT_REASON).await?;
+        jobs::set_wait_reason(&mut tx, id, reason, at).await?;
+        tx.commit().await.map_err(codec::backend(jobs::OP_SET_WAIT_REASON))
+    }
+
+    async fn job_event_append(&self, event: JobEvent) -> Result<(), StoreError> {
+        jobs::append_event(&self.pool, &event).await
+    }
+
+    async fn job_timeline(&self, id: JobId) -> Result<Vec<JobEvent>, StoreError> {
+        jobs::timeline(&self.pool, id).await
+    }
+
+    async fn runner_reserve(&self, request: ReserveRequest) -> Result<Reservation, StoreError> {
+        let mut tx = self.begin_write(reserve::OP).await?;
+        let outcome = reserve::reserve(&mut tx, &request).await?;
+        // A refusal wrote nothing; committing it just releases the lock like a rollback would.
+        tx.commit().await.map_err(codec::backend(reserve::OP))?;
+        Ok(outcome)
+    }
+
+    async fn runner_update(&self, name: &RunnerName, update: RunnerUpdate) -> Result<Option<Runner>, StoreError> {
+        let mut tx = self.begin_write(runners::OP_UPDATE).await?;
+        let runner = runners::update(&mut tx, name, update).await?;
+        tx.commit().await.map_err(codec::backend(runners::OP_UPDATE))?;
+        Ok(runner)
+    }
+
+    async fn runner_get(&self, name: &RunnerName) -> Result<Option<Runner>, StoreError> {
+        runners::get(&self.pool, name).await
+    }
+
+    async fn runner_list(&self, filter: RunnerFilter) -> Result<Vec<Runner>, StoreError> {
+        runners::list(&self.pool, filter).await
+    }
+
+    async fn runner_live_counts(&self) -> Result<BTreeMap<InstallationId, u32>, StoreError> {
+        runners::live_counts(&self.pool).await
+    }
+
+    async fn usage(&self, from: Timestamp, to: Timestamp, now: Timestamp) -> Result<Vec<UsageRow>, StoreError> {
+        usage::usage(&self.pool, from, to, now).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_parse() {
+        assert_eq!(SqliteLocation::parse("sqlite::memory:"), SqliteLocation::Memory);
+        assert_eq!(SqliteLocation::parse(":memory:"), SqliteLocation::Memory);
+        assert_eq!(SqliteLocation::parse("sqlite:///var/lib/ghr.db"), SqliteLocation::File("/var/lib/ghr.db".into()));
+        assert_eq!(SqliteLocation::parse("sqlite://ghr.db"), SqliteLocation::File("ghr.db".into()));
+        assert_eq!(SqliteLocation::parse("sqlite:ghr.db"), SqliteLocation::File("ghr.db".into()));
+        assert_eq!(SqliteLocation::parse("data/ghr.db"), SqliteLocation::File("data/ghr.db".into()));
+    }
+}

@@ -1,0 +1,169 @@
+//! Runner records on SQLite: lifecycle-checked updates with timestamp stamping, lookups and live counts.
+
+use super::codec::{self, Columns, backend};
+use ghr_core::ids::{GithubRunnerId, InstallationId, InstanceId, JobId, RunnerName, RunnerSeq, TierName};
+use ghr_core::ports::{RunnerFilter, RunnerUpdate, StoreError};
+use ghr_core::runner::{Runner, RunnerState};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use std::collections::BTreeMap;
+
+pub(super) const OP_UPDATE: &str = "runner_update";
+const OP_GET: &str = "runner_get";
+const OP_LIST: &str = "runner_list";
+const OP_LIVE_COUNTS: &str = "runner_live_counts";
+
+/// The columns of a runner row, as a literal so queries stay `&'static str` (see [`runner_from_row`]).
+macro_rules! runner_columns {
+    () => {
+        "seq, name, installation_id, tier, tenant_tier, scope_repo, state, instance_id, github_runner_id, \
+         intended_job, job_id, created_at, launched_at, registered_at, job_started_at, finished_at, \
+         terminated_at, last_error, updated_at"
+    };
+}
+pub(super) use runner_columns;
+
+/// A set of states as a JSON array, bound to `state IN (SELECT value FROM json_each(?))` so one
+/// static statement serves any set (the sets are the domain's `LIVE` / `UNBOUND` constants).
+pub(super) fn states_json(states: &[RunnerState]) -> String {
+    let quoted: Vec<String> = states.iter().map(|state| format!("\"{}\"", state.as_str())).collect();
+    format!("[{}]", quoted.join(","))
+}
+
+/// Apply an update inside the caller's write transaction. A transition the lifecycle forbids
+/// writes nothing and returns the record as it is.
+pub(super) async fn update(
+    conn: &mut SqliteConnection,
+    name: &RunnerName,
+    update: RunnerUpdate,
+) -> Result<Option<Runner>, StoreError> {
+    let row = sqlx::query(concat!("SELECT ", runner_columns!(), " FROM runners WHERE name = ?"))
+        .bind(name.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend(OP_UPDATE))?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let current = runner_from_row(OP_UPDATE, &row)?;
+    let next = update.state.unwrap_or(current.state);
+    if !current.state.can_become(next) {
+        tracing::debug!(runner = %name, from = %current.state, to = %next, "runner transition refused");
+        return Ok(Some(current));
+    }
+    // Each timestamp is stamped once, when the runner is first seen in the matching state.
+    let stamp = |existing: Option<_>, states: &[RunnerState]| existing.or(states.contains(&next).then_some(update.at));
+    let launched_at = stamp(current.launched_at, &[RunnerState::Launching]);
+    let registered_at = stamp(current.registered_at, &[RunnerState::Idle]);
+    let job_started_at = stamp(current.job_started_at, &[RunnerState::Busy]);
+    let finished_at = stamp(current.finished_at, &[RunnerState::Finished]);
+    let terminated_at = stamp(current.terminated_at, &[RunnerState::Terminated, RunnerState::Failed]);
+    let row = sqlx::query(concat!(
+        "UPDATE runners SET state = ?, instance_id = COALESCE(?, instance_id), \
+             github_runner_id = COALESCE(?, github_runner_id), job_id = COALESCE(?, job_id), \
+             last_error = COALESCE(?, last_error), launched_at = ?, registered_at = ?, job_started_at = ?, \
+             finished_at = ?, terminated_at = ?, updated_at = ? \
+         WHERE seq = ? RETURNING ",
+        runner_columns!()
+    ))
+    .bind(next.as_str())
+    .bind(update.instance_id.as_ref().map(InstanceId::as_str))
+    .bind(codec::id_opt(OP_UPDATE, "GitHub runner id", update.github_runner_id.map(|id| id.0))?)
+    .bind(codec::id_opt(OP_UPDATE, "job id", update.job_id.map(|id| id.0))?)
+    .bind(update.last_error.as_deref())
+    .bind(codec::ts_opt(launched_at))
+    .bind(codec::ts_opt(registered_at))
+    .bind(codec::ts_opt(job_started_at))
+    .bind(codec::ts_opt(finished_at))
+    .bind(codec::ts_opt(terminated_at))
+    .bind(codec::ts(update.at))
+    .bind(codec::id(OP_UPDATE, "runner seq", current.seq.0)?)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(backend(OP_UPDATE))?;
+    runner_from_row(OP_UPDATE, &row).map(Some)
+}
+
+pub(super) async fn get(pool: &SqlitePool, name: &RunnerName) -> Result<Option<Runner>, StoreError> {
+    let row = sqlx::query(concat!("SELECT ", runner_columns!(), " FROM runners WHERE name = ?"))
+        .bind(name.as_str())
+        .fetch_optional(pool)
+        .await
+        .map_err(backend(OP_GET))?;
+    row.map(|row| runner_from_row(OP_GET, &row)).transpose()
+}
+
+/// Matching runners in creation order.
+pub(super) async fn list(pool: &SqlitePool, filter: RunnerFilter) -> Result<Vec<Runner>, StoreError> {
+    let mut query = QueryBuilder::<Sqlite>::new(concat!("SELECT ", runner_columns!(), " FROM runners WHERE 1 = 1"));
+    if let Some(installation) = filter.installation_id {
+        let Ok(key) = i64::try_from(installation.0) else {
+            return Ok(Vec::new());
+        };
+        query.push(" AND installation_id = ").push_bind(key);
+    }
+    if let Some(tier) = filter.tier {
+        query.push(" AND tier = ").push_bind(tier.0);
+    }
+    if !filter.states.is_empty() {
+        query.push(" AND state IN (SELECT value FROM json_each(").push_bind(states_json(&filter.states)).push("))");
+    }
+    query.push(" ORDER BY seq");
+    let rows = query.build().fetch_all(pool).await.map_err(backend(OP_LIST))?;
+    rows.iter().map(|row| runner_from_row(OP_LIST, row)).collect()
+}
+
+/// Live runners per installation; installations without live runners are absent.
+pub(super) async fn live_counts(pool: &SqlitePool) -> Result<BTreeMap<InstallationId, u32>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT installation_id, COUNT(*) AS n FROM runners \
+         WHERE state IN (SELECT value FROM json_each(?)) GROUP BY installation_id",
+    )
+    .bind(states_json(&RunnerState::LIVE))
+    .fetch_all(pool)
+    .await
+    .map_err(backend(OP_LIVE_COUNTS))?;
+    rows.iter()
+        .map(|row| {
+            let c = Columns::new(OP_LIVE_COUNTS, row);
+            Ok((InstallationId(c.unsigned("installation_id")?), c.u32("n")?))
+        })
+        .collect()
+}
+
+/// Decode a row selected with [`runner_columns`].
+pub(super) fn runner_from_row(op: &'static str, row: &SqliteRow) -> Result<Runner, StoreError> {
+    let c = Columns::new(op, row);
+    Ok(Runner {
+        seq: RunnerSeq(c.unsigned("seq")?),
+        name: RunnerName::new(c.text("name")?),
+        installation_id: InstallationId(c.unsigned("installation_id")?),
+        tier: TierName::new(c.text("tier")?),
+        tenant_tier: TierName::new(c.text("tenant_tier")?),
+        scope_repo: c.text_opt("scope_repo")?,
+        state: c.parse("state")?,
+        instance_id: c.text_opt("instance_id")?.map(InstanceId::new),
+        github_runner_id: c.unsigned_opt("github_runner_id")?.map(GithubRunnerId),
+        intended_job: c.unsigned_opt("intended_job")?.map(JobId),
+        job_id: c.unsigned_opt("job_id")?.map(JobId),
+        created_at: c.timestamp("created_at")?,
+        launched_at: c.timestamp_opt("launched_at")?,
+        registered_at: c.timestamp_opt("registered_at")?,
+        job_started_at: c.timestamp_opt("job_started_at")?,
+        finished_at: c.timestamp_opt("finished_at")?,
+        terminated_at: c.timestamp_opt("terminated_at")?,
+        last_error: c.text_opt("last_error")?,
+        updated_at: c.timestamp("updated_at")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_sets_encode_as_json_arrays() {
+        assert_eq!(states_json(&[RunnerState::Requested, RunnerState::Idle]), r#"["requested","idle"]"#);
+        assert_eq!(states_json(&[]), "[]");
+    }
+}

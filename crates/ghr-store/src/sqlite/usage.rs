@@ -1,0 +1,56 @@
+//! Usage on SQLite: runner-seconds per tenant and tier, clipped to a period.
+//!
+//! SQL selects the runners that can overlap the period; the clipping itself is
+//! `ghr_core::cost::overlap_seconds`, so every backend bills exactly the same way.
+
+use super::codec::{self, Columns, backend};
+use ghr_core::Timestamp;
+use ghr_core::cost::{UsageRow, overlap_seconds};
+use ghr_core::ids::{InstallationId, TierName};
+use ghr_core::ports::StoreError;
+use sqlx::SqlitePool;
+use std::collections::BTreeMap;
+
+const OP: &str = "usage";
+
+pub(super) async fn usage(
+    pool: &SqlitePool,
+    from: Timestamp,
+    to: Timestamp,
+    now: Timestamp,
+) -> Result<Vec<UsageRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT installation_id, tier, launched_at, terminated_at FROM runners \
+         WHERE launched_at IS NOT NULL AND launched_at < ?1 AND COALESCE(terminated_at, ?3) > ?2",
+    )
+    .bind(codec::ts(to))
+    .bind(codec::ts(from))
+    .bind(codec::ts(now))
+    .fetch_all(pool)
+    .await
+    .map_err(backend(OP))?;
+
+    let mut totals: BTreeMap<(InstallationId, TierName), (i64, u64)> = BTreeMap::new();
+    for row in &rows {
+        let c = Columns::new(OP, row);
+        let launched = c.timestamp("launched_at")?;
+        let end = c.timestamp_opt("terminated_at")?.unwrap_or(now);
+        let seconds = overlap_seconds(launched, end, from, to);
+        if seconds <= 0 {
+            continue;
+        }
+        let key = (InstallationId(c.unsigned("installation_id")?), TierName::new(c.text("tier")?));
+        let entry = totals.entry(key).or_insert((0, 0));
+        entry.0 += seconds;
+        entry.1 += 1;
+    }
+    Ok(totals
+        .into_iter()
+        .map(|((installation_id, tier), (runner_seconds, runners))| UsageRow {
+            installation_id,
+            tier,
+            runner_seconds,
+            runners,
+        })
+        .collect())
+}
