@@ -3,9 +3,11 @@
 //! against a running server and directly on a database alike.
 
 mod local;
+pub mod remote;
 pub mod types;
 
 pub use local::LocalAdmin;
+pub use remote::RemoteAdmin;
 pub use types::*;
 
 use async_trait::async_trait;
