@@ -127,7 +127,8 @@ impl Ec2Api for SdkEc2Api {
         }
         let output = call.send().await.map_err(|err| sdk_error(RUN_INSTANCES, err))?;
         match output.instances() {
-            [instance] => Ok(ec2_instance(instance)),
+            [instance] if instance.instance_id().is_some_and(|id| !id.is_empty()) => Ok(ec2_instance(instance)),
+            [_] => Err(Ec2ApiError::unexpected(RUN_INSTANCES, "the answer lists an instance without an id")),
             [] => Err(Ec2ApiError::unexpected(RUN_INSTANCES, "the answer lists no instance")),
             many => Err(Ec2ApiError::unexpected(RUN_INSTANCES, format!("asked for one instance, got {}", many.len()))),
         }

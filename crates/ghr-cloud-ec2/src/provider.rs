@@ -94,7 +94,8 @@ impl Ec2Provider {
     }
 
     /// After a launch whose outcome is unknown (EC2 did not answer), terminate whatever instance of
-    /// this runner may have started anyway, so that a failed launch leaves nothing running.
+    /// this runner may have started anyway, so that a failed launch leaves nothing running. Best
+    /// effort: DescribeInstances is eventually consistent, so the reconciler stays the backstop.
     async fn clean_up_unknown_launch(&self, runner: &RunnerName) {
         let filters = vec![
             (format!("tag:{TAG_ENVIRONMENT}"), vec![self.config.environment.clone()]),

@@ -58,7 +58,13 @@ struct Fixture {
 impl Fixture {
     async fn new() -> Self {
         let client = moto_client().await;
-        let subnets = client.describe_subnets().send().await.expect("moto answers DescribeSubnets");
+        let subnets = client.describe_subnets().send().await.unwrap_or_else(|err| {
+            panic!(
+                "moto at {} does not answer DescribeSubnets ({}); is it running? `scripts/moto.sh start`",
+                moto_endpoint(),
+                aws_sdk_ec2::error::DisplayErrorContext(err)
+            )
+        });
         let mut subnets: Vec<(String, String)> = subnets
             .subnets()
             .iter()
