@@ -4,6 +4,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
+use std::fmt;
 
 /// `POST`: consume the JIT credential and open a session.
 pub const CONNECT_PATH: &str = "/_emulator/runner/connect";
@@ -14,6 +15,27 @@ pub const HEARTBEAT_PATH: &str = "/_emulator/runner/heartbeat";
 /// `POST`: report a job's completion.
 pub const COMPLETE_PATH: &str = "/_emulator/runner/complete";
 
+/// A secret string on the wire (runner credential, session): serialised as is, never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
 /// What the emulator's `encoded_jit_config` decodes to (base64 of this JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JitConfigPayload {
@@ -22,7 +44,7 @@ pub struct JitConfigPayload {
     pub runner_id: u64,
     pub runner_name: String,
     /// The one-time credential; a second connection with it is refused.
-    pub credential: String,
+    pub credential: Secret,
 }
 
 impl JitConfigPayload {
@@ -57,19 +79,19 @@ pub enum JitConfigError {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConnectRequest {
     pub runner_id: u64,
-    pub credential: String,
+    pub credential: Secret,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConnectResponse {
-    pub session: String,
+    pub session: Secret,
     pub runner_id: u64,
     pub runner_name: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AcquireRequest {
-    pub session: String,
+    pub session: Secret,
     /// How long to hold the request open when no job fits (the emulator caps it).
     pub wait_ms: u64,
 }
@@ -90,12 +112,12 @@ pub struct AssignedJob {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HeartbeatRequest {
-    pub session: String,
+    pub session: Secret,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CompleteRequest {
-    pub session: String,
+    pub session: Secret,
     pub job_id: u64,
     pub conclusion: String,
 }
@@ -116,8 +138,9 @@ mod tests {
             url: "http://127.0.0.1:1".to_owned(),
             runner_id: 5,
             runner_name: "r".to_owned(),
-            credential: "c".to_owned(),
+            credential: Secret::new("c"),
         };
+        assert!(!format!("{config:?}").contains("\"c\""), "Debug hides the credential");
         let encoded = format!("{}\n", config.encode());
         assert_eq!(JitConfigPayload::decode(&encoded).unwrap(), config);
         assert!(matches!(JitConfigPayload::decode("not base64!"), Err(JitConfigError::Base64 { .. })));

@@ -136,9 +136,12 @@ pub(crate) fn repo_of(state: &State, installation_id: u64, owner: &str, repo: &s
 
 /// Mint an installation token valid for `ttl`.
 pub(crate) fn issue_token(state: &mut State, installation_id: u64, ttl: Duration) -> (String, DateTime<Utc>) {
+    let now = Utc::now();
+    // Expired tokens answer 401 whether they are remembered or not; forget them.
+    state.tokens.retain(|_, token| token.expires_at > now);
     let token = random_secret(INSTALLATION_TOKEN_PREFIX, INSTALLATION_TOKEN_RANDOM_CHARS);
     let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
-    let expires_at = Utc::now().checked_add_signed(ttl).unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let expires_at = now.checked_add_signed(ttl).unwrap_or(DateTime::<Utc>::MAX_UTC);
     state.tokens.insert(token.clone(), super::state::TokenRecord { installation_id, expires_at });
     (token, expires_at)
 }

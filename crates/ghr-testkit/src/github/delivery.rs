@@ -133,6 +133,9 @@ async fn deliver(shared: &Shared, outgoing: Outgoing) -> DeliveryInfo {
         state.counters.webhooks_dropped += 1;
     }
     state.deliveries.insert(id, record);
+    while state.deliveries.len() > shared.config.delivery_log_limit.max(1) {
+        state.deliveries.pop_first();
+    }
     info
 }
 

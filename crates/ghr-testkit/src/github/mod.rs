@@ -36,6 +36,9 @@ pub const DEFAULT_RATE_LIMIT_PER_HOUR: u32 = 5000;
 pub const DEFAULT_RUNNER_LOST_AFTER: Duration = Duration::from_secs(10);
 /// How long a webhook POST may take before the delivery is recorded as failed (GitHub: 10 s).
 pub const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many delivery attempts are kept by default (older ones are forgotten, as GitHub forgets
+/// deliveries after a few days; redelivering a forgotten one is a 404).
+pub const DEFAULT_DELIVERY_LOG_LIMIT: usize = 10_000;
 /// How long [`GithubEmulator::shutdown`] waits for open connections before cutting them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -69,8 +72,10 @@ pub struct EmulatorConfig {
     pub seed: u64,
     /// Requests per hour and per installation (and for the App JWT). Default [`DEFAULT_RATE_LIMIT_PER_HOUR`].
     pub rate_limit_per_hour: u32,
-    /// See [`DEFAULT_RUNNER_LOST_AFTER`].
+    /// See [`DEFAULT_RUNNER_LOST_AFTER`]. Keep it well above the runner's heartbeat interval.
     pub runner_lost_after: Duration,
+    /// See [`DEFAULT_DELIVERY_LOG_LIMIT`].
+    pub delivery_log_limit: usize,
 }
 
 impl Default for EmulatorConfig {
@@ -84,6 +89,7 @@ impl Default for EmulatorConfig {
             seed: 0,
             rate_limit_per_hour: DEFAULT_RATE_LIMIT_PER_HOUR,
             runner_lost_after: DEFAULT_RUNNER_LOST_AFTER,
+            delivery_log_limit: DEFAULT_DELIVERY_LOG_LIMIT,
         }
     }
 }

@@ -8,6 +8,7 @@ use super::http::{ApiError, ApiResult};
 use super::state::State;
 use crate::protocol::{
     AcquireRequest, AssignedJob, CompleteRequest, CompleteResponse, ConnectRequest, ConnectResponse, HeartbeatRequest,
+    Secret,
 };
 use axum::Json;
 use axum::extract::State as AxumState;
@@ -34,8 +35,8 @@ fn gone() -> Response {
 }
 
 /// The runner of a session (it may have been removed since).
-fn session_runner(state: &State, session: &str) -> ApiResult<u64> {
-    state.sessions.get(session).copied().ok_or_else(|| ApiError::unauthorized("Unknown runner session"))
+fn session_runner(state: &State, session: &Secret) -> ApiResult<u64> {
+    state.sessions.get(session.expose()).copied().ok_or_else(|| ApiError::unauthorized("Unknown runner session"))
 }
 
 /// `POST /_emulator/runner/connect`: consume the one-time credential.
@@ -50,7 +51,7 @@ pub(crate) async fn connect(
         .get_mut(&request.runner_id)
         .ok_or_else(|| ApiError::unauthorized("Unknown runner or credential"))?;
     match &runner.credential {
-        Some(credential) if *credential == request.credential => {}
+        Some(credential) if credential == request.credential.expose() => {}
         None if runner.connected => {
             return Err(ApiError::conflict("This runner's JIT configuration has already been used"));
         }
@@ -59,7 +60,11 @@ pub(crate) async fn connect(
     runner.credential = None;
     runner.connected = true;
     runner.last_seen = Some(Instant::now());
-    let response = ConnectResponse { session: session.clone(), runner_id: runner.id, runner_name: runner.name.clone() };
+    let response = ConnectResponse {
+        session: Secret::new(session.clone()),
+        runner_id: runner.id,
+        runner_name: runner.name.clone(),
+    };
     state.sessions.insert(session, request.runner_id);
     tracing::debug!(runner = request.runner_id, "emulated runner connected");
     Ok(Json(response))

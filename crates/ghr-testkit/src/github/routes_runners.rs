@@ -5,7 +5,7 @@ use super::Shared;
 use super::auth::{installation_from_token, org_account, random_secret, repo_of};
 use super::http::{self, ApiError, ApiResult};
 use super::state::{DEFAULT_RUNNER_GROUP_ID, DEFAULT_RUNNER_GROUP_NAME, RunnerRecord, Scope, State};
-use crate::protocol::JitConfigPayload;
+use crate::protocol::{JitConfigPayload, Secret};
 use crate::webhook::workflow_job_json;
 use axum::Json;
 use axum::body::Bytes;
@@ -300,7 +300,7 @@ fn create_jit_config(shared: &Shared, state: &mut State, scope: Scope, body: &[u
             url: shared.base_url.clone(),
             runner_id: id,
             runner_name: request.name,
-            credential,
+            credential: Secret::new(credential),
         }
         .encode(),
     });

@@ -3,7 +3,7 @@
 use crate::common::*;
 use ghr_core::job::JobStatus;
 use ghr_testkit::github::{EmulatorConfig, GithubEmulator, JobSpec};
-use ghr_testkit::protocol::{self, AcquireRequest, ConnectRequest, ConnectResponse, JitConfigPayload};
+use ghr_testkit::protocol::{self, AcquireRequest, ConnectRequest, ConnectResponse, JitConfigPayload, Secret};
 use ghr_testkit::runner::{EmulatedRunner, RunEnd, RunnerError, RunnerOptions, run_emulated_runner};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -61,13 +61,13 @@ async fn a_jit_credential_works_once() {
     let token = installation_token(&emulator, installation).await;
     let (_, config) = org_jit(&emulator, &token, "acme", "ghr-a", &["x"]).await;
     let payload = JitConfigPayload::decode(&config).unwrap();
-    let connect = |credential: String| {
+    let connect = |credential: Secret| {
         let url = format!("{}{}", emulator.base_url(), protocol::CONNECT_PATH);
         async move {
             client().post(url).json(&ConnectRequest { runner_id: payload.runner_id, credential }).send().await.unwrap()
         }
     };
-    assert_eq!(connect("wrong".to_owned()).await.status(), 401);
+    assert_eq!(connect(Secret::new("wrong")).await.status(), 401);
     assert_eq!(connect(payload.credential.clone()).await.status(), 200);
     assert_eq!(connect(payload.credential.clone()).await.status(), 409);
     let runner = emulator.runner_by_name("ghr-a").unwrap();

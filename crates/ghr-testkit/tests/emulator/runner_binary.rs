@@ -48,6 +48,12 @@ async fn the_binary_reads_its_config_from_stdin_and_runs_one_job() {
     assert_eq!(emulator.job(job).unwrap().status, JobStatus::Completed);
 }
 
+#[test]
+fn the_binary_can_be_located_from_a_test_executable() {
+    let found = ghr_testkit::runner::process::emulated_runner_binary().expect("built alongside the tests");
+    assert_eq!(found.canonicalize().unwrap(), std::path::Path::new(BINARY).canonicalize().unwrap());
+}
+
 #[tokio::test]
 async fn the_binary_fails_with_a_message_on_a_bad_config() {
     let child = spawn_with_stdin("definitely not a jit config", "ghr-bad").await;

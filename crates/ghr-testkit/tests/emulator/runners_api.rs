@@ -31,7 +31,7 @@ async fn jit_config_answers_like_github_and_encodes_a_credential() {
     assert_eq!(config.url, emulator.base_url());
     assert_eq!(config.runner_id, runner["id"].as_u64().unwrap());
     assert_eq!(config.runner_name, "ghr-1");
-    assert!(config.credential.len() >= 32);
+    assert!(config.credential.expose().len() >= 32);
     let info = emulator.runner_by_name("ghr-1").unwrap();
     assert!(!info.connected && !info.online && !info.busy);
 }

@@ -1,9 +1,11 @@
 //! The emulated ephemeral runner: consume a JIT config, wait for one job, "run" it (sleep for its
 //! planned duration while sending heartbeats), report completion.
 
+pub mod process;
+
 use crate::protocol::{
     ACQUIRE_PATH, AcquireRequest, AssignedJob, COMPLETE_PATH, CONNECT_PATH, CompleteRequest, CompleteResponse,
-    ConnectRequest, ConnectResponse, HEARTBEAT_PATH, HeartbeatRequest, JitConfigError, JitConfigPayload,
+    ConnectRequest, ConnectResponse, HEARTBEAT_PATH, HeartbeatRequest, JitConfigError, JitConfigPayload, Secret,
 };
 use ghr_core::ids::GithubRunnerId;
 use reqwest::StatusCode;
@@ -115,7 +117,7 @@ enum Waited {
 pub struct EmulatedRunner {
     client: reqwest::Client,
     base_url: String,
-    session: String,
+    session: Secret,
     runner_id: GithubRunnerId,
     runner_name: String,
     options: RunnerOptions,
