@@ -1,1 +1,5 @@
-fn main() {}
+//! `ghr`: see the library for the commands.
+
+fn main() -> std::process::ExitCode {
+    ghr::main_entry()
+}

@@ -1,0 +1,220 @@
+//! Command-line interface definition (clap).
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// ghr: sell ephemeral GitHub Actions runners to many organisations through one GitHub App.
+#[derive(Debug, Parser)]
+#[command(name = "ghr", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole system on this machine against a GitHub emulator and report (no configuration needed).
+    Demo(DemoArgs),
+    /// Serve webhooks, the admin API and metrics, and run the dispatcher and reconciler.
+    Serve(ServeArgs),
+    /// Validate a configuration file and print the effective tier table.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Tenants: one per GitHub App installation.
+    Tenants {
+        #[command(subcommand)]
+        command: TenantsCommand,
+    },
+    /// Runners and their states.
+    Runners {
+        #[command(subcommand)]
+        command: RunnersCommand,
+    },
+    /// Workflow jobs, their timelines and why they wait.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+    /// Runner-seconds and estimated cost per tenant and tier.
+    Usage(UsageArgs),
+    /// Play an emulated ephemeral runner against the GitHub emulator (used by `ghr demo` and tests; the
+    /// JIT config arrives on stdin).
+    #[command(hide = true)]
+    EmulatedRunner,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Configuration file.
+    #[arg(long, short, env = "GHR_CONFIG", default_value = "ghr.toml")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Leave the server, the emulator and the metrics listener running after the report (Ctrl-C to stop).
+    #[arg(long)]
+    pub keep_running: bool,
+    /// Scale of the scenario: how many jobs each burst queues per tenant.
+    #[arg(long, default_value_t = 6)]
+    pub burst: u32,
+    /// How long each emulated job runs, in milliseconds.
+    #[arg(long, default_value_t = 300)]
+    pub job_ms: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the file (or the built-in defaults) and print the effective tiers.
+    Check {
+        /// Configuration file; the built-in defaults when absent.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Where operator commands find ghr: a running server (`--server`), or a database.
+#[derive(Debug, Args, Clone)]
+pub struct Target {
+    /// Base URL of a running ghr server (uses the admin API).
+    #[arg(long, env = "GHR_SERVER", global = true)]
+    pub server: Option<String>,
+    /// Admin API token (with --server).
+    #[arg(long, env = "GHR_ADMIN_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+    /// Store URL (`sqlite://PATH`); default: the store of --config.
+    #[arg(long, env = "GHR_DB", global = true)]
+    pub db: Option<String>,
+    /// Configuration file (for the store URL and the tier catalog); built-in defaults when absent.
+    #[arg(long, short, env = "GHR_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Machine-readable JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    /// List tenants.
+    List {
+        /// Only tenants with this status (pending, active, suspended, deleted).
+        #[arg(long)]
+        status: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Show one tenant: plan, limit, live runners, waiting jobs.
+    Show {
+        /// Installation id or org login.
+        tenant: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Onboard a tenant by hand (repair, or ahead of the installation webhook).
+    Add {
+        installation_id: u64,
+        /// Org or user login.
+        #[arg(long)]
+        org: String,
+        /// The account is a personal account (runners at repository level).
+        #[arg(long)]
+        user: bool,
+        /// Plan; the configured default tier when absent.
+        #[arg(long)]
+        tier: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Move a tenant to another tier; max_runners follows the tier unless given.
+    SetTier {
+        tenant: String,
+        tier: String,
+        #[arg(long)]
+        max_runners: Option<u32>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Stop starting runners for a tenant.
+    Suspend {
+        tenant: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Serve a suspended tenant again.
+    Resume {
+        tenant: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Activate a pending tenant (onboarding = "approval").
+    Approve {
+        tenant: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunnersCommand {
+    /// List runners (live ones by default).
+    List {
+        /// Installation id or org login.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        tier: Option<String>,
+        /// A runner state, `live` (default) or `all`.
+        #[arg(long)]
+        state: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// List jobs, newest first.
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+        /// queued, in_progress or completed.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only jobs waiting for this reason (e.g. tenant_at_limit).
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Show a job's timeline and why it waits.
+    Show {
+        job_id: u64,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    /// Start (RFC 3339); default 30 days before --to.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End (RFC 3339); default now.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Installation id or org login.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// CSV instead of a table.
+    #[arg(long)]
+    pub csv: bool,
+    #[command(flatten)]
+    pub target: Target,
+}

@@ -1,0 +1,45 @@
+//! `ghr config check`.
+
+use crate::table;
+use ghr_config::Config;
+
+pub fn check(config: &Config) -> String {
+    let rows: Vec<Vec<String>> = config
+        .catalog
+        .tiers()
+        .iter()
+        .map(|t| {
+            vec![
+                t.name.to_string(),
+                t.labels.join(","),
+                t.instance_types.join(","),
+                t.max_runners.to_string(),
+                format!("{}/{}", t.runner_os, t.runner_architecture),
+                format!("{:.4}", t.price_per_hour),
+                t.priority.to_string(),
+            ]
+        })
+        .collect();
+    let raw = &config.raw;
+    let mut out = format!("{}: OK\n\n", config.source);
+    out.push_str(&table::render(
+        &["TIER", "LABELS", "INSTANCE TYPES", "MAX RUNNERS", "OS/ARCH", "PRICE/H", "PRIORITY"],
+        &rows,
+    ));
+    out.push_str(&format!(
+        "\nenvironment={}  default_tier={}  onboarding={:?}  tier_access={:?}  global_max_runners={}  provider={:?}  store={}\n",
+        raw.environment,
+        raw.tenants.default_tier,
+        raw.tenants.onboarding,
+        raw.tenants.tier_access,
+        raw.tenants.global_max_runners.map(|n| n.to_string()).unwrap_or_else(|| "none".into()),
+        raw.provider.kind,
+        raw.store.url,
+    ));
+    out.push_str(&format!(
+        "webhook secret: {}   admin token: {}\n",
+        if config.webhook_secret.is_some() { "set" } else { "NOT SET (ghr serve refuses to start)" },
+        if config.admin_token.is_some() { "set" } else { "not set (admin API answers 401)" },
+    ));
+    out
+}

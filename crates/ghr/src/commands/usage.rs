@@ -1,0 +1,49 @@
+//! `ghr usage`.
+
+use super::{admin_for, print};
+use crate::cli::UsageArgs;
+use crate::table;
+use anyhow::Context;
+use ghr_server::admin::UsageQuery;
+
+fn instant(name: &str, value: Option<String>) -> anyhow::Result<Option<ghr_core::Timestamp>> {
+    value
+        .map(|v| {
+            chrono::DateTime::parse_from_rfc3339(&v)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .with_context(|| format!("--{name} must be an RFC 3339 instant such as 2026-01-31T00:00:00Z"))
+        })
+        .transpose()
+}
+
+pub async fn run(args: UsageArgs) -> anyhow::Result<()> {
+    let query = UsageQuery { from: instant("from", args.from)?, to: instant("to", args.to)?, tenant: args.tenant };
+    let report = admin_for(&args.target).await?.usage(query).await?;
+    if args.csv {
+        print!("{}", report.to_csv());
+        return Ok(());
+    }
+    print(args.target.json, &report, || {
+        let rows: Vec<Vec<String>> = report
+            .rows
+            .iter()
+            .map(|line| {
+                let c = &line.cost;
+                vec![
+                    c.installation_id.to_string(),
+                    line.org_name.clone().unwrap_or_else(|| "-".into()),
+                    c.tier.to_string(),
+                    c.runners.to_string(),
+                    c.runner_seconds.to_string(),
+                    c.cost.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        format!(
+            "usage from {} to {}\n{}",
+            report.from.format("%Y-%m-%d %H:%M:%S"),
+            report.to.format("%Y-%m-%d %H:%M:%S"),
+            table::render(&["INSTALLATION", "ORG", "TIER", "RUNNERS", "RUNNER-SECONDS", "COST"], &rows)
+        )
+    })
+}

@@ -1,0 +1,78 @@
+//! `ghr`: the binary's library. Command line, wiring of adapters, `serve`, `demo` and the local stack
+//! (emulated GitHub + server + process runners) shared by the demo and the end-to-end tests.
+
+pub mod cli;
+pub mod commands;
+pub mod demo;
+#[cfg(feature = "ec2")]
+mod ec2;
+pub mod emulated_runner;
+pub mod serve;
+pub mod stack;
+pub mod table;
+pub mod wiring;
+
+use clap::Parser;
+use cli::{Cli, Command, ConfigCommand};
+use std::process::ExitCode;
+
+fn init_logging(json: bool, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GHR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Demo(args) => demo::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
+        Command::Config { command: ConfigCommand::Check { config } } => {
+            let config = commands::load_config(config.as_deref())?;
+            print!("{}", commands::config::check(&config));
+            Ok(())
+        }
+        Command::Tenants { command } => commands::tenants::run(command).await,
+        Command::Runners { command } => commands::runners::run(command).await,
+        Command::Jobs { command } => commands::jobs::run(command).await,
+        Command::Usage(args) => commands::usage::run(args).await,
+        Command::EmulatedRunner => emulated_runner::run().await,
+    }
+}
+
+/// Entry point of the `ghr` binary.
+pub fn main_entry() -> ExitCode {
+    let cli = Cli::parse();
+    if matches!(cli.command, Command::EmulatedRunner) {
+        return emulated_runner::main();
+    }
+    let (json_logs, level) = match &cli.command {
+        Command::Serve(args) => (serve_wants_json(&args.config), "info"),
+        Command::Demo(_) => (false, "error"),
+        _ => (false, "warn"),
+    };
+    init_logging(json_logs, level);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Peek at `server.log_format` before logging starts (the config is loaded again, with errors, by serve).
+fn serve_wants_json(path: &std::path::Path) -> bool {
+    ghr_config::Config::load(path).is_ok_and(|c| c.raw.server.log_format == ghr_config::LogFormat::Json)
+}
