@@ -13,7 +13,7 @@ use ghr_core::tenant::OrgType;
 use hmac::{Hmac, KeyInit, Mac};
 use rand::Rng;
 use serde_json::{Value, json};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 /// `X-Hub-Signature-256`: HMAC-SHA256 of the exact body.
 pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
@@ -63,9 +63,16 @@ pub fn verify(secret: impl AsRef<[u8]>, body: &[u8], header: &str) -> bool {
 }
 
 fn hmac_sha256(secret: &[u8]) -> Hmac<Sha256> {
-    // HMAC is defined for keys of any length (long keys are hashed first), so this cannot fail;
-    // the hmac crate's own infallible `KeyInit::new` relies on the same fact.
-    Hmac::<Sha256>::new_from_slice(secret).expect("HMAC accepts keys of any length")
+    // RFC 2104: a key longer than the hash's block is hashed, a shorter one is zero-padded to the
+    // block. Doing that here yields a block-sized key, whose constructor cannot fail.
+    let mut key = hmac::digest::Key::<Hmac<Sha256>>::default();
+    if secret.len() > key.len() {
+        let digest = Sha256::digest(secret);
+        key[..digest.len()].copy_from_slice(&digest);
+    } else {
+        key[..secret.len()].copy_from_slice(secret);
+    }
+    <Hmac<Sha256> as KeyInit>::new(&key)
 }
 
 /// A fresh delivery GUID in GitHub's format (a random UUID, lower-case, hyphenated).
@@ -356,6 +363,17 @@ mod tests {
         assert!(!verify("It's a Secret to Everybody", b"Hello, World?", &signature));
         assert!(!verify("It's a Secret to Everybody", b"Hello, World!", "sha1=757107ea"));
         assert!(!verify("It's a Secret to Everybody", b"Hello, World!", "sha256=zz"));
+    }
+
+    #[test]
+    fn keys_of_any_length_sign_like_plain_hmac() {
+        for length in [0, 1, 63, 64, 65, 200] {
+            let secret = vec![0x5a_u8; length];
+            let mut reference = Hmac::<Sha256>::new_from_slice(&secret).unwrap();
+            reference.update(b"payload");
+            let expected = format!("sha256={}", hex::encode(reference.finalize().into_bytes()));
+            assert_eq!(sign(&secret, b"payload"), expected, "key of {length} bytes");
+        }
     }
 
     #[test]
