@@ -54,6 +54,8 @@ pub struct ReserveRequest {
     pub global_cap: Option<u32>,
     /// Deployment name, part of the runner name.
     pub environment: String,
+    /// The caller's clock. The runner's `created_at` is the later of this and the store's clock once the
+    /// reservation holds its lock, so reservation and release times are ordered as the store decided them.
     pub now: Timestamp,
 }
 

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it (`.ci/run` calls this script).
+#
+# 1. formatting and lints (clippy -D warnings) of every crate, the EC2 provider and `ghr --features ec2` included;
+# 2. the architecture invariant: ghr-core depends on no runtime, database, HTTP client or cloud SDK;
+# 3. every test of the default workspace members (nextest), then doc tests;
+# 4. the EC2 provider's tests against the moto AWS emulator, which this script installs and starts itself.
+#
+# Environment: GHR_TEST_SKIP_EC2=1 skips step 4 and the ec2 lints (a fast inner loop; CI never sets it).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "clippy (default members)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "architecture: ghr-core does no IO"
+forbidden='^(tokio|sqlx|sqlx-.*|reqwest|hyper|axum|aws-.*|libsqlite3-sys|mio) v'
+if cargo tree -p ghr-core -e normal --prefix none | grep -E "$forbidden"; then
+    echo "ghr-core must not depend on the crates above (see ARCHITECTURE.md, 'Invariants')" >&2
+    exit 1
+fi
+echo "ok: ghr-core depends on no runtime, database, HTTP client or cloud SDK"
+
+if command -v cargo-nextest >/dev/null 2>&1 || cargo nextest --version >/dev/null 2>&1; then
+    step "tests (nextest)"
+    cargo nextest run --workspace --no-fail-fast
+else
+    step "tests (cargo test; cargo-nextest not installed)"
+    cargo test --workspace --no-fail-fast
+fi
+
+step "doc tests"
+cargo test --workspace --doc
+
+if [[ "${GHR_TEST_SKIP_EC2:-0}" != "1" ]]; then
+    step "EC2 provider: lints, ghr --features ec2, tests against moto"
+    cargo clippy -p ghr-cloud-ec2 --all-targets -- -D warnings
+    cargo clippy -p ghr --features ec2 --all-targets -- -D warnings
+    eval "$(scripts/moto.sh start)"
+    trap 'scripts/moto.sh stop >/dev/null 2>&1 || true' EXIT
+    if cargo nextest --version >/dev/null 2>&1; then
+        cargo nextest run -p ghr-cloud-ec2 --no-fail-fast
+    else
+        cargo test -p ghr-cloud-ec2 --no-fail-fast
+    fi
+fi
+
+step "all checks passed"
