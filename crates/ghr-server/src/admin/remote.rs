@@ -134,11 +134,7 @@ impl RemoteAdmin {
             let what = if e.is_timeout() { "no answer in time" } else { "request failed" };
             AdminError::Unavailable(format!("{method} {url}: {what}: {}", chain(&e.without_url())))
         })?;
-        if response.status().is_success() {
-            Ok(response)
-        } else {
-            Err(error_from(&method, &url, response).await)
-        }
+        if response.status().is_success() { Ok(response) } else { Err(error_from(&method, &url, response).await) }
     }
 
     /// Send a request and decode its JSON answer.

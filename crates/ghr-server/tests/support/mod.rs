@@ -1,0 +1,270 @@
+//! The API test harness: a real ghr server in-process on a SQLite file, the GitHub emulator behind the
+//! production GitHub client, a recording provider, and HTTP helpers for the admin API.
+
+#![allow(dead_code)] // Every test module uses a different part of the harness.
+
+pub mod fleet;
+pub mod openapi;
+pub mod provider;
+
+use chrono::Utc;
+use ghr_config::Config;
+use ghr_core::ids::{InstallationId, JobId};
+use ghr_core::job::JobStatus;
+use ghr_core::ports::Store;
+use ghr_engine::Ports;
+use ghr_engine::settings::EngineSettings;
+use ghr_github::{AppCredentials, GithubClient, GithubClientConfig};
+use ghr_server::admin::{LocalAdmin, RemoteAdmin};
+use ghr_server::{RunningServer, ServerConfig};
+use ghr_store::SqliteStore;
+use ghr_testkit::github::{EmulatorConfig, GithubEmulator, JobSpec};
+use ghr_testkit::webhook::{Repository, SignedDelivery, WorkflowJobPayload, default_sender, workflow_job_payload};
+use provider::RecordingProvider;
+use reqwest::Method;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use secrecy::SecretString;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+/// The admin token the test server accepts.
+pub const ADMIN_TOKEN: &str = "test-admin-token-5b1f";
+/// The webhook secret shared by the server and the emulator.
+pub const WEBHOOK_SECRET: &str = "test-webhook-secret-9c2e";
+/// The webhook path the test server serves (the configured default).
+pub const WEBHOOK_PATH: &str = "/webhook";
+/// The webhook body limit of the test server (small, so the 413 answer is cheap to provoke).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// How long any awaited condition may take.
+pub const DEADLINE: Duration = Duration::from_secs(15);
+/// How often an awaited condition is checked.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// Loops that must not run by themselves during a test (they are woken by events, or called directly).
+const QUIET_INTERVAL: Duration = Duration::from_secs(3600);
+/// Labels that select the `small` tier of the default catalog.
+pub const SMALL: &[&str] = &["self-hosted", "linux", "x64", "small"];
+/// Labels that select the `large` tier of the default catalog.
+pub const LARGE: &[&str] = &["self-hosted", "linux", "x64", "large"];
+/// Labels no tier matches.
+pub const FOREIGN: &[&str] = &["ubuntu-latest"];
+
+/// One HTTP answer, read completely.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub text: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("answer is not JSON ({e}): {}", self.text))
+    }
+
+    /// Assert the status and return the JSON body.
+    #[track_caller]
+    pub fn expect(&self, status: u16) -> Value {
+        assert_eq!(self.status, status, "unexpected answer: {}", self.text);
+        self.json()
+    }
+
+    /// Assert an error answer with this status and code; returns its message.
+    #[track_caller]
+    pub fn expect_error(&self, status: u16, code: &str) -> String {
+        let body = self.expect(status);
+        assert_eq!(body["error"], code, "unexpected error body: {body}");
+        body["message"].as_str().unwrap_or_else(|| panic!("error without a message: {body}")).to_owned()
+    }
+}
+
+/// A running server with everything it talks to.
+pub struct Harness {
+    pub server: RunningServer,
+    pub base: String,
+    pub store: Arc<dyn Store>,
+    pub settings: Arc<EngineSettings>,
+    pub github: GithubEmulator,
+    pub provider: Arc<RecordingProvider>,
+    pub http: reqwest::Client,
+    _dir: TempDir,
+}
+
+impl Harness {
+    /// A server with the built-in configuration (automatic onboarding, the seed tier catalog).
+    pub async fn start() -> Harness {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A server whose engine settings `adjust` changes first.
+    pub async fn start_with(adjust: impl FnOnce(&mut EngineSettings)) -> Harness {
+        let dir = tempfile::tempdir().expect("creating a temporary directory");
+        let db = dir.path().join("ghr.db");
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&db.display().to_string()).await.expect("opening the SQLite store"));
+        let github = GithubEmulator::start(EmulatorConfig::default()).await.expect("starting the GitHub emulator");
+        let mut client_config = GithubClientConfig::new(AppCredentials {
+            app_id: github.app_id(),
+            private_key_pem: SecretString::from(ghr_testkit::TEST_APP_PRIVATE_KEY_PEM),
+        });
+        client_config.api_base_url = github.base_url().to_owned();
+        let client = GithubClient::new(client_config).expect("building the GitHub client");
+        let provider = Arc::new(RecordingProvider::default());
+
+        let mut settings = EngineSettings::from_config(&Config::builtin());
+        settings.environment = "test".into();
+        settings.dispatch_tick = QUIET_INTERVAL;
+        settings.reconcile_interval = QUIET_INTERVAL;
+        adjust(&mut settings);
+        let settings = Arc::new(settings);
+
+        let server = RunningServer::start(ServerConfig {
+            ports: Ports { store: store.clone(), github: Arc::new(client), provider: provider.clone() },
+            settings: settings.clone(),
+            webhook_secret: SecretString::from(WEBHOOK_SECRET),
+            admin_token: Some(SecretString::from(ADMIN_TOKEN)),
+            webhook_path: WEBHOOK_PATH.into(),
+            max_body_bytes: MAX_BODY_BYTES,
+            listen: "127.0.0.1:0".parse().expect("a socket address"),
+            metrics_listen: None,
+        })
+        .await
+        .expect("starting the ghr server");
+        let base = format!("http://{}", server.addr);
+        github.set_webhook_target(format!("{base}{WEBHOOK_PATH}"), WEBHOOK_SECRET);
+        Harness { server, base, store, settings, github, provider, http: reqwest::Client::new(), _dir: dir }
+    }
+
+    /// The admin operations on the server's store, without HTTP.
+    pub fn local(&self) -> LocalAdmin {
+        LocalAdmin::new(self.store.clone(), self.settings.clone())
+    }
+
+    /// The admin operations over HTTP with the right token.
+    pub fn remote(&self) -> RemoteAdmin {
+        RemoteAdmin::new(&self.base, SecretString::from(ADMIN_TOKEN)).expect("a valid server URL and token")
+    }
+
+    /// Send a request with exactly this `Authorization` header (none when `None`).
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        authorization: Option<&str>,
+        body: Option<&Value>,
+        accept: Option<&str>,
+    ) -> Answer {
+        let mut request = self.http.request(method.clone(), format!("{}{path}", self.base));
+        if let Some(value) = authorization {
+            request = request.header(AUTHORIZATION, value);
+        }
+        if let Some(value) = accept {
+            request = request.header(ACCEPT, value);
+        }
+        if let Some(body) = body {
+            request = request.header(CONTENT_TYPE, "application/json").body(body.to_string());
+        }
+        let response = request.send().await.unwrap_or_else(|e| panic!("{method} {path} failed: {e}"));
+        let status = response.status().as_u16();
+        let content_type =
+            response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let text = response.text().await.unwrap_or_else(|e| panic!("reading the answer of {method} {path}: {e}"));
+        Answer { status, content_type, text }
+    }
+
+    /// An admin request with the right token.
+    pub async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Answer {
+        self.send_raw(method, path, Some(&format!("Bearer {ADMIN_TOKEN}")), body, None).await
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.send(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Option<&Value>) -> Answer {
+        self.send(Method::POST, path, body).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Answer {
+        self.send(Method::PUT, path, Some(body)).await
+    }
+
+    /// Install the App on an organisation through the emulator (a signed `installation.created`).
+    pub async fn install(&self, login: &str) -> InstallationId {
+        self.github.install_org(login).await.unwrap_or_else(|e| panic!("installing the App on {login}: {e}"))
+    }
+
+    /// Queue a job through the emulator (a signed `workflow_job.queued`) and wait until the store has it.
+    pub async fn queue(&self, installation: InstallationId, repo: &str, labels: &[&str]) -> JobId {
+        let job = self
+            .github
+            .queue_job(JobSpec::new(installation, repo, labels))
+            .await
+            .unwrap_or_else(|e| panic!("queueing a job: {e}"));
+        let store = self.store.clone();
+        eventually(&format!("job {job} recorded"), async || store.job_get(job).await.ok().flatten()).await;
+        job
+    }
+
+    /// POST a signed `workflow_job` delivery for a job queued in `repo`, as if GitHub sent it; returns the status.
+    pub async fn job_event(
+        &self,
+        action: &str,
+        installation: InstallationId,
+        repo: &str,
+        job: JobId,
+        runner_name: Option<&str>,
+    ) -> u16 {
+        let info = self.github.installation(installation).expect("an installation the emulator knows");
+        let repo_id = self.github.ensure_repo(installation, repo).expect("a repository of the installation");
+        let owner = ghr_core::event::Account {
+            login: info.account_login.as_str().into(),
+            id: info.account_id,
+            kind: info.account_kind,
+        };
+        let repository = Repository { id: repo_id, name: repo.to_owned(), owner };
+        let now = Utc::now();
+        let (status, conclusion) = match action {
+            "in_progress" => (JobStatus::InProgress, None),
+            "completed" => (JobStatus::Completed, Some("success".to_owned())),
+            _ => (JobStatus::Queued, None),
+        };
+        let payload = WorkflowJobPayload {
+            id: job,
+            run_id: job.0 + 1,
+            name: "build".into(),
+            workflow_name: "CI".into(),
+            head_branch: "main".into(),
+            status,
+            conclusion,
+            labels: SMALL.iter().map(|l| (*l).to_owned()).collect(),
+            runner_id: None,
+            runner_name: runner_name.map(str::to_owned),
+            runner_group_id: None,
+            runner_group_name: None,
+            created_at: now,
+            started_at: (status >= JobStatus::InProgress).then_some(now),
+            completed_at: (status == JobStatus::Completed).then_some(now),
+        };
+        let body = workflow_job_payload(action, &payload, &repository, installation, &default_sender());
+        let delivery = SignedDelivery::new("workflow_job", &body, WEBHOOK_SECRET);
+        let response = delivery
+            .send(&self.http, &format!("{}{WEBHOOK_PATH}", self.base))
+            .await
+            .unwrap_or_else(|e| panic!("sending a workflow_job delivery: {e}"));
+        response.status().as_u16()
+    }
+}
+
+/// Poll `probe` until it yields a value, failing the test with `what` after [`DEADLINE`].
+pub async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {DEADLINE:?} waiting for: {what}");
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
