@@ -14,6 +14,8 @@ const TENANTS: u64 = 100_000;
 const STRIDE: u64 = 7_919;
 const WARM_UP: Duration = Duration::from_millis(500);
 const MEASUREMENT: Duration = Duration::from_secs(2);
+/// A full listing takes a few hundred milliseconds: 10 samples need a little longer.
+const LIST_MEASUREMENT: Duration = Duration::from_secs(5);
 const LOOKUP_SAMPLES: usize = 20;
 const LIST_SAMPLES: usize = 10;
 
@@ -81,7 +83,7 @@ fn tenants(c: &mut Criterion) {
             black_box(found.expect("seeded tenant"))
         })
     });
-    group.sample_size(LIST_SAMPLES);
+    group.sample_size(LIST_SAMPLES).measurement_time(LIST_MEASUREMENT);
     group.bench_function("tenant_list_all", |b| {
         b.iter(|| black_box(runtime.block_on(store.tenant_list(None)).expect("tenant_list").len()))
     });

@@ -59,7 +59,9 @@ CREATE TABLE jobs (
 -- Partial indexes over the (few) queued jobs: the dispatcher's FIFO and the demand count of a reservation.
 CREATE INDEX jobs_wanting_runner ON jobs (received_at, job_id) WHERE status = 'queued' AND tier IS NOT NULL;
 CREATE INDEX jobs_queued_demand ON jobs (installation_id, tier, repository) WHERE status = 'queued';
+-- Newest-first listings (the job id is the rowid, so it is part of every index entry).
 CREATE INDEX jobs_by_installation ON jobs (installation_id, received_at);
+CREATE INDEX jobs_by_time ON jobs (received_at);
 
 -- Job timelines ("why is my job still waiting?").
 CREATE TABLE job_events (
@@ -98,3 +100,5 @@ CREATE TABLE runners (
 
 CREATE INDEX runners_by_installation_state ON runners (installation_id, state);
 CREATE INDEX runners_by_state ON runners (state);
+-- Usage reports: runners still live (NULL) or terminated after the start of the period.
+CREATE INDEX runners_by_terminated ON runners (terminated_at);

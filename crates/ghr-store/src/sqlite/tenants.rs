@@ -30,12 +30,13 @@ fn org_key(org: &OrgName) -> String {
 pub(super) async fn create(pool: &SqlitePool, tenant: NewTenant, now: Timestamp) -> Result<(Tenant, bool), StoreError> {
     let installation = codec::id(OP_CREATE, "installation id", tenant.installation_id.0)?;
     let metadata = &tenant.metadata;
-    let inserted = sqlx::query(
+    let inserted = sqlx::query(concat!(
         "INSERT INTO tenants (installation_id, org_name, org_name_lower, org_type, status, tier, max_runners, \
              github_account_id, sender_login, sender_id, created_at, updated_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (installation_id) DO NOTHING",
-    )
+         ON CONFLICT (installation_id) DO NOTHING RETURNING ",
+        tenant_columns!()
+    ))
     .bind(installation)
     .bind(tenant.org_name.as_str())
     .bind(org_key(&tenant.org_name))
@@ -48,16 +49,17 @@ pub(super) async fn create(pool: &SqlitePool, tenant: NewTenant, now: Timestamp)
     .bind(codec::id_opt(OP_CREATE, "sender id", metadata.sender_id.map(|a| a.0))?)
     .bind(codec::ts(now))
     .bind(codec::ts(now))
-    .execute(pool)
+    .fetch_optional(pool)
     .await
-    .map_err(backend(OP_CREATE))?
-    .rows_affected()
-        == 1;
-    // Tenants are never deleted, so the row is there whether this call or an earlier one wrote it.
-    let stored = get_with_op(pool, tenant.installation_id, OP_CREATE)
-        .await?
-        .ok_or_else(|| codec::corrupt(OP_CREATE, format!("tenant {} vanished after insert", tenant.installation_id)))?;
-    Ok((stored, inserted))
+    .map_err(backend(OP_CREATE))?;
+    if let Some(row) = inserted {
+        return Ok((tenant_from_row(OP_CREATE, &row)?, true));
+    }
+    // The installation exists already. Tenants are never deleted, so it is still there.
+    let existing = get_with_op(pool, tenant.installation_id, OP_CREATE).await?.ok_or_else(|| {
+        codec::corrupt(OP_CREATE, format!("tenant {} conflicts on insert but cannot be read", tenant.installation_id))
+    })?;
+    Ok((existing, false))
 }
 
 pub(super) async fn get(pool: &SqlitePool, id: InstallationId) -> Result<Option<Tenant>, StoreError> {

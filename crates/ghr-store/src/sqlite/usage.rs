@@ -1,6 +1,7 @@
 //! Usage on SQLite: runner-seconds per tenant and tier, clipped to a period.
 //!
-//! SQL selects the runners that can overlap the period; the clipping itself is
+//! SQL selects the runners that can overlap the period (an index on `terminated_at` keeps old,
+//! finished runners out of the scan); the clipping itself is
 //! `ghr_core::cost::overlap_seconds`, so every backend bills exactly the same way.
 
 use super::codec::{self, Columns, backend};
@@ -21,11 +22,10 @@ pub(super) async fn usage(
 ) -> Result<Vec<UsageRow>, StoreError> {
     let rows = sqlx::query(
         "SELECT installation_id, tier, launched_at, terminated_at FROM runners \
-         WHERE launched_at IS NOT NULL AND launched_at < ?1 AND COALESCE(terminated_at, ?3) > ?2",
+         WHERE launched_at IS NOT NULL AND launched_at < ?1 AND (terminated_at IS NULL OR terminated_at > ?2)",
     )
     .bind(codec::ts(to))
     .bind(codec::ts(from))
-    .bind(codec::ts(now))
     .fetch_all(pool)
     .await
     .map_err(backend(OP))?;
