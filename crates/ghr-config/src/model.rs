@@ -10,7 +10,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawConfig {
-    /// Deployment name: the `ghr:environment` tag and part of every runner name. Default `ghr`.
+    /// Deployment name: the `ghr:environment` tag and part of every runner name. Default `main`.
     pub environment: String,
     pub server: ServerSection,
     pub store: StoreSection,
@@ -27,7 +27,7 @@ pub struct RawConfig {
 impl Default for RawConfig {
     fn default() -> Self {
         Self {
-            environment: "ghr".into(),
+            environment: "main".into(),
             server: ServerSection::default(),
             store: StoreSection::default(),
             github: GithubSection::default(),

@@ -116,3 +116,15 @@ fn debug_output_redacts_secrets() {
     let debug = format!("{config:?}");
     assert!(!debug.contains("s3cret") && !debug.contains("t0ken"), "{debug}");
 }
+
+/// The documented example file stays valid and equal to the built-in defaults where it shows them.
+#[test]
+fn example_file_is_valid_and_matches_defaults() {
+    let text = include_str!("../../../ghr.example.toml");
+    let mut example = parse(text).unwrap();
+    let builtin = Config::builtin();
+    assert_eq!(example.catalog, builtin.catalog);
+    // The example spells the default tiers out; everything else must equal the defaults.
+    example.raw.tiers.clear();
+    assert_eq!(toml::to_string(&example.raw).unwrap(), toml::to_string(&builtin.raw).unwrap());
+}
