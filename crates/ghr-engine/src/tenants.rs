@@ -167,7 +167,12 @@ impl TenantService {
         self.set_status(id, TenantStatus::Suspended).await
     }
 
+    /// Serve a suspended tenant again. A pending tenant needs [`TenantService::approve`], not this.
     pub async fn resume(&self, id: InstallationId) -> Result<Tenant, EngineError> {
+        let current = self.get(id).await?;
+        if current.status == TenantStatus::Pending {
+            return Err(EngineError::InvalidTransition { id, from: current.status, to: TenantStatus::Active });
+        }
         self.set_status(id, TenantStatus::Active).await
     }
 

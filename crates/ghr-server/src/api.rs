@@ -74,12 +74,22 @@ async fn require_token(State(app): State<AppState>, request: Request, next: Next
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
     let authorised = match (&app.admin_token, presented) {
         (Some(expected), Some(given)) => bool::from(expected.expose_secret().as_bytes().ct_eq(given.as_bytes())),
         _ => false,
     };
-    if authorised { next.run(request).await } else { AdminError::Unauthorized.into_response() }
+    if authorised {
+        next.run(request).await
+    } else {
+        let mut response = AdminError::Unauthorized.into_response();
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer realm=\"ghr\""));
+        response
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -380,3 +380,24 @@ async fn openapi_schemas_match_real_answers() {
     assert_eq!(body["error"], "missing_event");
     spec.assert_answer("post", WEBHOOK_PATH, 400, &body);
 }
+
+#[tokio::test]
+async fn bearer_scheme_is_case_insensitive_and_401_names_the_scheme() {
+    let h = Harness::start().await;
+    let lower = h.send_raw(Method::GET, "/api/v1/tenants", Some(&format!("bearer {ADMIN_TOKEN}")), None, None).await;
+    assert_eq!(lower.status, 200, "{}", lower.text);
+    let refused = h.http.get(format!("{}/api/v1/tenants", h.base)).send().await.expect("request");
+    assert_eq!(refused.status(), 401);
+    let challenge = refused.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    assert!(challenge.starts_with("Bearer"), "WWW-Authenticate: {challenge:?}");
+}
+
+#[tokio::test]
+async fn resume_does_not_skip_approval() {
+    let h = Harness::start_with(|s| s.onboarding = Onboarding::Approval).await;
+    h.install("pendingco").await;
+    let answer = h.post("/api/v1/tenants/pendingco/resume", None).await;
+    let message = answer.expect_error(409, "conflict");
+    assert!(message.contains("pending"), "{message}");
+    h.post("/api/v1/tenants/pendingco/approve", None).await.expect(200);
+}
