@@ -19,6 +19,7 @@ use secrecy::SecretString;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 
@@ -185,6 +186,38 @@ pub async fn peak(stack: &LocalStack, installation: InstallationId) -> u32 {
     let all = runners(stack, installation).await;
     let refs: Vec<&Runner> = all.iter().collect();
     ghr::demo::peak_concurrency(&refs, Utc::now())
+}
+
+/// How often [`LiveSampler`] reads the live runner counts.
+const SAMPLE_INTERVAL: Duration = Duration::from_millis(5);
+
+/// Reads a tenant's live runner count from the store continuously and keeps the highest value seen.
+pub struct LiveSampler {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<u32>,
+}
+
+impl LiveSampler {
+    pub fn start(store: Arc<dyn Store>, installation: InstallationId) -> LiveSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut most = 0;
+            while !stopped.load(Ordering::SeqCst) {
+                let counts = store.runner_live_counts().await.expect("reading live counts");
+                most = most.max(counts.get(&installation).copied().unwrap_or(0));
+                tokio::time::sleep(SAMPLE_INTERVAL).await;
+            }
+            most
+        });
+        LiveSampler { stop, task }
+    }
+
+    /// Stop sampling; the most live runners seen.
+    pub async fn stop(self) -> u32 {
+        self.stop.store(true, Ordering::SeqCst);
+        self.task.await.expect("the sampler ran")
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
