@@ -21,9 +21,9 @@ pub use jobs::{
     job_wait_reason_logged_only_on_change,
 };
 pub use reserve::{
-    reserve_covers_demand_once, reserve_is_atomic_under_concurrency, reserve_limit_spans_tiers,
-    reserve_refuses_inactive_tenants, reserve_refuses_unknown_tenant, reserve_respects_global_cap,
-    reserve_scopes_user_tenants_by_repository,
+    reserve_covers_demand_once, reserve_is_atomic_under_concurrency, reserve_is_dated_after_earlier_releases,
+    reserve_limit_spans_tiers, reserve_refuses_inactive_tenants, reserve_refuses_unknown_tenant,
+    reserve_respects_global_cap, reserve_scopes_user_tenants_by_repository,
 };
 pub use runners::{
     runner_list_and_live_counts, runner_update_failure_and_field_updates, runner_update_follows_lifecycle,
@@ -73,6 +73,7 @@ where
         reserve_respects_global_cap,
         reserve_refuses_inactive_tenants,
         reserve_scopes_user_tenants_by_repository,
+        reserve_is_dated_after_earlier_releases,
         reserve_is_atomic_under_concurrency,
         runner_update_follows_lifecycle,
         runner_update_failure_and_field_updates,

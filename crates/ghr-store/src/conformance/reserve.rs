@@ -153,6 +153,25 @@ pub async fn reserve_scopes_user_tenants_by_repository(store: Arc<dyn Store>) {
     expect_outcome(store, scoped("octocat/gamma", 6), Reservation::NoDemand, "no jobs in gamma").await;
 }
 
+/// A reservation is never dated before a release that committed before it, even when the caller read
+/// its clock earlier (it waited for the store): runner records never show more live runners than admitted.
+pub async fn reserve_is_dated_after_earlier_releases(store: Arc<dyn Store>) {
+    let store = store.as_ref();
+    active_tenant(store, 10, 1).await;
+    queue_jobs(store, 10, "small", "org-10/app", 1_001, 2).await;
+    let first = expect_reserved(store, reserve_request(10, "small", 10)).await;
+    assert_eq!(first.created_at, at(10), "with no later release, created_at is the request's `now`");
+    let released = set_state(store, &first.name, RunnerState::Terminated, 50).await;
+    let second = expect_reserved(store, reserve_request(10, "small", 40)).await;
+    let terminated_at = released.terminated_at.found("terminated_at of a terminated runner");
+    assert!(
+        second.created_at >= terminated_at,
+        "a runner admitted after a release is dated {} but the release was at {terminated_at}",
+        second.created_at
+    );
+    assert_eq!(ok(store.runner_get(&second.name).await, "runner_get").map(|r| r.created_at), Some(second.created_at));
+}
+
 /// Many concurrent reservations never exceed the tenant limit, and each gets a distinct runner.
 pub async fn reserve_is_atomic_under_concurrency(store: Arc<dyn Store>) {
     const TASKS: usize = 24;

@@ -75,6 +75,10 @@ impl<'r> Columns<'r> {
         self.raw::<i64>(column)
     }
 
+    pub(crate) fn int_opt(&self, column: &'static str) -> Result<Option<i64>, StoreError> {
+        self.raw::<Option<i64>>(column)
+    }
+
     /// A non-negative integer (an id or a count).
     pub(crate) fn unsigned(&self, column: &'static str) -> Result<u64, StoreError> {
         let value = self.int(column)?;

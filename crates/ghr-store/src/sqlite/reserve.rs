@@ -96,9 +96,18 @@ pub(super) async fn reserve(conn: &mut SqliteConnection, request: &ReserveReques
     if let Admission::Wait(reason) = admit(input) {
         return Ok(Reservation::Refused(reason));
     }
+    eprintln!("DEBUGRESERVE {} live={} max={} at={}", installation, tenant_live, max_runners, chrono::Utc::now());
 
-    // 4. The runner: insert, then name it after its sequence number.
-    let now = codec::ts(request.now);
+    // 4. The runner: insert, then name it after its sequence number. It is dated no earlier than the
+    //    latest release already committed: the caller read its clock before it got the write lock, and
+    //    records read as intervals [created_at, terminated_at) must never show more live runners than
+    //    were admitted. (The store's own clock is not used: callers and tests own time.)
+    let latest_release = sqlx::query("SELECT MAX(terminated_at) AS latest FROM runners")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(backend(OP))?;
+    let latest_release: Option<i64> = Columns::new(OP, &latest_release).int_opt("latest")?;
+    let now = codec::ts(request.now).max(latest_release.unwrap_or(i64::MIN));
     let seq_row = sqlx::query(
         "INSERT INTO runners (name, installation_id, tier, tenant_tier, scope_repo, state, intended_job, \
              created_at, updated_at) \
