@@ -502,7 +502,7 @@ async fn suspended_tenant_keeps_no_runner_under_the_terminate_policy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn suspended_tenant_lets_running_jobs_finish_by_default() {
     let stack = start(options(|s| s.orphan_grace = THRESHOLD)).await;
-    let (acme, busy, waiting) = tenant_with_busy_runners(&stack, Duration::from_secs(3)).await;
+    let (acme, busy, waiting) = tenant_with_busy_runners(&stack, Duration::from_secs(5)).await;
     stack.emulator.suspend(acme).await.unwrap();
     wait(&stack, SOON, "ghr records the suspension", || async {
         stack.store.tenant_get(acme).await.unwrap().is_some_and(|t| t.status == TenantStatus::Suspended)
