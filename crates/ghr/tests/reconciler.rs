@@ -28,6 +28,7 @@ const PAST_THRESHOLD: Duration = Duration::from_secs(61);
 const LONG_JOB: Duration = Duration::from_secs(120);
 /// Ids of jobs that exist only in ghr's store (far above the emulator's ids).
 const UNKNOWN_JOB: JobId = JobId(900_000_001);
+/// A second such job, for a second tenant.
 const OTHER_UNKNOWN_JOB: JobId = JobId(900_000_002);
 
 fn small_job(installation: InstallationId) -> JobSpec {
