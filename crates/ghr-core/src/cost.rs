@@ -6,12 +6,13 @@ use serde::{Deserialize, Serialize};
 
 const SECONDS_PER_HOUR: f64 = 3600.0;
 
-/// Runner-seconds used by one tenant on one tier over a period.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Runner-seconds used by one tenant on one tier over a period (millisecond precision: a runner that
+/// lived 0.4 s is billed 0.4 s, not rounded away).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UsageRow {
     pub installation_id: InstallationId,
     pub tier: TierName,
-    pub runner_seconds: i64,
+    pub runner_seconds: f64,
     pub runners: u64,
 }
 
@@ -20,7 +21,7 @@ pub struct UsageRow {
 pub struct CostRow {
     pub installation_id: InstallationId,
     pub tier: TierName,
-    pub runner_seconds: i64,
+    pub runner_seconds: f64,
     pub runners: u64,
     /// Price per runner-hour used; None when the tier is no longer in the catalog.
     pub price_per_hour: Option<f64>,
@@ -40,7 +41,7 @@ pub fn price(catalog: &TierCatalog, usage: &[UsageRow]) -> Vec<CostRow> {
                 runner_seconds: row.runner_seconds,
                 runners: row.runners,
                 price_per_hour: price,
-                cost: price.map(|p| round_cents(row.runner_seconds as f64 / SECONDS_PER_HOUR * p)),
+                cost: price.map(|p| round_cents(row.runner_seconds / SECONDS_PER_HOUR * p)),
             }
         })
         .collect()
@@ -50,8 +51,8 @@ fn round_cents(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
 }
 
-/// Seconds of the interval `[start, end)` that fall inside `[from, to)`.
-pub fn overlap_seconds(
+/// Milliseconds of the interval `[start, end)` that fall inside `[from, to)`.
+pub fn overlap_millis(
     start: crate::Timestamp,
     end: crate::Timestamp,
     from: crate::Timestamp,
@@ -59,7 +60,12 @@ pub fn overlap_seconds(
 ) -> i64 {
     let lo = start.max(from);
     let hi = end.min(to);
-    (hi - lo).num_seconds().max(0)
+    (hi - lo).num_milliseconds().max(0)
+}
+
+/// Runner-seconds from summed milliseconds (exact to the millisecond).
+pub fn seconds_from_millis(millis: i64) -> f64 {
+    millis as f64 / 1000.0
 }
 
 #[cfg(test)]
@@ -71,22 +77,34 @@ mod tests {
     fn prices_per_tier() {
         let catalog = TierCatalog::seed_default();
         let usage = vec![
-            UsageRow { installation_id: InstallationId(1), tier: "small".into(), runner_seconds: 3600, runners: 2 },
-            UsageRow { installation_id: InstallationId(1), tier: "large".into(), runner_seconds: 1800, runners: 1 },
-            UsageRow { installation_id: InstallationId(2), tier: "retired".into(), runner_seconds: 60, runners: 1 },
+            UsageRow { installation_id: InstallationId(1), tier: "small".into(), runner_seconds: 3600.0, runners: 2 },
+            UsageRow { installation_id: InstallationId(1), tier: "large".into(), runner_seconds: 1800.0, runners: 1 },
+            UsageRow { installation_id: InstallationId(2), tier: "retired".into(), runner_seconds: 60.0, runners: 1 },
         ];
         let rows = price(&catalog, &usage);
         assert_eq!(rows[0].cost, Some(0.04));
         assert_eq!(rows[1].cost, Some(0.08));
         assert_eq!(rows[2].cost, None);
-        assert_eq!(rows[2].runner_seconds, 60);
+        assert_eq!(rows[2].runner_seconds, 60.0);
+    }
+
+    #[test]
+    fn sub_second_runners_are_billed() {
+        let catalog = TierCatalog::seed_default();
+        let usage = [UsageRow {
+            installation_id: InstallationId(1),
+            tier: "large".into(),
+            runner_seconds: seconds_from_millis(400),
+            runners: 1,
+        }];
+        assert_eq!(price(&catalog, &usage)[0].runner_seconds, 0.4);
     }
 
     #[test]
     fn overlap() {
         let t = |h: u32| Utc.with_ymd_and_hms(2026, 1, 1, h, 0, 0).unwrap();
-        assert_eq!(overlap_seconds(t(1), t(3), t(2), t(5)), 3600);
-        assert_eq!(overlap_seconds(t(1), t(2), t(3), t(5)), 0);
-        assert_eq!(overlap_seconds(t(1), t(5), t(2), t(3)), 3600);
+        assert_eq!(overlap_millis(t(1), t(3), t(2), t(5)), 3_600_000);
+        assert_eq!(overlap_millis(t(1), t(2), t(3), t(5)), 0);
+        assert_eq!(overlap_millis(t(1), t(5), t(2), t(3)), 3_600_000);
     }
 }

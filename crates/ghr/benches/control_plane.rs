@@ -192,12 +192,11 @@ async fn dispatch_overhead(bench: &Bench) {
             .await
             .expect("queue");
         loop {
-            let launches = bench.provider.launches.lock().expect("launches");
-            if launches.len() > before {
-                samples.push(launches[before].1 - sent);
+            let launched = bench.provider.launches.lock().expect("launches").get(before).map(|(_, at)| *at);
+            if let Some(at) = launched {
+                samples.push(at - sent);
                 break;
             }
-            drop(launches);
             tokio::task::yield_now().await;
         }
     }

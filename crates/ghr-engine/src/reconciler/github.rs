@@ -28,20 +28,23 @@ impl Reconciler {
         let live_names: HashSet<&str> = live.iter().map(|r| r.name.as_str()).collect();
         let mut orgs = HashMap::new();
         for installation in live.iter().map(|r| r.installation_id).collect::<HashSet<_>>() {
+            // GitHub answers 403 for a suspended installation; pending and deleted ones have nothing to clean.
             if let Some(tenant) = self.ports.store.tenant_get(installation).await.doing("reading a tenant")?
-                && tenant.status != TenantStatus::Deleted
+                && tenant.status == TenantStatus::Active
             {
                 orgs.insert(installation, tenant.org_name.to_string());
             }
         }
         let prefix = format!("{RUNNER_NAME_PREFIX}-{}-", self.settings.environment);
         for (installation, scope) in scopes_of(&live, &orgs) {
-            let registrations = self
-                .ports
-                .github
-                .list_runners(installation, &scope)
-                .await
-                .map_err(|source| EngineError::Github { doing: "listing runner registrations", source })?;
+            // One tenant's failure must not stop the rule for the others.
+            let registrations = match self.ports.github.list_runners(installation, &scope).await {
+                Ok(registrations) => registrations,
+                Err(error) => {
+                    tracing::warn!(%installation, error = %error, "could not list runner registrations; retrying next pass");
+                    continue;
+                }
+            };
             for registration in registrations {
                 if !registration.name.starts_with(&prefix)
                     || registration.online
@@ -72,7 +75,7 @@ impl Reconciler {
             }
             if let Entry::Vacant(slot) = active.entry(job.installation_id) {
                 let tenant = self.ports.store.tenant_get(job.installation_id).await.doing("reading a tenant")?;
-                slot.insert(tenant.is_some_and(|t| t.status != TenantStatus::Deleted));
+                slot.insert(tenant.is_some_and(|t| t.status == TenantStatus::Active));
             }
             if !active[&job.installation_id] {
                 continue;

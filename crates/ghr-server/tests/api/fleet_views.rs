@@ -143,7 +143,7 @@ async fn usage_is_reported_as_json_and_csv() {
         (f.acme, Some("acme"), "small")
     );
     assert_eq!(row.cost.runners, 2);
-    assert!(row.cost.runner_seconds >= 0 && row.cost.price_per_hour == Some(0.0416), "{row:?}");
+    assert!(row.cost.runner_seconds >= 0.0 && row.cost.price_per_hour == Some(0.0416), "{row:?}");
     let window = (report.to - report.from).num_days();
     assert_eq!(window, 30, "the default window");
 

@@ -165,10 +165,10 @@ pub async fn usage_clips_to_the_period(store: Arc<dyn Store>) {
         walk(store, name, steps).await;
     }
 
-    let row = |installation: u64, tier: &str, runner_seconds: i64, runners: u64| UsageRow {
+    let row = |installation: u64, tier: &str, runner_seconds: u32, runners: u64| UsageRow {
         installation_id: InstallationId(installation),
         tier: TierName::from(tier),
-        runner_seconds,
+        runner_seconds: f64::from(runner_seconds),
         runners,
     };
     let usage = ok(store.usage(at(100), at(600), at(1_000)).await, "usage");

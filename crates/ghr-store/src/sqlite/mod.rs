@@ -123,7 +123,7 @@ impl SqliteStore {
                 pool_options.max_connections(FILE_POOL_SIZE),
             ),
         };
-        let pool = pool_options.connect_with(options).await.map_err(|source| StoreError::Backend {
+        let pool = connect(pool_options, options).await.map_err(|source| StoreError::Backend {
             op: "open",
             source: Box::new(OpenFailed { location: described.clone(), source }),
         })?;
@@ -146,6 +146,36 @@ impl SqliteStore {
     async fn begin_write(&self, op: &'static str) -> Result<Transaction<'static, Sqlite>, StoreError> {
         self.pool.begin_with(BEGIN_WRITE).await.map_err(codec::backend(op))
     }
+}
+
+/// Attempts to open a database another process is creating at the same moment.
+const OPEN_ATTEMPTS: u32 = 50;
+/// Pause between those attempts.
+const OPEN_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Connect, retrying while the file is busy. Switching a brand-new file to WAL takes an exclusive lock
+/// that SQLite does not wait for (no busy handler), so processes starting together on a new file can see
+/// `database is locked` once; the next attempt finds WAL already on.
+async fn connect(pool_options: SqlitePoolOptions, options: SqliteConnectOptions) -> Result<SqlitePool, sqlx::Error> {
+    let mut attempt = 1;
+    loop {
+        match pool_options.clone().connect_with(options.clone()).await {
+            Err(error) if attempt < OPEN_ATTEMPTS && is_busy(&error) => {
+                tracing::debug!(attempt, %error, "SQLite file busy while opening; retrying");
+                attempt += 1;
+                tokio::time::sleep(OPEN_RETRY_DELAY).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// SQLITE_BUSY or SQLITE_LOCKED (and their extended codes).
+fn is_busy(error: &sqlx::Error) -> bool {
+    error.as_database_error().and_then(|e| e.code()).and_then(|code| code.parse::<i32>().ok()).is_some_and(|code| {
+        let primary = code & 0xff;
+        primary == 5 || primary == 6
+    })
 }
 
 fn describe(location: &SqliteLocation) -> String {

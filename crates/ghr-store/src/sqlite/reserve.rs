@@ -96,7 +96,6 @@ pub(super) async fn reserve(conn: &mut SqliteConnection, request: &ReserveReques
     if let Admission::Wait(reason) = admit(input) {
         return Ok(Reservation::Refused(reason));
     }
-    eprintln!("DEBUGRESERVE {} live={} max={} at={}", installation, tenant_live, max_runners, chrono::Utc::now());
 
     // 4. The runner: insert, then name it after its sequence number. It is dated no earlier than the
     //    latest release already committed: the caller read its clock before it got the write lock, and

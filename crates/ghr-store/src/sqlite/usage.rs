@@ -2,11 +2,11 @@
 //!
 //! SQL selects the runners that can overlap the period (an index on `terminated_at` keeps old,
 //! finished runners out of the scan); the clipping itself is
-//! `ghr_core::cost::overlap_seconds`, so every backend bills exactly the same way.
+//! `ghr_core::cost::overlap_millis`, so every backend bills exactly the same way.
 
 use super::codec::{self, Columns, backend};
 use ghr_core::Timestamp;
-use ghr_core::cost::{UsageRow, overlap_seconds};
+use ghr_core::cost::{UsageRow, overlap_millis, seconds_from_millis};
 use ghr_core::ids::{InstallationId, TierName};
 use ghr_core::ports::StoreError;
 use sqlx::SqlitePool;
@@ -35,21 +35,21 @@ pub(super) async fn usage(
         let c = Columns::new(OP, row);
         let launched = c.timestamp("launched_at")?;
         let end = c.timestamp_opt("terminated_at")?.unwrap_or(now);
-        let seconds = overlap_seconds(launched, end, from, to);
-        if seconds <= 0 {
+        let millis = overlap_millis(launched, end, from, to);
+        if millis <= 0 {
             continue;
         }
         let key = (InstallationId(c.unsigned("installation_id")?), TierName::new(c.text("tier")?));
         let entry = totals.entry(key).or_insert((0, 0));
-        entry.0 += seconds;
+        entry.0 += millis;
         entry.1 += 1;
     }
     Ok(totals
         .into_iter()
-        .map(|((installation_id, tier), (runner_seconds, runners))| UsageRow {
+        .map(|((installation_id, tier), (millis, runners))| UsageRow {
             installation_id,
             tier,
-            runner_seconds,
+            runner_seconds: seconds_from_millis(millis),
             runners,
         })
         .collect())

@@ -34,7 +34,7 @@ pub async fn run(args: UsageArgs) -> anyhow::Result<()> {
                     line.org_name.clone().unwrap_or_else(|| "-".into()),
                     c.tier.to_string(),
                     c.runners.to_string(),
-                    c.runner_seconds.to_string(),
+                    format!("{:.3}", c.runner_seconds),
                     c.cost.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into()),
                 ]
             })

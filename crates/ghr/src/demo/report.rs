@@ -51,7 +51,7 @@ pub struct TenantReport {
     pub peak_runners: u32,
     pub queued_to_running_p50_s: Option<f64>,
     pub queued_to_running_p95_s: Option<f64>,
-    pub runner_seconds: i64,
+    pub runner_seconds: f64,
     pub cost: f64,
 }
 
@@ -90,7 +90,7 @@ impl DemoReport {
                     t.dropped.to_string(),
                     format!("{}/{}", t.peak_runners, t.max_runners),
                     format!("{} / {}", secs(t.queued_to_running_p50_s), secs(t.queued_to_running_p95_s)),
-                    t.runner_seconds.to_string(),
+                    format!("{:.1}", t.runner_seconds),
                     format!("{:.4}", t.cost),
                 ]
             })
