@@ -229,7 +229,9 @@ async fn restart_mid_burst_completes_every_job_within_the_limit() {
         jobs.push(stopped.emulator.queue_job(small_job(acme).duration(SHORT)).await.unwrap());
     }
     let missed = stopped.emulator.deliveries().iter().filter(|d| !d.succeeded()).count();
-    assert!(missed > WHILE_DOWN, "the short job's completion and the new jobs were missed ({missed})");
+    // The new jobs' `queued` deliveries are missed (and the short job's completion too, when it finished
+    // after the stop; under load it may have finished before).
+    assert!(missed >= WHILE_DOWN, "the new jobs' deliveries were missed ({missed})");
 
     let stack = support::start_server(stopped, Restart::Reopen).await;
     let sampler = LiveSampler::start(stack.store.clone(), acme);
@@ -271,8 +273,18 @@ async fn records_never_show_a_tenant_above_its_limit() {
         s.orphan_grace = Duration::from_secs(60);
     }))
     .await;
-    let acme = stack.emulator.install_org("acme").await.unwrap();
-    support::set_max_runners(&stack, acme, 1).await;
+    // Straight into the store: no webhook wakes the dispatcher, so only this test reserves.
+    let acme = InstallationId(900_001);
+    let tenant = ghr_core::tenant::NewTenant {
+        installation_id: acme,
+        org_name: "acme".into(),
+        org_type: ghr_core::tenant::OrgType::Organization,
+        status: ghr_core::tenant::TenantStatus::Active,
+        tier: SMALL.into(),
+        max_runners: 1,
+        metadata: Default::default(),
+    };
+    stack.store.tenant_create(tenant, chrono::Utc::now()).await.unwrap();
     for id in [JobId(900_000_011), JobId(900_000_012)] {
         support::observe(&stack, acme, "acme/app", id, &labels(SMALL), JobStatus::Queued).await;
     }
