@@ -25,7 +25,7 @@ pub struct CostRow {
     pub runners: u64,
     /// Price per runner-hour used; None when the tier is no longer in the catalog.
     pub price_per_hour: Option<f64>,
-    /// Estimated cost, rounded to 1/100 of the currency unit; None when the tier is unknown.
+    /// Estimated cost in currency units, to 1e-6 (round to cents when invoicing); None when the tier is unknown.
     pub cost: Option<f64>,
 }
 
@@ -41,14 +41,15 @@ pub fn price(catalog: &TierCatalog, usage: &[UsageRow]) -> Vec<CostRow> {
                 runner_seconds: row.runner_seconds,
                 runners: row.runners,
                 price_per_hour: price,
-                cost: price.map(|p| round_cents(row.runner_seconds / SECONDS_PER_HOUR * p)),
+                cost: price.map(|p| round_micros(row.runner_seconds / SECONDS_PER_HOUR * p)),
             }
         })
         .collect()
 }
 
-fn round_cents(value: f64) -> f64 {
-    (value * 100.0).round() / 100.0
+/// Sub-cent precision is kept: a fleet of short runners adds up, and rounding per line would lose it.
+fn round_micros(value: f64) -> f64 {
+    (value * 1_000_000.0).round() / 1_000_000.0
 }
 
 /// Milliseconds of the interval `[start, end)` that fall inside `[from, to)`.
@@ -82,8 +83,8 @@ mod tests {
             UsageRow { installation_id: InstallationId(2), tier: "retired".into(), runner_seconds: 60.0, runners: 1 },
         ];
         let rows = price(&catalog, &usage);
-        assert_eq!(rows[0].cost, Some(0.04));
-        assert_eq!(rows[1].cost, Some(0.08));
+        assert_eq!(rows[0].cost, Some(0.0416));
+        assert_eq!(rows[1].cost, Some(0.0832));
         assert_eq!(rows[2].cost, None);
         assert_eq!(rows[2].runner_seconds, 60.0);
     }

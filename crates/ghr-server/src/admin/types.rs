@@ -159,9 +159,9 @@ impl UsageReport {
                 csv_field(line.org_name.as_deref().unwrap_or("")),
                 csv_field(c.tier.as_str()),
                 c.runners,
-                c.runner_seconds,
+                format!("{:.3}", c.runner_seconds),
                 c.price_per_hour.map(|p| p.to_string()).unwrap_or_default(),
-                c.cost.map(|p| format!("{p:.2}")).unwrap_or_default(),
+                c.cost.map(|p| format!("{p:.6}")).unwrap_or_default(),
             ));
         }
         out

@@ -35,7 +35,7 @@ pub async fn run(args: UsageArgs) -> anyhow::Result<()> {
                     c.tier.to_string(),
                     c.runners.to_string(),
                     format!("{:.3}", c.runner_seconds),
-                    c.cost.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into()),
+                    c.cost.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into()),
                 ]
             })
             .collect();

@@ -91,7 +91,7 @@ impl DemoReport {
                     format!("{}/{}", t.peak_runners, t.max_runners),
                     format!("{} / {}", secs(t.queued_to_running_p50_s), secs(t.queued_to_running_p95_s)),
                     format!("{:.1}", t.runner_seconds),
-                    format!("{:.4}", t.cost),
+                    format!("{:.6}", t.cost),
                 ]
             })
             .collect();
