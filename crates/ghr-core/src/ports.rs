@@ -259,9 +259,28 @@ impl GithubError {
     }
 }
 
+/// What a GitHub client has spent so far, for metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GithubUsage {
+    /// HTTP requests sent (including token requests and retries).
+    pub calls: u64,
+    pub token_requests: u64,
+    pub retries: u64,
+    pub rate_limited: u64,
+    /// Remaining requests of the current rate-limit window, per installation (as GitHub last reported).
+    pub remaining: Vec<(InstallationId, u64)>,
+    /// Remaining requests of the App's own (JWT) window.
+    pub app_remaining: Option<u64>,
+}
+
 /// The GitHub REST calls the engine needs, as the App (JWT) or as an installation (token).
 #[async_trait]
 pub trait GitHubApi: Send + Sync {
+    /// Calls made and rate limit left, for metrics. Clients that do not count report nothing.
+    fn usage(&self) -> GithubUsage {
+        GithubUsage::default()
+    }
+
     /// `POST /orgs/{org}/actions/runners/generate-jitconfig` (or the repository variant).
     async fn create_jit_config(&self, request: &JitRequest) -> Result<JitConfig, GithubError>;
     /// A registration by id; None when GitHub has none (404).

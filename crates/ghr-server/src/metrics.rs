@@ -15,10 +15,21 @@ pub const WEBHOOKS_REJECTED: &str = "ghr_webhooks_rejected_total";
 pub const WEBHOOK_ACK: &str = "ghr_webhook_ack_seconds";
 /// Gauge: tenants by `status`.
 pub const TENANTS: &str = "ghr_tenants";
+/// Counter: GitHub API requests sent (token requests and retries included).
+pub const GITHUB_CALLS: &str = "ghr_github_api_calls_total";
+/// Counter: installation tokens requested.
+pub const GITHUB_TOKEN_REQUESTS: &str = "ghr_github_token_requests_total";
+/// Counter: GitHub answers that were rate limits.
+pub const GITHUB_RATE_LIMITED: &str = "ghr_github_rate_limited_total";
+/// Gauge: requests left in the current GitHub rate-limit window, by `installation` (`app` for the App's JWT).
+pub const GITHUB_RATE_LIMIT_REMAINING: &str = "ghr_github_rate_limit_remaining";
 
 /// Histogram buckets (seconds) shared by every latency histogram.
 const LATENCY_BUCKETS: &[f64] =
     &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0];
+
+/// The (tenant, tier, state) series of the runners gauge emitted by the last refresh.
+pub type RunnerSeries = std::collections::BTreeSet<(String, String, &'static str)>;
 
 static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
 
@@ -38,9 +49,24 @@ pub fn prometheus() -> Result<PrometheusHandle, String> {
         .clone()
 }
 
+/// Export what the GitHub client spent: calls, token requests, rate limits, and what is left per installation.
+pub fn refresh_github(github: &dyn ghr_core::ports::GitHubApi) {
+    let usage = github.usage();
+    metrics::counter!(GITHUB_CALLS).absolute(usage.calls);
+    metrics::counter!(GITHUB_TOKEN_REQUESTS).absolute(usage.token_requests);
+    metrics::counter!(GITHUB_RATE_LIMITED).absolute(usage.rate_limited);
+    for (installation, remaining) in usage.remaining {
+        metrics::gauge!(GITHUB_RATE_LIMIT_REMAINING, "installation" => installation.to_string()).set(remaining as f64);
+    }
+    if let Some(remaining) = usage.app_remaining {
+        metrics::gauge!(GITHUB_RATE_LIMIT_REMAINING, "installation" => "app").set(remaining as f64);
+    }
+}
+
 /// Refresh the gauges that mirror the store: runners by tenant/tier/state, tenants by status.
 /// Tenant is a label here: its cardinality is the number of onboarded tenants, bounded by the operator.
-pub async fn refresh_gauges(store: &dyn Store) -> Result<(), ghr_core::ports::StoreError> {
+/// `seen` carries the series set last time, so one that emptied is set to 0 rather than left stale.
+pub async fn refresh_gauges(store: &dyn Store, seen: &mut RunnerSeries) -> Result<(), ghr_core::ports::StoreError> {
     let runners =
         store.runner_list(RunnerFilter { states: RunnerState::LIVE.to_vec(), ..RunnerFilter::default() }).await?;
     let mut counts: BTreeMap<(String, String, &'static str), u32> = BTreeMap::new();
@@ -49,6 +75,11 @@ pub async fn refresh_gauges(store: &dyn Store) -> Result<(), ghr_core::ports::St
             .entry((runner.installation_id.to_string(), runner.tier.to_string(), runner.state.as_str()))
             .or_default() += 1;
     }
+    for key in seen.iter().filter(|key| !counts.contains_key(*key)) {
+        let (tenant, tier, state) = key.clone();
+        metrics::gauge!(ghr_engine::metrics::RUNNERS, "tenant" => tenant, "tier" => tier, "state" => state).set(0.0);
+    }
+    *seen = counts.keys().cloned().collect();
     for ((tenant, tier, state), n) in counts {
         metrics::gauge!(ghr_engine::metrics::RUNNERS, "tenant" => tenant, "tier" => tier, "state" => state)
             .set(n as f64);

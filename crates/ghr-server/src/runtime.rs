@@ -139,10 +139,13 @@ impl RunningServer {
         tasks.spawn(dispatcher.clone().run(stop.clone()));
         tasks.spawn(reconciler.clone().run(stop.clone()));
         let store = ports.store.clone();
+        let github = ports.github.clone();
         let gauge_stop = stop.clone();
         tasks.spawn(async move {
+            let mut series = crate::metrics::RunnerSeries::new();
             loop {
-                if let Err(error) = crate::metrics::refresh_gauges(store.as_ref()).await {
+                crate::metrics::refresh_github(github.as_ref());
+                if let Err(error) = crate::metrics::refresh_gauges(store.as_ref(), &mut series).await {
                     tracing::warn!(error = %ghr_engine::error::ErrorChain(&error), "could not refresh gauges");
                 }
                 tokio::select! {

@@ -107,6 +107,18 @@ impl GithubClient {
 
 #[async_trait]
 impl GitHubApi for GithubClient {
+    fn usage(&self) -> ghr_core::ports::GithubUsage {
+        let stats = self.stats();
+        ghr_core::ports::GithubUsage {
+            calls: stats.calls,
+            token_requests: stats.token_requests,
+            retries: stats.retries,
+            rate_limited: stats.rate_limited,
+            remaining: self.rate_limits().into_iter().map(|(id, limit)| (id, limit.remaining)).collect(),
+            app_remaining: self.app_rate_limit().map(|limit| limit.remaining),
+        }
+    }
+
     async fn create_jit_config(&self, request: &JitRequest) -> Result<JitConfig, GithubError> {
         self.jit_config(request).await
     }

@@ -229,6 +229,20 @@ impl GithubClient {
         }
     }
 
+    /// Remaining requests per installation, as GitHub last reported them.
+    pub fn rate_limits(&self) -> Vec<(InstallationId, RateLimit)> {
+        let limits = lock(&self.inner.rate_limits);
+        let mut out: Vec<_> = limits
+            .iter()
+            .filter_map(|(auth, limit)| match auth {
+                Auth::Installation(id) => Some((*id, *limit)),
+                _ => None,
+            })
+            .collect();
+        out.sort_by_key(|(id, _)| *id);
+        out
+    }
+
     /// Drop everything cached for an installation (its token, its rate-limit window); for uninstalls.
     pub fn forget_installation(&self, installation: InstallationId) {
         self.inner.tokens.forget(installation);
