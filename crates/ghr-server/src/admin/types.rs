@@ -154,12 +154,12 @@ impl UsageReport {
         for line in &self.rows {
             let c = &line.cost;
             out.push_str(&format!(
-                "{},{},{},{},{},{},{}\n",
+                "{},{},{},{},{:.3},{},{}\n",
                 c.installation_id,
                 csv_field(line.org_name.as_deref().unwrap_or("")),
                 csv_field(c.tier.as_str()),
                 c.runners,
-                format!("{:.3}", c.runner_seconds),
+                c.runner_seconds,
                 c.price_per_hour.map(|p| p.to_string()).unwrap_or_default(),
                 c.cost.map(|p| format!("{p:.6}")).unwrap_or_default(),
             ));
