@@ -19,6 +19,7 @@ use ghr_engine::intake::IntakeOutcome;
 use ghr_github::webhook::{parse_event, verify_signature};
 use serde_json::json;
 use std::time::Instant;
+use tracing::Instrument;
 
 pub const HEADER_SIGNATURE: &str = "x-hub-signature-256";
 pub const HEADER_EVENT: &str = "x-github-event";
@@ -73,10 +74,18 @@ async fn handle(app: &AppState, headers: &HeaderMap, body: Result<Bytes, BytesRe
         installation_id: parsed.installation_id(),
         received_at: Utc::now(),
     };
-    let span =
-        tracing::info_span!("webhook", delivery = %delivery, event = %event, installation_id = ?record.installation_id);
-    let _entered = span.enter();
-    match app.intake.handle(record, parsed).await {
+    let job_id = match &parsed {
+        ghr_core::event::WebhookEvent::WorkflowJob { job, .. } => Some(job.id),
+        _ => None,
+    };
+    let span = tracing::info_span!(
+        "webhook",
+        delivery = %delivery,
+        event = %event,
+        installation_id = ?record.installation_id,
+        job_id = ?job_id,
+    );
+    match app.intake.handle(record, parsed).instrument(span).await {
         Ok(IntakeOutcome::Duplicate) => (StatusCode::OK, Json(json!({ "status": "duplicate" }))).into_response(),
         Ok(IntakeOutcome::Applied(what)) => {
             tracing::debug!(what, "webhook applied");
