@@ -15,8 +15,8 @@ step() { printf '\n==> %s\n' "$*"; }
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "clippy (default members)"
-cargo clippy --workspace --all-targets -- -D warnings
+step "clippy (default members; --workspace would pull in the EC2 crate)"
+cargo clippy --all-targets -- -D warnings
 
 step "architecture: ghr-core does no IO"
 forbidden='^(tokio|sqlx|sqlx-.*|reqwest|hyper|axum|aws-.*|libsqlite3-sys|mio) v'
@@ -28,14 +28,14 @@ echo "ok: ghr-core depends on no runtime, database, HTTP client or cloud SDK"
 
 if command -v cargo-nextest >/dev/null 2>&1 || cargo nextest --version >/dev/null 2>&1; then
     step "tests (nextest)"
-    cargo nextest run --workspace --no-fail-fast
+    cargo nextest run --no-fail-fast
 else
     step "tests (cargo test; cargo-nextest not installed)"
-    cargo test --workspace --no-fail-fast
+    cargo test --no-fail-fast
 fi
 
 step "doc tests"
-cargo test --workspace --doc
+cargo test --doc
 
 if [[ "${GHR_TEST_SKIP_EC2:-0}" != "1" ]]; then
     step "EC2 provider: lints, ghr --features ec2, tests against moto"
