@@ -6,6 +6,7 @@
 pub mod fleet;
 pub mod openapi;
 pub mod provider;
+pub mod webhooks;
 
 use chrono::Utc;
 use ghr_config::Config;
