@@ -90,14 +90,18 @@ impl Intake {
                     Ok(IntakeOutcome::Applied("tenant deleted"))
                 }
                 InstallationAction::Suspend => {
-                    ignore_unknown(self.tenants.suspend(installation_id).await)?;
+                    if !applied(self.tenants.suspend(installation_id).await)? {
+                        return Ok(IntakeOutcome::Ignored("no such tenant, or it cannot be suspended"));
+                    }
                     if self.settings.on_suspend == ghr_config::OnSuspend::Terminate {
                         self.teardown.tenant(installation_id, TeardownCause::TenantSuspended);
                     }
                     Ok(IntakeOutcome::Applied("tenant suspended"))
                 }
                 InstallationAction::Unsuspend => {
-                    ignore_unknown(self.tenants.resume(installation_id).await)?;
+                    if !applied(self.tenants.resume(installation_id).await)? {
+                        return Ok(IntakeOutcome::Ignored("no such tenant, or it cannot be resumed"));
+                    }
                     self.dispatcher_wake.notify_one();
                     Ok(IntakeOutcome::Applied("tenant resumed"))
                 }
@@ -106,8 +110,10 @@ impl Intake {
                 }
             },
             WebhookEvent::InstallationTargetRenamed { installation_id, new_login } => {
-                self.tenants.rename(installation_id, new_login).await?;
-                Ok(IntakeOutcome::Applied("tenant renamed"))
+                match self.tenants.rename(installation_id, new_login).await? {
+                    Some(_) => Ok(IntakeOutcome::Applied("tenant renamed")),
+                    None => Ok(IntakeOutcome::Ignored("no such tenant")),
+                }
             }
             WebhookEvent::WorkflowJob { action, installation_id, job } => {
                 let Some(installation_id) = installation_id else {
@@ -156,6 +162,13 @@ impl Intake {
         if change == JobChange::Created {
             let tier_label = tier.as_ref().map(|t| t.to_string()).unwrap_or_else(|| "none".into());
             metrics::counter!(m::JOBS_RECEIVED, "tier" => tier_label).increment(1);
+            // Not ours: say so on the job itself, so `jobs?reason=no_matching_tier` finds it.
+            if tier.is_none() && status == JobStatus::Queued {
+                self.store
+                    .job_set_wait_reason(job.id, Some(ghr_core::reason::Reason::NoMatchingTier), now)
+                    .await
+                    .doing("recording that no tier matches a job")?;
+            }
         }
         metrics::counter!(m::JOB_TRANSITIONS, "status" => status.as_str()).increment(1);
         match status {
@@ -201,13 +214,14 @@ impl Intake {
     }
 }
 
-/// An event for an installation we never saw, or for a deleted one, changes nothing: log and go on.
-fn ignore_unknown(result: Result<ghr_core::tenant::Tenant, EngineError>) -> Result<(), EngineError> {
+/// An event for an installation we never saw, or a transition the tenant's status forbids (a deleted tenant
+/// is not resumed), changes nothing: log it and report it as not applied.
+fn applied(result: Result<ghr_core::tenant::Tenant, EngineError>) -> Result<bool, EngineError> {
     match result {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(true),
         Err(error @ (EngineError::UnknownTenant(_) | EngineError::InvalidTransition { .. })) => {
             tracing::warn!(error = %error, "installation event ignored");
-            Ok(())
+            Ok(false)
         }
         Err(other) => Err(other),
     }

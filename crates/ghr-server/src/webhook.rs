@@ -56,10 +56,10 @@ async fn handle(app: &AppState, headers: &HeaderMap, body: Result<Bytes, BytesRe
         let reason = if signature.is_none() { "signature_missing" } else { "signature_invalid" };
         return reject(StatusCode::UNAUTHORIZED, reason, error.to_string());
     }
-    let Some(event) = headers.get(HEADER_EVENT).and_then(|v| v.to_str().ok()).map(str::to_owned) else {
+    let Some(event) = header_value(headers, HEADER_EVENT) else {
         return reject(StatusCode::BAD_REQUEST, "missing_event", "X-GitHub-Event header missing");
     };
-    let Some(delivery) = headers.get(HEADER_DELIVERY).and_then(|v| v.to_str().ok()).map(str::to_owned) else {
+    let Some(delivery) = header_value(headers, HEADER_DELIVERY) else {
         return reject(StatusCode::BAD_REQUEST, "missing_delivery", "X-GitHub-Delivery header missing");
     };
     metrics::counter!(m::WEBHOOKS_RECEIVED, "event" => event.clone()).increment(1);
@@ -105,6 +105,12 @@ async fn handle(app: &AppState, headers: &HeaderMap, body: Result<Bytes, BytesRe
                 .into_response()
         }
     }
+}
+
+/// A header's value, trimmed; absent, unreadable and empty values all count as missing (an empty delivery id
+/// would otherwise be recorded once and make every later delivery without an id a "duplicate").
+fn header_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned)
 }
 
 /// The `action` field, for the delivery record (best effort; the body was already parsed).

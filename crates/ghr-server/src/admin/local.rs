@@ -78,10 +78,10 @@ pub fn explain(job: &Job) -> String {
             None => "running".into(),
         },
         JobStatus::Queued => match (job.wait_reason, &job.tier) {
-            (Some(reason), _) => format!("waiting: {} — {}", reason.code(), reason.explain()),
-            (None, None) => {
+            (Some(Reason::NoMatchingTier), _) | (None, None) => {
                 format!("not for ghr: {} — {}", Reason::NoMatchingTier.code(), Reason::NoMatchingTier.explain())
             }
+            (Some(reason), _) => format!("waiting: {} — {}", reason.code(), reason.explain()),
             (None, Some(tier)) => format!("a {tier} runner is starting for it (or starts on the next dispatch pass)"),
         },
     }

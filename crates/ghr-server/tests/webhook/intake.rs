@@ -222,13 +222,14 @@ async fn a_redelivered_guid_is_answered_duplicate_and_changes_nothing() {
     assert_duplicate(&deliver(&h, &queued).await);
     assert_ignored(&deliver(&h, &source.delivery("queued", job, FOREIGN, None)).await, "job state already recorded");
     assert_eq!(jobs(&h).await.len(), 1, "the job is recorded once");
-    assert_eq!(timeline_kinds(&h, job).await, ["queued"]);
+    // A job no tier matches is recorded with the reason `no_matching_tier` once.
+    assert_eq!(timeline_kinds(&h, job).await, ["queued", "waiting"]);
 
     let completed = source.delivery("completed", job, FOREIGN, None);
     assert_applied(&deliver(&h, &completed).await, "completed");
     assert_duplicate(&deliver(&h, &completed).await);
     assert_duplicate(&deliver(&h, &queued).await);
-    assert_eq!(timeline_kinds(&h, job).await, ["queued", "completed"]);
+    assert_eq!(timeline_kinds(&h, job).await, ["queued", "waiting", "completed"]);
     let recorded = crate::support::webhooks::job(&h, job).await.expect("the job");
     assert_eq!((recorded.status, recorded.conclusion.as_deref()), (JobStatus::Completed, Some("success")));
 }
