@@ -26,6 +26,21 @@ if cargo tree -p ghr-core -e normal --prefix none | grep -E "$forbidden"; then
 fi
 echo "ok: ghr-core depends on no runtime, database, HTTP client or cloud SDK"
 
+step "tidy: every Rust file says what it owns (a //! first line) and stays readable (<= 700 lines)"
+tidy_failed=0
+while IFS= read -r file; do
+    if ! head -n 1 "$file" | grep -q '^//!'; then
+        echo "$file: start it with a //! line saying what the module owns" >&2
+        tidy_failed=1
+    fi
+    if [ "$(wc -l < "$file")" -gt 700 ]; then
+        echo "$file: over 700 lines; split it by resource or task" >&2
+        tidy_failed=1
+    fi
+done < <(git ls-files 'crates/*.rs')
+[ "$tidy_failed" = 0 ] || exit 1
+echo "ok"
+
 if command -v cargo-nextest >/dev/null 2>&1 || cargo nextest --version >/dev/null 2>&1; then
     step "tests (nextest)"
     cargo nextest run --no-fail-fast
