@@ -92,8 +92,9 @@ impl Reconciler {
         Ok(())
     }
 
-    /// Launching runners: registered → idle; not registered in time → terminate. Idle runners beyond the
-    /// demand of their (tenant, tier) → terminate. Any runner past the maximum runtime → terminate.
+    /// Launching runners: registered → idle; not registered in time → terminate. Finished runners → their
+    /// teardown retried. Idle runners beyond the demand of their (tenant, tier) → terminate. Any runner past
+    /// the maximum runtime → terminate.
     pub(super) async fn registration_and_timeouts(
         &self,
         now: Timestamp,
@@ -121,6 +122,17 @@ impl Reconciler {
                 && self.teardown.terminate_runner(&runner.name, TeardownCause::BootstrapTimeout).await?
             {
                 report.bootstrap_timeouts += 1;
+            }
+        }
+        // Finished runners whose teardown failed (throttled provider, ghr restarted mid-teardown): retry it,
+        // or they would hold their slot until the instance powers itself off or max_runtime passes.
+        for runner in live.iter().filter(|r| r.state == RunnerState::Finished) {
+            match self.teardown.terminate_runner(&runner.name, TeardownCause::JobCompleted).await {
+                Ok(true) => report.finished_torn_down += 1,
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(runner = %runner.name, error = %crate::error::ErrorChain(&error), "teardown retry failed; next pass tries again")
+                }
             }
         }
         report.orphans_terminated += self.surplus_idle(now).await?;

@@ -6,6 +6,7 @@
 //!   grace (a crashed launch) → failed;
 //! - runner launched but not registered within the bootstrap timeout → terminate (its demand comes back);
 //!   registered runners are marked idle;
+//! - runner whose job completed but whose teardown failed → teardown retried;
 //! - runner past the maximum runtime → terminate;
 //! - deleted tenant → terminate everything; suspended tenant with `on_suspend = terminate` → the same;
 //! - GitHub registrations of ours, offline, with no live runner → delete;
@@ -36,6 +37,8 @@ pub struct ReconcileReport {
     pub stale_requests_failed: usize,
     pub registered: usize,
     pub bootstrap_timeouts: usize,
+    /// Runners whose job completed but whose first teardown failed, terminated now.
+    pub finished_torn_down: usize,
     pub max_runtime_terminated: usize,
     pub tenant_teardowns: usize,
     pub ghost_registrations_deleted: usize,
@@ -58,6 +61,7 @@ impl ReconcileReport {
         self.count("stale_request_failed", self.stale_requests_failed);
         self.count("registered", self.registered);
         self.count("bootstrap_timeout", self.bootstrap_timeouts);
+        self.count("finished_torn_down", self.finished_torn_down);
         self.count("max_runtime", self.max_runtime_terminated);
         self.count("tenant_teardown", self.tenant_teardowns);
         self.count("ghost_registration_deleted", self.ghost_registrations_deleted);
@@ -71,6 +75,7 @@ impl ReconcileReport {
             + self.vanished_released
             + self.stale_requests_failed
             + self.bootstrap_timeouts
+            + self.finished_torn_down
             + self.max_runtime_terminated
             + self.tenant_teardowns
             + self.ghost_registrations_deleted
