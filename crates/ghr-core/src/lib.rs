@@ -6,6 +6,7 @@
 pub mod admission;
 pub mod cost;
 pub mod entitlement;
+pub mod error;
 pub mod event;
 pub mod ids;
 pub mod job;

@@ -62,17 +62,4 @@ impl<T> StoreContext<T> for Result<T, StoreError> {
     }
 }
 
-/// Displays an error with its whole `source()` chain, for logs (outer messages never repeat their source).
-pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
-
-impl std::fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(cause) = source {
-            write!(f, ": {cause}")?;
-            source = cause.source();
-        }
-        Ok(())
-    }
-}
+pub use ghr_core::error::ErrorChain;

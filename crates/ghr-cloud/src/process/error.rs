@@ -90,17 +90,7 @@ pub(crate) enum ProcessError {
     TerminateAll { failed: usize, total: usize, details: String },
 }
 
-/// Render an error and its whole `source()` chain as one line: `outer: cause: root cause`.
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub(crate) use ghr_core::error::error_chain;
 
 impl From<ProcessError> for ProviderError {
     fn from(error: ProcessError) -> Self {

@@ -4,6 +4,7 @@
 //! same behaviour as a subcommand.
 
 use super::{EmulatedRunner, RunEnd, RunnerOptions};
+use ghr_core::error::error_chain;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -84,18 +85,6 @@ fn idle_timeout() -> Result<Option<Duration>, String> {
             .map_err(|_| format!("{ENV_IDLE_TIMEOUT_SECS} must be a whole number of seconds, got {value:?}")),
         Err(_) => Ok(None),
     }
-}
-
-/// `outer: cause: root cause`.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Where cargo put the `ghr-emulated-runner` binary, found next to the running executable (a test
