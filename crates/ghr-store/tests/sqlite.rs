@@ -167,7 +167,8 @@ async fn reservations_stay_within_limits_across_store_instances() {
             busy_reserved += reserved;
         }
     }
-    assert!(busy_reserved > BUSY_LIMIT as usize * 4, "freed slots are reused (only {busy_reserved} reservations)");
+    // More reservations than slots means freed slots were reused (how many more depends on scheduling).
+    assert!(busy_reserved > BUSY_LIMIT as usize, "freed slots are reused (only {busy_reserved} reservations)");
     for store in &stores {
         assert!(live_of(store.as_ref(), BUSY_TENANT).await <= BUSY_LIMIT, "every instance sees the limit held");
     }
