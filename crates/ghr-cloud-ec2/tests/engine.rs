@@ -7,6 +7,7 @@
 //!
 //! The last test documents a gap in the engine's reconciler and fails until it is fixed (see its comment).
 
+mod common;
 #[path = "engine/support.rs"]
 mod support;
 

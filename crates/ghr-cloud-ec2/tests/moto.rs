@@ -4,11 +4,12 @@
 //! and never see each other's instances. moto cannot produce capacity errors, so [`Injector`] wraps the
 //! real moto-backed client and fails chosen RunInstances attempts.
 
+mod common;
+
 use async_trait::async_trait;
-use aws_config::BehaviorVersion;
-use aws_sdk_ec2::config::Credentials;
 use aws_sdk_ec2::types::Filter;
 use base64::Engine as _;
+use common::{REGION, moto_client, moto_endpoint};
 use ghr_cloud_ec2::api::{DescribePage, DescribeRequest, Ec2Instance, RunInstanceInput};
 use ghr_cloud_ec2::plan::PurchaseOption;
 use ghr_cloud_ec2::{CapacityType, Ec2Api, Ec2ApiError, Ec2Provider, Ec2ProviderConfig, SdkEc2Api};
@@ -19,30 +20,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-const ENDPOINT_VAR: &str = "GHR_TEST_MOTO_ENDPOINT";
-const REGION: &str = "us-east-1";
 /// Stands in for GitHub's `encoded_jit_config` (base64 of a JSON document).
 const JIT_CONFIG: &str = "eyJydW5uZXIiOiJzM2NyM3QtdDBrM24tZm9yLXRlc3RzIn0=";
-
-fn moto_endpoint() -> String {
-    match std::env::var(ENDPOINT_VAR) {
-        Ok(endpoint) if !endpoint.trim().is_empty() => endpoint,
-        _ => panic!(
-            "{ENDPOINT_VAR} is not set: these tests need the moto AWS emulator. Run \
-             `eval \"$(scripts/moto.sh start)\"` from the repository root, then run the tests again."
-        ),
-    }
-}
-
-async fn moto_client() -> aws_sdk_ec2::Client {
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .region(aws_config::Region::new(REGION))
-        .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
-        .endpoint_url(moto_endpoint())
-        .load()
-        .await;
-    aws_sdk_ec2::Client::new(&config)
-}
 
 /// A distinct environment per test and per run (moto keeps state between runs).
 fn unique_environment(test: &str) -> String {

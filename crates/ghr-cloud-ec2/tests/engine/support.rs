@@ -6,9 +6,8 @@
 //! back from the instance's user data in moto and runs the emulated runner with it, which registers with the
 //! emulator, takes a job and makes the emulator send the `in_progress` and `completed` webhooks.
 
+use crate::common::{REGION, moto_client, moto_endpoint};
 use async_trait::async_trait;
-use aws_config::BehaviorVersion;
-use aws_sdk_ec2::config::Credentials;
 use aws_sdk_ec2::types::{Filter, InstanceAttributeName};
 use base64::Engine as _;
 use chrono::Utc;
@@ -35,8 +34,6 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 /// Where the tests find moto.
-const ENDPOINT_VAR: &str = "GHR_TEST_MOTO_ENDPOINT";
-const REGION: &str = "us-east-1";
 /// An interval long enough that a loop never fires on its own during a test.
 pub const NEVER: Duration = Duration::from_secs(3600);
 /// The orphan grace of these tests: a pass "now" never acts on age, a pass shifted past it always does.
@@ -62,26 +59,6 @@ const JIT_START_MARKER: &str = "<<'GHR_JIT_CONFIG_END'\n";
 const JIT_END_MARKER: &str = "\nGHR_JIT_CONFIG_END";
 /// The environment is part of runner names; ghr's configuration allows at most 32 characters.
 const MAX_ENVIRONMENT_LEN: usize = 32;
-
-fn moto_endpoint() -> String {
-    match std::env::var(ENDPOINT_VAR) {
-        Ok(endpoint) if !endpoint.trim().is_empty() => endpoint,
-        _ => panic!(
-            "{ENDPOINT_VAR} is not set: these tests need the moto AWS emulator. Run \
-             `eval \"$(scripts/moto.sh start)\"` from the repository root, then run the tests again."
-        ),
-    }
-}
-
-async fn moto_client() -> aws_sdk_ec2::Client {
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .region(aws_config::Region::new(REGION))
-        .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
-        .endpoint_url(moto_endpoint())
-        .load()
-        .await;
-    aws_sdk_ec2::Client::new(&config)
-}
 
 // ---------------------------------------------------------------------------------------------
 // The EC2 API with injected failures

@@ -8,10 +8,8 @@ pub mod openapi;
 pub mod provider;
 pub mod webhooks;
 
-use chrono::Utc;
 use ghr_config::Config;
 use ghr_core::ids::{InstallationId, JobId};
-use ghr_core::job::JobStatus;
 use ghr_core::ports::Store;
 use ghr_engine::Ports;
 use ghr_engine::settings::EngineSettings;
@@ -20,7 +18,6 @@ use ghr_server::admin::{LocalAdmin, RemoteAdmin};
 use ghr_server::{RunningServer, ServerConfig};
 use ghr_store::SqliteStore;
 use ghr_testkit::github::{EmulatorConfig, GithubEmulator, JobSpec};
-use ghr_testkit::webhook::{Repository, SignedDelivery, WorkflowJobPayload, default_sender, workflow_job_payload};
 use provider::RecordingProvider;
 use reqwest::Method;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
@@ -217,44 +214,8 @@ impl Harness {
         job: JobId,
         runner_name: Option<&str>,
     ) -> u16 {
-        let info = self.github.installation(installation).expect("an installation the emulator knows");
-        let repo_id = self.github.ensure_repo(installation, repo).expect("a repository of the installation");
-        let owner = ghr_core::event::Account {
-            login: info.account_login.as_str().into(),
-            id: info.account_id,
-            kind: info.account_kind,
-        };
-        let repository = Repository { id: repo_id, name: repo.to_owned(), owner };
-        let now = Utc::now();
-        let (status, conclusion) = match action {
-            "in_progress" => (JobStatus::InProgress, None),
-            "completed" => (JobStatus::Completed, Some("success".to_owned())),
-            _ => (JobStatus::Queued, None),
-        };
-        let payload = WorkflowJobPayload {
-            id: job,
-            run_id: job.0 + 1,
-            name: "build".into(),
-            workflow_name: "CI".into(),
-            head_branch: "main".into(),
-            status,
-            conclusion,
-            labels: SMALL.iter().map(|l| (*l).to_owned()).collect(),
-            runner_id: None,
-            runner_name: runner_name.map(str::to_owned),
-            runner_group_id: None,
-            runner_group_name: None,
-            created_at: now,
-            started_at: (status >= JobStatus::InProgress).then_some(now),
-            completed_at: (status == JobStatus::Completed).then_some(now),
-        };
-        let body = workflow_job_payload(action, &payload, &repository, installation, &default_sender());
-        let delivery = SignedDelivery::new("workflow_job", &body, WEBHOOK_SECRET);
-        let response = delivery
-            .send(&self.http, &format!("{}{WEBHOOK_PATH}", self.base))
-            .await
-            .unwrap_or_else(|e| panic!("sending a workflow_job delivery: {e}"));
-        response.status().as_u16()
+        let source = webhooks::JobSource::from_emulator(self, installation, repo);
+        webhooks::deliver(self, &source.delivery(action, job, SMALL, runner_name)).await.status
     }
 }
 
