@@ -138,6 +138,8 @@ pub trait Store: Send + Sync {
     async fn job_list(&self, filter: JobFilter) -> Result<Vec<Job>, StoreError>;
     /// Jobs that want a runner (queued and matched to a tier), oldest first.
     async fn job_list_wanting_runner(&self) -> Result<Vec<Job>, StoreError>;
+    /// How many jobs are in each status (statuses with none are absent).
+    async fn job_counts(&self) -> Result<BTreeMap<JobStatus, u64>, StoreError>;
     /// Set or clear the wait reason; appends a timeline entry only when it changes.
     async fn job_set_wait_reason(&self, id: JobId, reason: Option<Reason>, at: Timestamp) -> Result<(), StoreError>;
     /// Append a timeline entry.

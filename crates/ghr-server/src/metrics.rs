@@ -13,6 +13,8 @@ pub const WEBHOOKS_RECEIVED: &str = "ghr_webhooks_received_total";
 pub const WEBHOOKS_REJECTED: &str = "ghr_webhooks_rejected_total";
 /// Histogram (seconds): webhook request received → answered.
 pub const WEBHOOK_ACK: &str = "ghr_webhook_ack_seconds";
+/// Gauge: jobs ghr has recorded, by GitHub `status` (queued, in_progress, completed).
+pub const JOBS: &str = "ghr_jobs";
 /// Gauge: tenants by `status`.
 pub const TENANTS: &str = "ghr_tenants";
 /// Counter: GitHub API requests sent (token requests and retries included).
@@ -83,6 +85,10 @@ pub async fn refresh_gauges(store: &dyn Store, seen: &mut RunnerSeries) -> Resul
     for ((tenant, tier, state), n) in counts {
         metrics::gauge!(ghr_engine::metrics::RUNNERS, "tenant" => tenant, "tier" => tier, "state" => state)
             .set(n as f64);
+    }
+    let jobs = store.job_counts().await?;
+    for status in ghr_core::job::JobStatus::ALL {
+        metrics::gauge!(JOBS, "status" => status.as_str()).set(jobs.get(&status).copied().unwrap_or(0) as f64);
     }
     let tenants = store.tenant_list(None).await?;
     for status in ghr_core::tenant::TenantStatus::ALL {

@@ -52,7 +52,7 @@ fn demo_passes_and_keeps_serving_metrics() {
     ] {
         assert!(body.contains(histogram), "/metrics lacks {histogram}");
     }
-    for series in ["ghr_runners_launched_total", "ghr_github_api_calls_total", "ghr_reconciler_actions_total"] {
+    for series in ["ghr_runners_launched_total", "ghr_github_api_calls_total", "ghr_jobs{status=\"completed\"}"] {
         assert!(body.contains(series), "/metrics lacks {series}");
     }
 

@@ -217,4 +217,7 @@ pub async fn job_list_filters(store: Arc<dyn Store>) {
     let limited = JobFilter { limit: Some(2), ..of_70 };
     assert_eq!(ids(ok(store.job_list(limited).await, "")), vec![704, 703], "limit keeps the newest");
     assert_eq!(ok(store.job_get(JobId(799)).await, "job_get"), None);
+    let counts = ok(store.job_counts().await, "job_counts");
+    let expected = [(JobStatus::Queued, 3), (JobStatus::Completed, 1)].into_iter().collect();
+    assert_eq!(counts, expected, "jobs per status; statuses with none are absent");
 }

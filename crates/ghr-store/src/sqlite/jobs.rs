@@ -9,12 +9,14 @@ use ghr_core::ports::{JobFilter, StoreError};
 use ghr_core::reason::Reason;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use std::collections::BTreeMap;
 
 pub(super) const OP_OBSERVE: &str = "job_observe";
 pub(super) const OP_SET_WAIT_REASON: &str = "job_set_wait_reason";
 const OP_GET: &str = "job_get";
 const OP_LIST: &str = "job_list";
 const OP_WANTING: &str = "job_list_wanting_runner";
+const OP_COUNTS: &str = "job_counts";
 const OP_APPEND: &str = "job_event_append";
 const OP_TIMELINE: &str = "job_timeline";
 
@@ -161,6 +163,21 @@ pub(super) async fn list_wanting_runner(pool: &SqlitePool) -> Result<Vec<Job>, S
     .await
     .map_err(backend(OP_WANTING))?;
     rows.iter().map(|row| job_from_row(OP_WANTING, row)).collect()
+}
+
+/// Jobs per status.
+pub(super) async fn counts(pool: &SqlitePool) -> Result<BTreeMap<JobStatus, u64>, StoreError> {
+    let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
+        .fetch_all(pool)
+        .await
+        .map_err(backend(OP_COUNTS))?;
+    let mut counts = BTreeMap::new();
+    for row in &rows {
+        let c = Columns::new(OP_COUNTS, row);
+        let n = u64::try_from(c.int("n")?).unwrap_or(0);
+        counts.insert(c.parse::<JobStatus>("status")?, n);
+    }
+    Ok(counts)
 }
 
 /// Set or clear the wait reason inside the caller's write transaction; a timeline entry is

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use ghr_core::Timestamp;
 use ghr_core::cost::UsageRow;
 use ghr_core::ids::{DeliveryId, InstallationId, JobId, OrgName, RunnerName};
-use ghr_core::job::{Job, JobChange, JobEvent, JobObservation};
+use ghr_core::job::{Job, JobChange, JobEvent, JobObservation, JobStatus};
 use ghr_core::ports::{
     DeliveryRecord, JobFilter, Reservation, ReserveRequest, RunnerFilter, RunnerUpdate, Store, StoreError,
 };
@@ -255,6 +255,10 @@ impl Store for SqliteStore {
 
     async fn job_list_wanting_runner(&self) -> Result<Vec<Job>, StoreError> {
         jobs::list_wanting_runner(&self.pool).await
+    }
+
+    async fn job_counts(&self) -> Result<BTreeMap<JobStatus, u64>, StoreError> {
+        jobs::counts(&self.pool).await
     }
 
     async fn job_set_wait_reason(&self, id: JobId, reason: Option<Reason>, at: Timestamp) -> Result<(), StoreError> {
