@@ -82,11 +82,14 @@ pub enum LogFormat {
 pub struct StoreSection {
     /// `sqlite://PATH` (created if missing). Default `sqlite://ghr.db`.
     pub url: String,
+    /// Webhook deliveries and completed jobs older than this many days are pruned (runners, the usage
+    /// record, are kept). 0 keeps everything. Default 90.
+    pub retention_days: u32,
 }
 
 impl Default for StoreSection {
     fn default() -> Self {
-        Self { url: "sqlite://ghr.db".into() }
+        Self { url: "sqlite://ghr.db".into(), retention_days: 90 }
     }
 }
 

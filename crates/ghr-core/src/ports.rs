@@ -105,6 +105,14 @@ pub struct JobFilter {
     pub limit: Option<u32>,
 }
 
+/// What [`Store::prune`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub deliveries: u64,
+    pub jobs: u64,
+    pub job_events: u64,
+}
+
 /// Persistent state of ghr. Every method is atomic on its own.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -157,6 +165,11 @@ pub trait Store: Send + Sync {
     async fn runner_list(&self, filter: RunnerFilter) -> Result<Vec<Runner>, StoreError>;
     /// Live runner counts per installation (for metrics and the demo's invariant checks).
     async fn runner_live_counts(&self) -> Result<BTreeMap<InstallationId, u32>, StoreError>;
+
+    // Retention.
+    /// Forget webhook deliveries received before `before`, and completed jobs (with their timelines) last
+    /// updated before it. Runners are kept: they are the usage and billing record.
+    async fn prune(&self, before: Timestamp) -> Result<Pruned, StoreError>;
 
     // Usage.
     /// Runner-seconds per tenant and tier of runners overlapping `[from, to)`, clipped to it;

@@ -27,6 +27,8 @@ pub struct EngineSettings {
     pub max_runtime: Duration,
     pub stale_job_after: Duration,
     pub redelivery_scan: u32,
+    /// Deliveries and completed jobs older than this are pruned; None keeps everything.
+    pub retention: Option<Duration>,
 }
 
 impl EngineSettings {
@@ -52,6 +54,7 @@ impl EngineSettings {
             max_runtime: secs(raw.reconciler.max_runtime_seconds),
             stale_job_after: secs(raw.reconciler.stale_job_seconds),
             redelivery_scan: raw.reconciler.redelivery_scan,
+            retention: (raw.store.retention_days > 0).then(|| secs(u64::from(raw.store.retention_days) * 86_400)),
         }
     }
 }

@@ -554,3 +554,30 @@ async fn missed_webhook_is_redelivered_once_and_served() {
     assert_eq!(report.redeliveries_requested, 0, "a redelivered webhook is not requested again: {report:?}");
     finish(stack).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_forgets_old_deliveries_and_completed_jobs() {
+    let stack = start(options(|s| s.retention = Some(Duration::from_secs(86_400)))).await;
+    let acme = stack.emulator.install_org("acme").await.unwrap();
+    let job_id = stack.emulator.queue_job(small_job(acme)).await.unwrap();
+    wait(&stack, SOON, "ghr records the job as completed", || async {
+        job(&stack, job_id).await.is_some_and(|j| j.status == JobStatus::Completed)
+    })
+    .await;
+    let now = pass_after(&stack, Duration::ZERO).await;
+    assert_eq!(now.pruned_records, 0, "nothing is a day old yet: {now:?}");
+
+    // Two days later (and more than an hour after the last retention run): the job and its deliveries go.
+    let later = pass_after(&stack, Duration::from_secs(2 * 86_400)).await;
+    assert!(later.pruned_records >= 2, "the job and its deliveries are pruned: {later:?}");
+    assert!(job(&stack, job_id).await.is_none(), "the completed job is forgotten");
+    let tenant = stack.store.tenant_get(acme).await.unwrap().expect("tenants are never pruned");
+    assert_eq!(tenant.status, TenantStatus::Active);
+    let usage = stack
+        .store
+        .usage(chrono::Utc::now() - chrono::Duration::hours(1), chrono::Utc::now(), chrono::Utc::now())
+        .await
+        .unwrap();
+    assert!(usage.iter().any(|row| row.installation_id == acme), "runners (the usage record) are kept");
+    finish(stack).await;
+}

@@ -11,7 +11,8 @@
 //! - deleted tenant → terminate everything; suspended tenant with `on_suspend = terminate` → the same;
 //! - GitHub registrations of ours, offline, with no live runner → delete;
 //! - job queued longer than the stale threshold → ask GitHub; record its real status if it moved on;
-//! - missed webhooks: redeliver the App's failed deliveries that never reached us.
+//! - missed webhooks: redeliver the App's failed deliveries that never reached us;
+//! - retention (at most hourly): forget deliveries and completed jobs older than `store.retention_days`.
 
 mod fleet;
 mod github;
@@ -44,6 +45,8 @@ pub struct ReconcileReport {
     pub ghost_registrations_deleted: usize,
     pub stale_jobs_resolved: usize,
     pub redeliveries_requested: usize,
+    /// Old webhook deliveries and completed jobs pruned (retention).
+    pub pruned_records: usize,
     /// Rules that could not run this pass (they run again next pass).
     pub errors: Vec<String>,
 }
@@ -67,6 +70,7 @@ impl ReconcileReport {
         self.count("ghost_registration_deleted", self.ghost_registrations_deleted);
         self.count("stale_job_resolved", self.stale_jobs_resolved);
         self.count("redelivery_requested", self.redeliveries_requested);
+        self.count("pruned_records", self.pruned_records);
     }
 
     /// Whether the pass changed anything.
@@ -94,7 +98,12 @@ pub struct Reconciler {
     /// Delivery guids whose redelivery this process already requested.
     redelivered: Mutex<HashSet<String>>,
     last: Mutex<Option<(Timestamp, ReconcileReport)>>,
+    /// When retention last ran (it runs at most every [`RETENTION_EVERY`]).
+    last_prune: Mutex<Option<Timestamp>>,
 }
+
+/// How often the retention rule runs.
+pub const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl Reconciler {
     pub fn new(
@@ -112,6 +121,7 @@ impl Reconciler {
             wake,
             redelivered: Mutex::new(HashSet::new()),
             last: Mutex::new(None),
+            last_prune: Mutex::new(None),
         })
     }
 
@@ -157,6 +167,8 @@ impl Reconciler {
         note("stale_jobs", r, &mut report);
         let r = self.missed_webhooks(&mut report).await;
         note("missed_webhooks", r, &mut report);
+        let r = self.retention(now, &mut report).await;
+        note("retention", r, &mut report);
         report.publish();
         if report.acted() {
             self.dispatcher_wake.notify_one();
@@ -165,6 +177,30 @@ impl Reconciler {
             *last = Some((now, report.clone()));
         }
         report
+    }
+}
+
+impl Reconciler {
+    /// Prune what is older than the retention period, at most every [`RETENTION_EVERY`].
+    async fn retention(&self, now: Timestamp, report: &mut ReconcileReport) -> Result<(), EngineError> {
+        let Some(retention) = self.settings.retention.and_then(|r| chrono::Duration::from_std(r).ok()) else {
+            return Ok(());
+        };
+        let last = self.last_prune.lock().ok().and_then(|last| *last);
+        if last.is_some_and(|last| !older_than(Some(last), now, RETENTION_EVERY)) {
+            return Ok(());
+        }
+        let pruned = self
+            .ports
+            .store
+            .prune(now - retention)
+            .await
+            .map_err(|source| EngineError::Store { doing: "pruning old records", source })?;
+        if let Ok(mut last) = self.last_prune.lock() {
+            *last = Some(now);
+        }
+        report.pruned_records += (pruned.deliveries + pruned.jobs) as usize;
+        Ok(())
     }
 }
 

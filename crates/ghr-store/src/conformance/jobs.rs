@@ -221,3 +221,37 @@ pub async fn job_list_filters(store: Arc<dyn Store>) {
     let expected = [(JobStatus::Queued, 3), (JobStatus::Completed, 1)].into_iter().collect();
     assert_eq!(counts, expected, "jobs per status; statuses with none are absent");
 }
+
+/// Retention: old deliveries and old completed jobs (with their timelines) go; queued, running and recent
+/// jobs stay; pruning again removes nothing.
+pub async fn prune_forgets_old_deliveries_and_completed_jobs(store: Arc<dyn Store>) {
+    let store = store.as_ref();
+    let delivery = |id: &str, secs: i64| ghr_core::ports::DeliveryRecord {
+        delivery_id: id.into(),
+        event: "workflow_job".to_owned(),
+        action: Some("queued".to_owned()),
+        installation_id: Some(InstallationId(80)),
+        received_at: at(secs),
+    };
+    ok(store.delivery_record(&delivery("old-delivery", 10)).await, "delivery_record");
+    ok(store.delivery_record(&delivery("new-delivery", 100)).await, "delivery_record");
+    let still_queued = queued(801, 80, "acme/a", Some("small"), 1);
+    let old_done = queued(802, 80, "acme/a", Some("small"), 1);
+    let recent_done = queued(803, 80, "acme/a", Some("small"), 1);
+    for job in [&still_queued, &old_done, &recent_done] {
+        ok(store.job_observe(job.clone()).await, "job_observe");
+    }
+    ok(store.job_observe(completed(&old_done, "success", 5)).await, "job_observe");
+    ok(store.job_observe(completed(&recent_done, "success", 200)).await, "job_observe");
+
+    let pruned = ok(store.prune(at(50)).await, "prune");
+    assert_eq!((pruned.deliveries, pruned.jobs), (1, 1), "one old delivery and one old completed job: {pruned:?}");
+    assert!(pruned.job_events >= 2, "the old job's timeline goes with it: {pruned:?}");
+    assert!(!ok(store.delivery_seen(&"old-delivery".into()).await, "delivery_seen"), "the old delivery is forgotten");
+    assert!(ok(store.delivery_seen(&"new-delivery".into()).await, "delivery_seen"), "a recent delivery is kept");
+    assert!(ok(store.job_get(JobId(801)).await, "job_get").is_some(), "a queued job is never pruned");
+    assert!(ok(store.job_get(JobId(802)).await, "job_get").is_none(), "the old completed job is pruned");
+    assert!(ok(store.job_timeline(JobId(802)).await, "job_timeline").is_empty(), "with its timeline");
+    assert!(ok(store.job_get(JobId(803)).await, "job_get").is_some(), "a recently completed job is kept");
+    assert_eq!(ok(store.prune(at(50)).await, "prune"), ghr_core::ports::Pruned::default(), "pruning is idempotent");
+}

@@ -18,7 +18,7 @@ pub use fixtures::{ENVIRONMENT, at};
 pub use jobs::{
     job_list_filters, job_list_wanting_runner_is_fifo, job_observe_completed_before_queued,
     job_observe_keeps_creation_fields, job_observe_moves_forward_only, job_timeline_records_changes,
-    job_wait_reason_logged_only_on_change,
+    job_wait_reason_logged_only_on_change, prune_forgets_old_deliveries_and_completed_jobs,
 };
 pub use reserve::{
     reserve_covers_demand_once, reserve_is_atomic_under_concurrency, reserve_is_dated_after_earlier_releases,
@@ -67,6 +67,7 @@ where
         job_wait_reason_logged_only_on_change,
         job_list_wanting_runner_is_fifo,
         job_list_filters,
+        prune_forgets_old_deliveries_and_completed_jobs,
         reserve_refuses_unknown_tenant,
         reserve_covers_demand_once,
         reserve_limit_spans_tiers,

@@ -18,7 +18,7 @@ use ghr_core::cost::UsageRow;
 use ghr_core::ids::{DeliveryId, InstallationId, JobId, OrgName, RunnerName};
 use ghr_core::job::{Job, JobChange, JobEvent, JobObservation, JobStatus};
 use ghr_core::ports::{
-    DeliveryRecord, JobFilter, Reservation, ReserveRequest, RunnerFilter, RunnerUpdate, Store, StoreError,
+    DeliveryRecord, JobFilter, Pruned, Reservation, ReserveRequest, RunnerFilter, RunnerUpdate, Store, StoreError,
 };
 use ghr_core::reason::Reason;
 use ghr_core::runner::Runner;
@@ -255,6 +255,13 @@ impl Store for SqliteStore {
 
     async fn job_list_wanting_runner(&self) -> Result<Vec<Job>, StoreError> {
         jobs::list_wanting_runner(&self.pool).await
+    }
+
+    async fn prune(&self, before: Timestamp) -> Result<Pruned, StoreError> {
+        let mut tx = self.begin_write("prune").await?;
+        let pruned = deliveries::prune(&mut tx, codec::ts(before)).await?;
+        tx.commit().await.map_err(codec::backend("prune"))?;
+        Ok(pruned)
     }
 
     async fn job_counts(&self) -> Result<BTreeMap<JobStatus, u64>, StoreError> {
