@@ -9,7 +9,7 @@ mod common;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::Filter;
 use base64::Engine as _;
-use common::{REGION, moto_client, moto_endpoint};
+use common::{default_network, moto_client, provider_config};
 use ghr_cloud_ec2::api::{DescribePage, DescribeRequest, Ec2Instance, RunInstanceInput};
 use ghr_cloud_ec2::plan::PurchaseOption;
 use ghr_cloud_ec2::{CapacityType, Ec2Api, Ec2ApiError, Ec2Provider, Ec2ProviderConfig, SdkEc2Api};
@@ -37,30 +37,12 @@ struct Fixture {
 impl Fixture {
     async fn new() -> Self {
         let client = moto_client().await;
-        let subnets = client.describe_subnets().send().await.unwrap_or_else(|err| {
-            panic!(
-                "moto at {} does not answer DescribeSubnets ({}); is it running? `scripts/moto.sh start`",
-                moto_endpoint(),
-                aws_sdk_ec2::error::DisplayErrorContext(err)
-            )
-        });
-        let mut subnets: Vec<(String, String)> = subnets
-            .subnets()
-            .iter()
-            .filter_map(|s| Some((s.availability_zone()?.to_owned(), s.subnet_id()?.to_owned())))
-            .collect();
-        subnets.sort();
-        let images = client.describe_images().owners("amazon").send().await.expect("moto answers DescribeImages");
-        let ami = images.images().first().and_then(|image| image.image_id()).expect("moto ships AMIs").to_owned();
-        assert!(subnets.len() >= 2, "moto's default VPC has a subnet per availability zone");
-        Self { client, subnets: subnets.into_iter().map(|(_, id)| id).collect(), ami }
+        let (subnets, ami) = default_network(&client).await;
+        Self { client, subnets, ami }
     }
 
     fn config(&self, environment: &str) -> Ec2ProviderConfig {
-        let mut config = Ec2ProviderConfig::new(REGION, environment);
-        config.endpoint_url = Some(moto_endpoint());
-        config.ami_id = Some(self.ami.clone());
-        config.subnet_ids = self.subnets[..2].to_vec();
+        let mut config = provider_config(environment, &self.ami, &self.subnets[..2]);
         config.extra_tags.insert("Project".into(), "ghr-tests".into());
         config
     }

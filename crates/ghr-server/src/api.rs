@@ -178,15 +178,7 @@ struct UsageParams {
 }
 
 fn instant(name: &str, value: Option<String>) -> Result<Option<ghr_core::Timestamp>, AdminError> {
-    value
-        .map(|v| {
-            chrono::DateTime::parse_from_rfc3339(&v).map(|t| t.with_timezone(&chrono::Utc)).map_err(|e| {
-                AdminError::BadRequest(format!(
-                    "`{name}` must be an RFC 3339 instant such as 2026-01-31T00:00:00Z: {e}"
-                ))
-            })
-        })
-        .transpose()
+    crate::admin::parse_instant(name, value.as_deref()).map_err(AdminError::BadRequest)
 }
 
 async fn usage(

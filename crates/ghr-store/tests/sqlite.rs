@@ -71,15 +71,7 @@ fn queued(job: u64, installation: u64, tier: &str) -> JobObservation {
 }
 
 fn request(installation: u64, tier: &str) -> ReserveRequest {
-    ReserveRequest {
-        installation_id: InstallationId(installation),
-        tier: TierName::from(tier),
-        scope_repo: None,
-        intended_job: None,
-        global_cap: None,
-        environment: "test".to_owned(),
-        now: at(1_000),
-    }
+    conformance::reserve_request(installation, tier, 1_000)
 }
 
 async fn open(path: &Path) -> SqliteStore {

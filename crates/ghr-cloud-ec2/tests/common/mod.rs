@@ -28,3 +28,34 @@ pub async fn moto_client() -> aws_sdk_ec2::Client {
         .await;
     aws_sdk_ec2::Client::new(&config)
 }
+
+/// Two or more subnet ids of moto's default VPC (one per availability zone, in zone order) and an AMI it
+/// ships: what a provider configuration needs.
+pub async fn default_network(client: &aws_sdk_ec2::Client) -> (Vec<String>, String) {
+    let subnets = client.describe_subnets().send().await.unwrap_or_else(|err| {
+        panic!(
+            "moto at {} does not answer DescribeSubnets ({}); is it running? `scripts/moto.sh start`",
+            moto_endpoint(),
+            aws_sdk_ec2::error::DisplayErrorContext(err)
+        )
+    });
+    let mut subnets: Vec<(String, String)> = subnets
+        .subnets()
+        .iter()
+        .filter_map(|s| Some((s.availability_zone()?.to_owned(), s.subnet_id()?.to_owned())))
+        .collect();
+    subnets.sort();
+    assert!(subnets.len() >= 2, "moto's default VPC has a subnet per availability zone");
+    let images = client.describe_images().owners("amazon").send().await.expect("moto answers DescribeImages");
+    let ami = images.images().first().and_then(|image| image.image_id()).expect("moto ships AMIs").to_owned();
+    (subnets.into_iter().map(|(_, id)| id).collect(), ami)
+}
+
+/// A provider configuration of `environment` on moto with `ami` and `subnets`.
+pub fn provider_config(environment: &str, ami: &str, subnets: &[String]) -> ghr_cloud_ec2::Ec2ProviderConfig {
+    let mut config = ghr_cloud_ec2::Ec2ProviderConfig::new(REGION, environment);
+    config.endpoint_url = Some(moto_endpoint());
+    config.ami_id = Some(ami.to_owned());
+    config.subnet_ids = subnets.to_vec();
+    config
+}

@@ -6,7 +6,7 @@
 //! back from the instance's user data in moto and runs the emulated runner with it, which registers with the
 //! emulator, takes a job and makes the emulator send the `in_progress` and `completed` webhooks.
 
-use crate::common::{REGION, moto_client, moto_endpoint};
+use crate::common::{default_network, moto_client, provider_config};
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{Filter, InstanceAttributeName};
 use base64::Engine as _;
@@ -158,32 +158,13 @@ pub struct Moto {
 impl Moto {
     pub async fn connect() -> Moto {
         let client = moto_client().await;
-        let subnets = client.describe_subnets().send().await.unwrap_or_else(|err| {
-            panic!(
-                "moto at {} does not answer DescribeSubnets ({}); is it running? `scripts/moto.sh start`",
-                moto_endpoint(),
-                aws_sdk_ec2::error::DisplayErrorContext(err)
-            )
-        });
-        let mut subnets: Vec<(String, String)> = subnets
-            .subnets()
-            .iter()
-            .filter_map(|s| Some((s.availability_zone()?.to_owned(), s.subnet_id()?.to_owned())))
-            .collect();
-        subnets.sort();
-        assert!(subnets.len() >= 2, "moto's default VPC has a subnet per availability zone");
-        let images = client.describe_images().owners("amazon").send().await.expect("moto answers DescribeImages");
-        let ami = images.images().first().and_then(|image| image.image_id()).expect("moto ships AMIs").to_owned();
-        Moto { client, subnets: subnets.into_iter().take(2).map(|(_, id)| id).collect(), ami }
+        let (subnets, ami) = default_network(&client).await;
+        Moto { client, subnets: subnets.into_iter().take(2).collect(), ami }
     }
 
     /// The provider configuration of `environment`: the AMI and two subnets of moto's default VPC.
     pub fn provider_config(&self, environment: &str) -> Ec2ProviderConfig {
-        let mut config = Ec2ProviderConfig::new(REGION, environment);
-        config.endpoint_url = Some(moto_endpoint());
-        config.ami_id = Some(self.ami.clone());
-        config.subnet_ids = self.subnets.clone();
-        config
+        provider_config(environment, &self.ami, &self.subnets)
     }
 
     /// The instances of `environment` that are pending or running.

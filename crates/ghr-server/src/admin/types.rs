@@ -179,6 +179,18 @@ pub struct ErrorBody {
     pub message: String,
 }
 
+/// Parse an optional RFC 3339 instant given as `name` (a query parameter or a CLI flag); the error says
+/// what form is expected.
+pub fn parse_instant(name: &str, value: Option<&str>) -> Result<Option<Timestamp>, String> {
+    value
+        .map(|v| {
+            chrono::DateTime::parse_from_rfc3339(v)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|e| format!("`{name}` must be an RFC 3339 instant such as 2026-01-31T00:00:00Z: {e}"))
+        })
+        .transpose()
+}
+
 /// Whether a tenant status filter string is valid (for query parsing).
 pub fn parse_status(value: &str) -> Result<TenantStatus, String> {
     value.parse::<TenantStatus>().map_err(|e| e.to_string())

@@ -14,7 +14,7 @@ mod reserve;
 mod runners;
 mod tenants;
 
-pub use fixtures::{ENVIRONMENT, at};
+pub use fixtures::{ENVIRONMENT, at, reserve_request};
 pub use jobs::{
     job_list_filters, job_list_wanting_runner_is_fifo, job_observe_completed_before_queued,
     job_observe_keeps_creation_fields, job_observe_moves_forward_only, job_timeline_records_changes,

@@ -3,17 +3,10 @@
 use super::{admin_for, print};
 use crate::cli::UsageArgs;
 use crate::table;
-use anyhow::Context;
-use ghr_server::admin::UsageQuery;
+use ghr_server::admin::{UsageQuery, parse_instant};
 
 fn instant(name: &str, value: Option<String>) -> anyhow::Result<Option<ghr_core::Timestamp>> {
-    value
-        .map(|v| {
-            chrono::DateTime::parse_from_rfc3339(&v)
-                .map(|t| t.with_timezone(&chrono::Utc))
-                .with_context(|| format!("--{name} must be an RFC 3339 instant such as 2026-01-31T00:00:00Z"))
-        })
-        .transpose()
+    parse_instant(&format!("--{name}"), value.as_deref()).map_err(anyhow::Error::msg)
 }
 
 pub async fn run(args: UsageArgs) -> anyhow::Result<()> {
