@@ -133,6 +133,8 @@ pub mod event_kind {
     pub const RUNNER_LAUNCHED: &str = "runner_launched";
     pub const LAUNCH_FAILED: &str = "launch_failed";
     pub const NO_LONGER_QUEUED: &str = "no_longer_queued";
+    /// A status learnt from the REST API because its webhook never arrived.
+    pub const STATUS_FROM_API: &str = "status_from_api";
 }
 
 #[cfg(test)]

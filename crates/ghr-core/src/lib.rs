@@ -4,6 +4,7 @@
 //! cloud SDK. Adapters (store, GitHub, cloud) implement the traits in [`ports`]; the engine drives them.
 
 pub mod admission;
+pub mod clock;
 pub mod cost;
 pub mod entitlement;
 pub mod error;

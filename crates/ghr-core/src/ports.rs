@@ -159,7 +159,9 @@ pub trait Store: Send + Sync {
     /// live runners across all tiers against `max_runners`, and the global cap; on success insert
     /// a runner in state `requested`. Concurrent callers never exceed a limit.
     async fn runner_reserve(&self, request: ReserveRequest) -> Result<Reservation, StoreError>;
-    /// Update a runner; refuses (returns the unchanged record) a state change the lifecycle forbids.
+    /// Update a runner. A state change the lifecycle forbids keeps the state ([`RunnerState::merge`]); the
+    /// other fields are recorded all the same. `launched_at` is stamped when an instance is first recorded
+    /// (or the runner enters `launching`). None when the runner does not exist.
     async fn runner_update(&self, name: &RunnerName, update: RunnerUpdate) -> Result<Option<Runner>, StoreError>;
     async fn runner_get(&self, name: &RunnerName) -> Result<Option<Runner>, StoreError>;
     async fn runner_list(&self, filter: RunnerFilter) -> Result<Vec<Runner>, StoreError>;

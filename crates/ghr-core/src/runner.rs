@@ -6,6 +6,12 @@
 //!     └────────────┴──────────┴──► failed / terminated ──────┘
 //! ```
 //! A runner holds a slot of its tenant's limit from `requested` until `terminated` or `failed`.
+//!
+//! GitHub, not ghr, is the truth about which runner runs which job, and its events may arrive before
+//! ghr has recorded the launch: `requested ─► busy` and `requested ─► finished` are legal (the runner took
+//! its job within milliseconds of starting). A state change the lifecycle forbids leaves the state as it
+//! is ([`RunnerState::merge`]); what the launch learnt (instance, registration) is recorded whatever the
+//! state, and [`LaunchRecorded`] says what the launcher must do next.
 
 use crate::Timestamp;
 use crate::ids::{GithubRunnerId, InstallationId, InstanceId, JobId, RunnerName, RunnerSeq, TierName};
@@ -75,12 +81,45 @@ impl RunnerState {
             return true;
         }
         match self {
-            Requested => matches!(next, Launching | Failed | Terminated),
+            Requested => matches!(next, Launching | Busy | Finished | Failed | Terminated),
             Launching => matches!(next, Idle | Busy | Finished | Terminated | Failed),
             Idle => matches!(next, Busy | Finished | Terminated),
             Busy => matches!(next, Finished | Terminated),
-            Finished => matches!(next, Terminated),
+            // A teardown asked for before the launch recorded an instance ends as `failed` if the launch
+            // then fails (no instance ever existed).
+            Finished => matches!(next, Terminated | Failed),
             Terminated | Failed => false,
+        }
+    }
+
+    /// The state after asking for `next`: `next` when the lifecycle allows it, otherwise `self` unchanged.
+    pub fn merge(self, next: RunnerState) -> RunnerState {
+        if self.can_become(next) { next } else { self }
+    }
+}
+
+/// What the launcher must do once the provider started an instance and the store recorded it, given
+/// the runner's state after that record (see [`LaunchRecorded::after`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LaunchRecorded {
+    /// Nothing more: the runner is starting (`launching`) or already running its job (`busy`).
+    Running,
+    /// The job completed, or a teardown was asked for, while the instance was starting: terminate it now
+    /// (its slot is still held and is freed once the instance is gone).
+    TearDown,
+    /// The runner was released while launching (`terminated` / `failed`): terminate the instance and
+    /// delete its registration.
+    Undo,
+}
+
+impl LaunchRecorded {
+    pub fn after(state: RunnerState) -> LaunchRecorded {
+        match state {
+            RunnerState::Requested | RunnerState::Launching | RunnerState::Idle | RunnerState::Busy => {
+                LaunchRecorded::Running
+            }
+            RunnerState::Finished => LaunchRecorded::TearDown,
+            RunnerState::Terminated | RunnerState::Failed => LaunchRecorded::Undo,
         }
     }
 }
@@ -162,14 +201,20 @@ mod tests {
             (Finished, Terminated),
             (Idle, Terminated),
             (Busy, Busy),
+            // GitHub's in_progress / completed can arrive before the launch is recorded.
+            (Requested, Busy),
+            (Requested, Finished),
+            (Finished, Failed),
         ];
         let refused = [
             (Terminated, Idle),
             (Failed, Launching),
             (Busy, Idle),
+            (Busy, Launching),
+            (Busy, Failed),
             (Finished, Busy),
+            (Finished, Launching),
             (Idle, Launching),
-            (Requested, Busy),
         ];
         for (from, to) in allowed {
             assert!(from.can_become(to), "{from} -> {to} should be allowed");
@@ -179,5 +224,38 @@ mod tests {
         }
         assert!(Finished.is_live() && !Finished.is_unbound());
         assert!(!Terminated.is_live() && !Failed.is_live());
+    }
+
+    #[test]
+    fn merge_keeps_the_state_on_a_refused_change() {
+        use RunnerState::*;
+        let table = [
+            // (current, asked, result)
+            (Requested, Launching, Launching),
+            (Busy, Launching, Busy),
+            (Finished, Launching, Finished),
+            (Terminated, Launching, Terminated),
+            (Requested, Busy, Busy),
+            (Finished, Busy, Finished),
+            (Busy, Failed, Busy),
+        ];
+        for (current, asked, result) in table {
+            assert_eq!(current.merge(asked), result, "{current} + {asked}");
+        }
+    }
+
+    #[test]
+    fn what_the_launcher_does_after_recording_an_instance() {
+        use RunnerState::*;
+        let table = [
+            (Launching, LaunchRecorded::Running),
+            (Busy, LaunchRecorded::Running),
+            (Finished, LaunchRecorded::TearDown),
+            (Terminated, LaunchRecorded::Undo),
+            (Failed, LaunchRecorded::Undo),
+        ];
+        for (state, expected) in table {
+            assert_eq!(LaunchRecorded::after(state), expected, "{state}");
+        }
     }
 }

@@ -14,21 +14,22 @@
 
 use crate::Ports;
 use crate::error::{EngineError, StoreContext};
-use crate::launch::{LaunchOutcome, Launcher};
+use crate::launch::{LaunchOutcome, Launcher, LaunchesInFlight, PendingLaunch};
 use crate::metrics as m;
 use crate::settings::EngineSettings;
-use chrono::Utc;
+use crate::teardown::Teardown;
+use ghr_core::Timestamp;
 use ghr_core::admission::classify;
 use ghr_core::ids::{InstallationId, TierName};
 use ghr_core::job::{Job, JobEvent, event_kind};
 use ghr_core::ports::{Reservation, ReserveRequest, RunnerFilter};
 use ghr_core::reason::Reason;
-use ghr_core::runner::RunnerState;
+use ghr_core::runner::{Runner, RunnerState};
 use ghr_core::tenant::{OrgType, Tenant};
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -50,7 +51,7 @@ pub struct PassReport {
 #[derive(Debug, Clone, Copy)]
 struct Backoff {
     failures: u32,
-    until: Instant,
+    until: Timestamp,
     reason: Reason,
 }
 
@@ -61,10 +62,20 @@ struct State {
     backoff: HashMap<(InstallationId, TierName), Backoff>,
 }
 
+/// Where a pass puts the launches it reserved.
+enum LaunchSink<'a> {
+    /// Run each launch as a task of this dispatcher (production).
+    Spawn,
+    /// Hand them to the caller, who runs the launch steps itself (the deterministic simulation).
+    Collect(&'a mut Vec<PendingLaunch>),
+}
+
 pub struct Dispatcher {
     ports: Ports,
     settings: Arc<EngineSettings>,
     wake: Arc<Notify>,
+    teardown: Teardown,
+    in_flight: LaunchesInFlight,
     state: Mutex<State>,
     launches: Arc<Semaphore>,
     tasks: TaskTracker,
@@ -73,12 +84,14 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(ports: Ports, settings: Arc<EngineSettings>, wake: Arc<Notify>) -> Arc<Self> {
+    pub fn new(ports: Ports, settings: Arc<EngineSettings>, wake: Arc<Notify>, teardown: Teardown) -> Arc<Self> {
         let launches = Arc::new(Semaphore::new(settings.max_parallel_launches));
         Arc::new(Self {
             ports,
             settings,
             wake,
+            teardown,
+            in_flight: LaunchesInFlight::default(),
             state: Mutex::new(State::default()),
             launches,
             tasks: TaskTracker::new(),
@@ -108,8 +121,30 @@ impl Dispatcher {
         self.tasks.reopen();
     }
 
-    /// One dispatch pass.
+    /// The launches under way in this process (the reconciler must not release them).
+    pub fn launches_in_flight(&self) -> LaunchesInFlight {
+        self.in_flight.clone()
+    }
+
+    /// A launcher sharing this dispatcher's ports, settings and teardown.
+    pub fn launcher(&self) -> Launcher {
+        Launcher { ports: self.ports.clone(), settings: self.settings.clone(), teardown: self.teardown.clone() }
+    }
+
+    /// One dispatch pass; reserved runners are launched by tasks of this dispatcher.
     pub async fn pass(self: &Arc<Self>) -> Result<PassReport, EngineError> {
+        self.pass_into(LaunchSink::Spawn).await
+    }
+
+    /// One dispatch pass that hands the reserved launches to the caller instead of starting them. The caller
+    /// runs the [`Launcher`] steps and reports each outcome with [`Dispatcher::launch_finished`].
+    pub async fn pass_collecting(self: &Arc<Self>) -> Result<(PassReport, Vec<PendingLaunch>), EngineError> {
+        let mut launches = Vec::new();
+        let report = self.pass_into(LaunchSink::Collect(&mut launches)).await?;
+        Ok((report, launches))
+    }
+
+    async fn pass_into(self: &Arc<Self>, mut sink: LaunchSink<'_>) -> Result<PassReport, EngineError> {
         let _serial = self.pass_lock.lock().await;
         let store = &self.ports.store;
         let jobs = store.job_list_wanting_runner().await.doing("listing jobs that want a runner")?;
@@ -161,7 +196,13 @@ impl Dispatcher {
                     }
                     continue;
                 }
-                let Ok(permit) = self.launches.clone().acquire_owned().await else { break 'rounds };
+                let permit = match sink {
+                    LaunchSink::Spawn => match self.launches.clone().acquire_owned().await {
+                        Ok(permit) => Some(permit),
+                        Err(_) => break 'rounds,
+                    },
+                    LaunchSink::Collect(_) => None,
+                };
                 let request = ReserveRequest {
                     installation_id: key.0,
                     tier: key.1.clone(),
@@ -169,7 +210,7 @@ impl Dispatcher {
                     intended_job: Some(job.job_id),
                     global_cap: self.settings.global_max_runners,
                     environment: self.settings.environment.clone(),
-                    now: Utc::now(),
+                    now: self.ports.clock.now(),
                 };
                 match store.runner_reserve(request).await.doing("reserving a runner slot")? {
                     Reservation::Reserved(runner) => {
@@ -179,14 +220,19 @@ impl Dispatcher {
                         let detail = format!("{} ({})", runner.name, runner.tier);
                         let event = JobEvent {
                             job_id: job.job_id,
-                            at: Utc::now(),
+                            at: self.ports.clock.now(),
                             kind: event_kind::RUNNER_REQUESTED.into(),
                             detail,
                         };
                         store.job_event_append(event).await.doing("appending to a job timeline")?;
                         self.state.lock().map(|mut s| s.cursor = Some(*installation)).ok();
                         let Some(tenant) = tenants.get(installation).cloned().flatten() else { continue };
-                        self.spawn_launch(*runner, tenant, job.received_at, key, permit);
+                        let pending = PendingLaunch::new(*runner, tenant, Some(job.received_at), &self.in_flight);
+                        match (&mut sink, permit) {
+                            (LaunchSink::Collect(launches), _) => launches.push(pending),
+                            (LaunchSink::Spawn, Some(permit)) => self.spawn_launch(pending, permit),
+                            (LaunchSink::Spawn, None) => {}
+                        }
                     }
                     Reservation::NoDemand => {
                         // Runners started by another dispatcher already cover this demand.
@@ -231,12 +277,13 @@ impl Dispatcher {
     fn backoff_reason(&self, key: &DemandKey) -> Option<Reason> {
         let state = self.state.lock().ok()?;
         let backoff = state.backoff.get(&(key.0, key.1.clone()))?;
-        (backoff.until > Instant::now()).then_some(backoff.reason)
+        (backoff.until > self.ports.clock.now()).then_some(backoff.reason)
     }
 
-    fn record_outcome(&self, key: &DemandKey, outcome: &LaunchOutcome) -> Option<Duration> {
+    /// Record how a launch ended: a failure backs off its (tenant, tier); returns the backoff delay.
+    pub fn launch_finished(&self, runner: &Runner, outcome: &LaunchOutcome) -> Option<Duration> {
         let mut state = self.state.lock().ok()?;
-        let slot = (key.0, key.1.clone());
+        let slot = (runner.installation_id, runner.tier.clone());
         match outcome {
             LaunchOutcome::Launched => {
                 state.backoff.remove(&slot);
@@ -245,26 +292,21 @@ impl Dispatcher {
             LaunchOutcome::Failed(reason) => {
                 let failures = state.backoff.get(&slot).map_or(0, |b| b.failures) + 1;
                 let delay = backoff_delay(self.settings.retry_base, self.settings.retry_max, failures);
-                state.backoff.insert(slot, Backoff { failures, until: Instant::now() + delay, reason: *reason });
+                let until = self.ports.clock.now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                state.backoff.insert(slot, Backoff { failures, until, reason: *reason });
                 Some(delay)
             }
         }
     }
 
-    fn spawn_launch(
-        self: &Arc<Self>,
-        runner: ghr_core::runner::Runner,
-        tenant: Tenant,
-        received_at: ghr_core::Timestamp,
-        key: DemandKey,
-        permit: tokio::sync::OwnedSemaphorePermit,
-    ) {
-        let launcher = Launcher { ports: self.ports.clone(), settings: self.settings.clone() };
+    fn spawn_launch(self: &Arc<Self>, pending: PendingLaunch, permit: tokio::sync::OwnedSemaphorePermit) {
+        let launcher = self.launcher();
         let this = Arc::clone(self);
         self.tasks.spawn(async move {
-            let outcome = launcher.launch(runner, tenant, Some(received_at)).await;
+            let runner = pending.runner.clone();
+            let outcome = launcher.launch(pending).await;
             drop(permit);
-            if let Some(delay) = this.record_outcome(&key, &outcome) {
+            if let Some(delay) = this.launch_finished(&runner, &outcome) {
                 // Try again once the backoff has passed.
                 let wake = this.wake.clone();
                 tokio::spawn(async move {
@@ -282,7 +324,7 @@ impl Dispatcher {
         if job.wait_reason != reason {
             self.ports
                 .store
-                .job_set_wait_reason(job.job_id, reason, Utc::now())
+                .job_set_wait_reason(job.job_id, reason, self.ports.clock.now())
                 .await
                 .doing("recording why a job waits")?;
         }

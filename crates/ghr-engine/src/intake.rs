@@ -11,7 +11,7 @@ use crate::metrics as m;
 use crate::settings::EngineSettings;
 use crate::teardown::{TeardownCause, TeardownHandle};
 use crate::tenants::{Onboarded, TenantService};
-use chrono::Utc;
+use ghr_core::clock::Clock;
 use ghr_core::event::{InstallationAction, WebhookEvent, WorkflowJob, WorkflowJobAction};
 use ghr_core::ids::{InstallationId, RunnerName};
 use ghr_core::job::{JobChange, JobObservation, JobStatus};
@@ -33,6 +33,7 @@ pub enum IntakeOutcome {
 #[derive(Clone)]
 pub struct Intake {
     store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
     settings: Arc<EngineSettings>,
     tenants: TenantService,
     dispatcher_wake: Arc<Notify>,
@@ -43,13 +44,14 @@ pub struct Intake {
 impl Intake {
     pub fn new(
         store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
         settings: Arc<EngineSettings>,
         dispatcher_wake: Arc<Notify>,
         reconciler_wake: Arc<Notify>,
         teardown: TeardownHandle,
     ) -> Self {
         let tenants = TenantService::new(store.clone(), settings.clone());
-        Self { store, settings, tenants, dispatcher_wake, reconciler_wake, teardown }
+        Self { store, clock, settings, tenants, dispatcher_wake, reconciler_wake, teardown }
     }
 
     /// Apply one delivery. Errors are the system's (store); the caller answers 5xx and the delivery stays
@@ -138,7 +140,7 @@ impl Intake {
             WorkflowJobAction::Completed => JobStatus::Completed,
             WorkflowJobAction::Other(_) => return Ok(IntakeOutcome::Ignored("workflow_job action not used")),
         };
-        let now = Utc::now();
+        let now = self.clock.now();
         let tier = match_tier(&self.settings.catalog, &job.labels).map(|t| t.name.clone());
         let runner_name = job.runner_name.clone().filter(|n| !n.is_empty()).map(RunnerName::new);
         let observation = JobObservation {
@@ -151,7 +153,8 @@ impl Intake {
             conclusion: job.conclusion.clone(),
             runner_name: runner_name.clone(),
             queued_at: job.created_at,
-            started_at: job.started_at.or((status >= JobStatus::InProgress).then_some(now)),
+            // GitHub fills `started_at` on queued jobs too; a job has started only once it is in progress.
+            started_at: (status >= JobStatus::InProgress).then(|| job.started_at.unwrap_or(now)),
             completed_at: job.completed_at.or((status == JobStatus::Completed).then_some(now)),
             observed_at: now,
         };
@@ -178,12 +181,16 @@ impl Intake {
                 }
             }
             JobStatus::InProgress => {
-                if let (Some(queued), Some(started)) = (job.created_at, job.started_at.or(Some(now))) {
+                // GitHub may report this before the launch recorded the runner: binding a `requested` runner is
+                // legal, and the launch keeps the binding when it records the instance.
+                if let Some(name) = &runner_name
+                    && self.mark_runner(name, RunnerState::Busy, job.id, now).await?
+                    && let Some(queued) = job.created_at
+                {
+                    // Only jobs that ran on ghr's runners: GitHub-hosted jobs of tenant orgs are not ours to time.
+                    let started = job.started_at.unwrap_or(now);
                     let seconds = (started - queued).num_milliseconds().max(0) as f64 / 1000.0;
                     metrics::histogram!(m::QUEUED_TO_IN_PROGRESS).record(seconds);
-                }
-                if let Some(name) = &runner_name {
-                    self.mark_runner(name, RunnerState::Busy, job.id, now).await?;
                 }
             }
             JobStatus::Completed => {
@@ -207,7 +214,7 @@ impl Intake {
         name: &RunnerName,
         state: RunnerState,
         job: ghr_core::ids::JobId,
-        at: chrono::DateTime<Utc>,
+        at: ghr_core::Timestamp,
     ) -> Result<bool, EngineError> {
         let update = RunnerUpdate { job_id: Some(job), ..RunnerUpdate::state(state, at) };
         Ok(self.store.runner_update(name, update).await.doing("binding a job to its runner")?.is_some())

@@ -1,47 +1,152 @@
 //! Launching one reserved runner: mint its JIT config, start it through the provider, record it.
 //!
-//! Any failure releases the slot (runner `failed`) and removes what was created: a registration without an
-//! instance is deleted, an instance whose record cannot be written is terminated. The JIT config exists only
-//! in memory on its way to the provider.
+//! The launch is three steps ([`Launcher::mint`], [`Launcher::start`], [`Launcher::record`]) so that the
+//! deterministic simulation can interleave GitHub's events and other loops between them; production runs
+//! them back to back ([`Launcher::launch`]).
+//!
+//! GitHub's events may overtake a launch: the runner can take its job (and even finish it) before the launch
+//! is recorded. Recording therefore never undoes what GitHub reported; it records the instance and then does
+//! what the runner's state asks ([`LaunchRecorded`]): nothing, tear the instance down (job already completed),
+//! or undo (runner released meanwhile). A slot is freed only once the instance is known gone.
+//!
+//! Any failure before an instance exists releases the slot (runner `failed`) and removes the registration.
+//! The JIT config exists only in memory on its way to the provider.
 
 use crate::Ports;
 use crate::error::ErrorChain;
 use crate::metrics as m;
 use crate::settings::EngineSettings;
-use chrono::Utc;
+use crate::teardown::{Teardown, TeardownCause};
 use ghr_core::Timestamp;
-use ghr_core::ids::{GithubRunnerId, InstanceId, JobId};
+use ghr_core::ids::{GithubRunnerId, InstanceId, JobId, RunnerName};
 use ghr_core::job::{JobEvent, event_kind};
-use ghr_core::ports::{JitRequest, LaunchRequest, RunnerScope, RunnerUpdate};
+use ghr_core::ports::{Instance, JitConfig, JitRequest, LaunchRequest, RunnerScope, RunnerUpdate};
 use ghr_core::reason::Reason;
-use ghr_core::runner::{Runner, RunnerState};
+use ghr_core::runner::{LaunchRecorded, Runner, RunnerState};
 use ghr_core::tenant::Tenant;
-use std::sync::Arc;
+use ghr_core::tier::Tier;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// How a launch ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum LaunchOutcome {
+pub enum LaunchOutcome {
     Launched,
-    /// The slot was released; the job keeps waiting with this reason.
+    /// The slot was released (or is being released with its instance); the job keeps waiting with this reason.
     Failed(Reason),
 }
 
+/// Runners whose launch is under way in this process. The reconciler never releases one of these for
+/// "launch did not complete": only a launch that died (a restart) leaves a runner without an instance.
+#[derive(Clone, Default)]
+pub struct LaunchesInFlight {
+    names: Arc<Mutex<HashSet<RunnerName>>>,
+}
+
+impl LaunchesInFlight {
+    /// Mark a launch as under way until the returned guard is dropped.
+    pub fn enter(&self, name: &RunnerName) -> InFlightGuard {
+        self.names.lock().unwrap_or_else(PoisonError::into_inner).insert(name.clone());
+        InFlightGuard { set: self.clone(), name: name.clone() }
+    }
+
+    pub fn contains(&self, name: &RunnerName) -> bool {
+        self.names.lock().unwrap_or_else(PoisonError::into_inner).contains(name)
+    }
+}
+
+/// Keeps a runner in [`LaunchesInFlight`] while alive.
+pub struct InFlightGuard {
+    set: LaunchesInFlight,
+    name: RunnerName,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.set.names.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.name);
+    }
+}
+
+/// A reserved runner about to be launched.
+pub struct PendingLaunch {
+    pub runner: Runner,
+    tenant: Tenant,
+    job_received_at: Option<Timestamp>,
+    _in_flight: InFlightGuard,
+}
+
+impl PendingLaunch {
+    pub fn new(
+        runner: Runner,
+        tenant: Tenant,
+        job_received_at: Option<Timestamp>,
+        in_flight: &LaunchesInFlight,
+    ) -> Self {
+        let guard = in_flight.enter(&runner.name);
+        Self { runner, tenant, job_received_at, _in_flight: guard }
+    }
+}
+
+/// A launch whose JIT config was minted.
+pub struct MintedLaunch {
+    pending: PendingLaunch,
+    tier: Tier,
+    scope: RunnerScope,
+    jit: JitConfig,
+}
+
+impl MintedLaunch {
+    pub fn runner(&self) -> &Runner {
+        &self.pending.runner
+    }
+}
+
+/// A launch whose instance the provider started.
+pub struct StartedLaunch {
+    pending: PendingLaunch,
+    tier: Tier,
+    scope: RunnerScope,
+    github_id: GithubRunnerId,
+    instance: Instance,
+}
+
+impl StartedLaunch {
+    pub fn runner(&self) -> &Runner {
+        &self.pending.runner
+    }
+}
+
 #[derive(Clone)]
-pub(crate) struct Launcher {
+pub struct Launcher {
     pub ports: Ports,
     pub settings: Arc<EngineSettings>,
+    pub teardown: Teardown,
 }
 
 impl Launcher {
-    /// Launch `runner` (state `requested`) for `tenant`. `job_received_at` feeds the overhead histograms.
-    pub async fn launch(&self, runner: Runner, tenant: Tenant, job_received_at: Option<Timestamp>) -> LaunchOutcome {
+    /// All three steps, back to back.
+    pub async fn launch(&self, pending: PendingLaunch) -> LaunchOutcome {
+        let minted = match self.mint(pending).await {
+            Ok(minted) => minted,
+            Err(outcome) => return outcome,
+        };
+        let started = match self.start(minted).await {
+            Ok(started) => started,
+            Err(outcome) => return outcome,
+        };
+        self.record(started).await
+    }
+
+    /// Step 1: mint the single-use JIT config.
+    pub async fn mint(&self, pending: PendingLaunch) -> Result<MintedLaunch, LaunchOutcome> {
+        let runner = &pending.runner;
         let Some(tier) = self.settings.catalog.get(&runner.tier).cloned() else {
             let message = format!("tier {} is no longer configured", runner.tier);
-            return self.fail(&runner, Reason::NoMatchingTier, "config", message).await;
+            return Err(self.fail(runner, Reason::NoMatchingTier, "config", message).await);
         };
         let scope = match &runner.scope_repo {
             Some(repo) => RunnerScope::Repo(repo.clone()),
-            None => RunnerScope::Org(tenant.org_name.clone()),
+            None => RunnerScope::Org(pending.tenant.org_name.clone()),
         };
         let request = JitRequest {
             installation_id: runner.installation_id,
@@ -50,20 +155,29 @@ impl Launcher {
             labels: tier.labels.clone(),
             runner_group: self.settings.runner_group.clone(),
         };
-        let jit = match self.ports.github.create_jit_config(&request).await {
-            Ok(jit) => jit,
+        match self.ports.github.create_jit_config(&request).await {
+            Ok(jit) => {
+                if let Some(received) = pending.job_received_at {
+                    metrics::histogram!(m::DISPATCH_OVERHEAD).record(self.seconds_since(received));
+                }
+                Ok(MintedLaunch { pending, tier, scope, jit })
+            }
             Err(error) => {
                 metrics::counter!(m::LAUNCH_FAILURES, "stage" => "jit").increment(1);
-                return self.fail(&runner, Reason::GithubError, "jit", error.to_string()).await;
+                let message = ErrorChain(&error).to_string();
+                Err(self.fail(runner, Reason::GithubError, "jit", message).await)
             }
-        };
-        if let Some(received) = job_received_at {
-            metrics::histogram!(m::DISPATCH_OVERHEAD).record(seconds_since(received));
         }
+    }
+
+    /// Step 2: start the instance. On failure the registration is deleted and the slot released.
+    pub async fn start(&self, minted: MintedLaunch) -> Result<StartedLaunch, LaunchOutcome> {
+        let MintedLaunch { pending, tier, scope, jit } = minted;
+        let runner = &pending.runner;
         let launch = LaunchRequest {
             runner_name: runner.name.clone(),
             installation_id: runner.installation_id,
-            org_name: tenant.org_name.clone(),
+            org_name: pending.tenant.org_name.clone(),
             tenant_tier: runner.tenant_tier.clone(),
             tier: tier.name.clone(),
             instance_types: tier.instance_types.clone(),
@@ -71,35 +185,58 @@ impl Launcher {
             jit_config: jit.encoded_jit_config,
         };
         let provider = self.ports.provider.name();
-        let instance = match self.ports.provider.launch(launch).await {
+        match self.ports.provider.launch(launch).await {
             Ok(instance) => {
                 metrics::counter!(m::PROVIDER_CALLS, "provider" => provider, "call" => "launch", "outcome" => "ok")
                     .increment(1);
-                instance
+                if let Some(received) = pending.job_received_at {
+                    metrics::histogram!(m::QUEUED_TO_LAUNCHED).record(self.seconds_since(received));
+                }
+                Ok(StartedLaunch { pending, tier, scope, github_id: jit.runner_id, instance })
             }
             Err(error) => {
                 metrics::counter!(m::PROVIDER_CALLS, "provider" => provider, "call" => "launch", "outcome" => "error")
                     .increment(1);
                 metrics::counter!(m::LAUNCH_FAILURES, "stage" => "provider").increment(1);
-                self.delete_registration(&runner, &scope, jit.runner_id).await;
-                return self.fail(&runner, Reason::ProviderError, "provider", error.to_string()).await;
+                let message = ErrorChain(&error).to_string();
+                self.delete_registration(runner, &scope, jit.runner_id).await;
+                Err(self.fail(runner, Reason::ProviderError, "provider", message).await)
             }
-        };
-        if let Some(received) = job_received_at {
-            metrics::histogram!(m::QUEUED_TO_LAUNCHED).record(seconds_since(received));
         }
+    }
+
+    /// Step 3: record the instance, then act on what GitHub's events did to the runner meanwhile.
+    pub async fn record(&self, started: StartedLaunch) -> LaunchOutcome {
+        let StartedLaunch { pending, tier, scope, github_id, instance } = started;
+        let runner = &pending.runner;
         let update = RunnerUpdate {
             state: Some(RunnerState::Launching),
             instance_id: Some(instance.id.clone()),
-            github_runner_id: Some(jit.runner_id),
+            github_runner_id: Some(github_id),
             job_id: None,
             last_error: None,
-            at: Utc::now(),
+            at: self.ports.clock.now(),
         };
-        match self.ports.store.runner_update(&runner.name, update).await {
-            Ok(Some(updated)) if updated.state == RunnerState::Launching => {
+        let recorded = match self.ports.store.runner_update(&runner.name, update).await {
+            Ok(Some(recorded)) => recorded,
+            Ok(None) => {
+                tracing::error!(runner = %runner.name, "runner record vanished during launch; terminating its instance");
+                self.undo(runner, &scope, &instance.id, github_id).await;
+                return LaunchOutcome::Failed(Reason::ProviderError);
+            }
+            Err(error) => {
+                // The instance is running but unrecorded. Keep the slot (the runner stays live without an
+                // instance id); the reconciler adopts the instance by its name tag or, once it is gone,
+                // releases the slot.
+                metrics::counter!(m::LAUNCH_FAILURES, "stage" => "store").increment(1);
+                tracing::error!(runner = %runner.name, instance = %instance.id, error = %ErrorChain(&error), "could not record a launched runner; the reconciler adopts it");
+                return LaunchOutcome::Launched;
+            }
+        };
+        match LaunchRecorded::after(recorded.state) {
+            LaunchRecorded::Running => {
                 metrics::counter!(m::RUNNERS_LAUNCHED, "tier" => tier.name.to_string()).increment(1);
-                tracing::info!(runner = %runner.name, installation_id = %runner.installation_id, tier = %tier.name, instance = %instance.id, "runner launched");
+                tracing::info!(runner = %runner.name, installation_id = %runner.installation_id, tier = %tier.name, instance = %instance.id, state = %recorded.state, "runner launched");
                 self.note(
                     runner.intended_job,
                     event_kind::RUNNER_LAUNCHED,
@@ -108,31 +245,32 @@ impl Launcher {
                 .await;
                 LaunchOutcome::Launched
             }
-            Ok(other) => {
-                // Torn down while launching (tenant deleted, reconciler): undo.
-                tracing::info!(runner = %runner.name, state = ?other.map(|r| r.state), "runner was torn down during launch; terminating its instance");
-                self.undo(&runner, &scope, &instance.id, jit.runner_id).await;
-                LaunchOutcome::Failed(Reason::TenantDeleted)
+            LaunchRecorded::TearDown => {
+                // Its job completed (or a teardown was asked for) while the instance was starting.
+                tracing::info!(runner = %runner.name, instance = %instance.id, "runner finished before its launch was recorded; terminating it");
+                if let Err(error) = self.teardown.terminate_runner(&runner.name, TeardownCause::JobCompleted).await {
+                    tracing::warn!(runner = %runner.name, error = %ErrorChain(&error), "teardown failed; the reconciler retries");
+                }
+                LaunchOutcome::Launched
             }
-            Err(error) => {
-                metrics::counter!(m::LAUNCH_FAILURES, "stage" => "store").increment(1);
-                tracing::error!(runner = %runner.name, error = %error, "could not record a launched runner; terminating it");
-                self.undo(&runner, &scope, &instance.id, jit.runner_id).await;
-                LaunchOutcome::Failed(Reason::ProviderError)
+            LaunchRecorded::Undo => {
+                tracing::info!(runner = %runner.name, state = %recorded.state, "runner was released during launch; terminating its instance");
+                self.undo(runner, &scope, &instance.id, github_id).await;
+                LaunchOutcome::Failed(Reason::TenantDeleted)
             }
         }
     }
 
     async fn undo(&self, runner: &Runner, scope: &RunnerScope, instance: &InstanceId, github_id: GithubRunnerId) {
         if let Err(error) = self.ports.provider.terminate(instance).await {
-            tracing::warn!(runner = %runner.name, %instance, error = %error, "could not terminate; the reconciler will");
+            tracing::warn!(runner = %runner.name, %instance, error = %ErrorChain(&error), "could not terminate; the reconciler will");
         }
         self.delete_registration(runner, scope, github_id).await;
     }
 
     async fn delete_registration(&self, runner: &Runner, scope: &RunnerScope, github_id: GithubRunnerId) {
         if let Err(error) = self.ports.github.delete_runner(runner.installation_id, scope, github_id).await {
-            tracing::warn!(runner = %runner.name, error = %error, "could not delete an unused registration; the reconciler will");
+            tracing::warn!(runner = %runner.name, error = %ErrorChain(&error), "could not delete an unused registration; the reconciler will");
         }
     }
 
@@ -140,11 +278,19 @@ impl Launcher {
         tracing::warn!(runner = %runner.name, installation_id = %runner.installation_id, stage, error = %message, "launch failed; the job keeps waiting");
         let update = RunnerUpdate {
             last_error: Some(format!("{stage}: {message}")),
-            ..RunnerUpdate::state(RunnerState::Failed, Utc::now())
+            ..RunnerUpdate::state(RunnerState::Failed, self.ports.clock.now())
         };
-        if let Err(error) = self.ports.store.runner_update(&runner.name, update).await {
-            // The reconciler fails stale `requested` runners, which frees the slot.
-            tracing::error!(runner = %runner.name, error = %ErrorChain(&error), "could not release a failed runner's slot");
+        match self.ports.store.runner_update(&runner.name, update).await {
+            Ok(Some(after)) if after.state.is_live() => {
+                // GitHub reported the runner busy: an instance exists after all. Keep the slot; the reconciler
+                // adopts the instance by name or releases the slot once nothing runs.
+                tracing::warn!(runner = %runner.name, state = %after.state, "launch reported failure but GitHub saw the runner; keeping its slot");
+            }
+            Ok(_) => {}
+            Err(error) => {
+                // The reconciler fails stale `requested` runners, which frees the slot.
+                tracing::error!(runner = %runner.name, error = %ErrorChain(&error), "could not release a failed runner's slot");
+            }
         }
         self.note(runner.intended_job, event_kind::LAUNCH_FAILED, format!("{reason}: {stage}: {message}")).await;
         LaunchOutcome::Failed(reason)
@@ -152,13 +298,13 @@ impl Launcher {
 
     async fn note(&self, job: Option<JobId>, kind: &str, detail: String) {
         let Some(job_id) = job else { return };
-        let event = JobEvent { job_id, at: Utc::now(), kind: kind.to_owned(), detail };
+        let event = JobEvent { job_id, at: self.ports.clock.now(), kind: kind.to_owned(), detail };
         if let Err(error) = self.ports.store.job_event_append(event).await {
-            tracing::warn!(job_id = %job_id, error = %error, "could not append to a job timeline");
+            tracing::warn!(job_id = %job_id, error = %ErrorChain(&error), "could not append to a job timeline");
         }
     }
-}
 
-fn seconds_since(t: Timestamp) -> f64 {
-    (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0
+    fn seconds_since(&self, t: Timestamp) -> f64 {
+        (self.ports.clock.now() - t).num_milliseconds().max(0) as f64 / 1000.0
+    }
 }

@@ -13,7 +13,7 @@
 pub mod dispatcher;
 pub mod error;
 pub mod intake;
-mod launch;
+pub mod launch;
 pub mod metrics;
 pub mod reconciler;
 pub mod settings;
@@ -23,13 +23,29 @@ pub mod tenants;
 pub use error::EngineError;
 pub use settings::EngineSettings;
 
+use ghr_core::clock::{Clock, SystemClock};
 use ghr_core::ports::{GitHubApi, Provider, Store};
 use std::sync::Arc;
 
-/// The adapters the engine drives, chosen by the binary's wiring.
+/// The adapters the engine drives, chosen by the binary's wiring, and the clock it reads.
 #[derive(Clone)]
 pub struct Ports {
     pub store: Arc<dyn Store>,
     pub github: Arc<dyn GitHubApi>,
     pub provider: Arc<dyn Provider>,
+    /// Every time the engine stamps or compares comes from here (tests and simulations own time).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Ports {
+    /// Ports on the system clock.
+    pub fn new(store: Arc<dyn Store>, github: Arc<dyn GitHubApi>, provider: Arc<dyn Provider>) -> Self {
+        Self { store, github, provider, clock: Arc::new(SystemClock) }
+    }
+
+    /// The same ports reading another clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
 }

@@ -3,14 +3,19 @@
 //! Requests arrive through a [`TeardownHandle`] (from webhook intake, which must answer fast) and are
 //! carried out by [`Teardown::run`]; the reconciler calls [`Teardown::terminate_runner`] directly.
 //! A runner's slot is freed only once its instance is gone: if the provider fails, the runner stays live
-//! and the reconciler tries again.
+//! and the reconciler tries again. A runner whose launch has not recorded an instance yet cannot be
+//! terminated: it is marked `finished` (slot held) and the launch terminates the instance as soon as it
+//! records it (or the reconciler does, if the launch died).
+//!
+//! ghr's own choices to remove a runner that never reported a job (surplus idle, bootstrap timeout) first
+//! delete its GitHub registration: GitHub refuses that (422) for a runner running a job, which is then
+//! kept and marked busy — a runner is never killed under a customer's job on a guess.
 
 use crate::Ports;
-use crate::error::{EngineError, StoreContext};
+use crate::error::{EngineError, ErrorChain, StoreContext};
 use crate::metrics as m;
-use chrono::Utc;
 use ghr_core::ids::{InstallationId, RunnerName};
-use ghr_core::ports::{RunnerFilter, RunnerScope, RunnerUpdate};
+use ghr_core::ports::{GithubError, RunnerFilter, RunnerScope, RunnerUpdate};
 use ghr_core::runner::{Runner, RunnerState};
 use std::sync::Arc;
 use tokio::sync::{Notify, Semaphore, mpsc};
@@ -33,6 +38,12 @@ pub enum TeardownCause {
 }
 
 impl TeardownCause {
+    /// Causes where ghr chooses to remove a runner that may, unknown to ghr, have taken a job: GitHub is
+    /// asked first (registration delete), and a busy runner is kept.
+    pub fn is_discretionary(self) -> bool {
+        matches!(self, TeardownCause::Orphan | TeardownCause::BootstrapTimeout)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             TeardownCause::JobCompleted => "job_completed",
@@ -47,8 +58,9 @@ impl TeardownCause {
     }
 }
 
-#[derive(Debug)]
-enum Request {
+/// One queued teardown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TeardownRequest {
     Runner(RunnerName, TeardownCause),
     Tenant(InstallationId, TeardownCause),
 }
@@ -56,18 +68,18 @@ enum Request {
 /// Cheap handle to queue teardown work without waiting for it.
 #[derive(Clone)]
 pub struct TeardownHandle {
-    tx: mpsc::UnboundedSender<Request>,
+    tx: mpsc::UnboundedSender<TeardownRequest>,
 }
 
 impl TeardownHandle {
     pub fn runner(&self, name: RunnerName, cause: TeardownCause) {
-        if self.tx.send(Request::Runner(name.clone(), cause)).is_err() {
+        if self.tx.send(TeardownRequest::Runner(name.clone(), cause)).is_err() {
             tracing::warn!(runner = %name, "teardown worker stopped; the reconciler will terminate the runner");
         }
     }
 
     pub fn tenant(&self, id: InstallationId, cause: TeardownCause) {
-        if self.tx.send(Request::Tenant(id, cause)).is_err() {
+        if self.tx.send(TeardownRequest::Tenant(id, cause)).is_err() {
             tracing::warn!(installation_id = %id, "teardown worker stopped; the reconciler will finish the teardown");
         }
     }
@@ -75,7 +87,14 @@ impl TeardownHandle {
 
 /// Receiving end of the teardown queue; give it to [`Teardown::run`].
 pub struct TeardownQueue {
-    rx: mpsc::UnboundedReceiver<Request>,
+    rx: mpsc::UnboundedReceiver<TeardownRequest>,
+}
+
+impl TeardownQueue {
+    /// The next queued request, if any, without waiting (step-wise use: the deterministic simulation).
+    pub fn try_next(&mut self) -> Option<TeardownRequest> {
+        self.rx.try_recv().ok()
+    }
 }
 
 pub fn channel() -> (TeardownHandle, TeardownQueue) {
@@ -107,15 +126,29 @@ impl Teardown {
     }
 
     async fn terminate(&self, runner: &Runner, cause: TeardownCause) -> Result<bool, EngineError> {
-        if let Some(instance) = &runner.instance_id {
-            let result = self.ports.provider.terminate(instance).await;
-            let outcome = if result.is_ok() { "ok" } else { "error" };
-            metrics::counter!(m::PROVIDER_CALLS, "provider" => self.ports.provider.name(), "call" => "terminate", "outcome" => outcome)
-                .increment(1);
-            result.map_err(|source| EngineError::Provider { doing: "terminating an instance", source })?;
+        let now = self.ports.clock.now();
+        let Some(instance) = &runner.instance_id else {
+            // The launch has not recorded an instance yet (or died before it could): hold the slot as
+            // `finished`; the launch, or the reconciler, terminates the instance once it is known.
+            if runner.state != RunnerState::Finished {
+                let update = RunnerUpdate::state(RunnerState::Finished, now);
+                self.ports.store.runner_update(&runner.name, update).await.doing("marking a runner for teardown")?;
+                tracing::info!(runner = %runner.name, cause = cause.as_str(), "teardown deferred until the launch records the instance");
+            }
+            return Ok(false);
+        };
+        let unbound = runner.job_id.is_none() && runner.state != RunnerState::Busy;
+        if cause.is_discretionary() && unbound && !self.release_registration(runner).await? {
+            return Ok(false);
         }
+        let result = self.ports.provider.terminate(instance).await;
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        metrics::counter!(m::PROVIDER_CALLS, "provider" => self.ports.provider.name(), "call" => "terminate", "outcome" => outcome)
+            .increment(1);
+        result.map_err(|source| EngineError::Provider { doing: "terminating an instance", source })?;
         // A runner that never ran a job keeps its GitHub registration; remove it while the App can.
-        if runner.job_id.is_none()
+        if unbound
+            && !cause.is_discretionary()
             && cause != TeardownCause::TenantDeleted
             && let Some(github_id) = runner.github_runner_id
         {
@@ -123,15 +156,38 @@ impl Teardown {
             if let Some(scope) = scope
                 && let Err(error) = self.ports.github.delete_runner(runner.installation_id, &scope, github_id).await
             {
-                tracing::warn!(runner = %runner.name, error = %error, "could not delete the runner's registration; the reconciler retries");
+                tracing::warn!(runner = %runner.name, error = %ErrorChain(&error), "could not delete the runner's registration; the reconciler retries");
             }
         }
-        let update = RunnerUpdate::state(RunnerState::Terminated, Utc::now());
+        let update = RunnerUpdate::state(RunnerState::Terminated, self.ports.clock.now());
         self.ports.store.runner_update(&runner.name, update).await.doing("marking a runner terminated")?;
         metrics::counter!(m::RUNNERS_TERMINATED, "cause" => cause.as_str()).increment(1);
         self.dispatcher_wake.notify_one();
         tracing::info!(runner = %runner.name, installation_id = %runner.installation_id, cause = cause.as_str(), "runner terminated");
         Ok(true)
+    }
+
+    /// Delete the registration of a runner ghr wants gone before touching its instance. Returns false when
+    /// the runner must stay: GitHub says it is running a job (422; it is marked busy) or GitHub could not be
+    /// asked (the next pass asks again).
+    async fn release_registration(&self, runner: &Runner) -> Result<bool, EngineError> {
+        let (Some(github_id), Some(scope)) = (runner.github_runner_id, self.scope_of(runner).await?) else {
+            // Never registered (no id) or the tenant is gone: nothing at GitHub can be running a job.
+            return Ok(true);
+        };
+        match self.ports.github.delete_runner(runner.installation_id, &scope, github_id).await {
+            Ok(()) => Ok(true),
+            Err(GithubError::Unprocessable(message)) => {
+                tracing::warn!(runner = %runner.name, %message, "GitHub says the runner is running a job; keeping it");
+                let update = RunnerUpdate::state(RunnerState::Busy, self.ports.clock.now());
+                self.ports.store.runner_update(&runner.name, update).await.doing("marking a runner busy")?;
+                Ok(false)
+            }
+            Err(error) => {
+                tracing::warn!(runner = %runner.name, error = %ErrorChain(&error), "could not delete the registration; keeping the runner until GitHub answers");
+                Ok(false)
+            }
+        }
     }
 
     /// Where a runner is registered on GitHub (None when the tenant is gone from the store).
@@ -161,6 +217,22 @@ impl Teardown {
         Ok(done)
     }
 
+    /// Carry out one request; failures are logged and left to the reconciler.
+    pub async fn carry_out(&self, request: TeardownRequest) {
+        match request {
+            TeardownRequest::Runner(name, cause) => {
+                if let Err(error) = self.terminate_runner(&name, cause).await {
+                    tracing::warn!(runner = %name, error = %ErrorChain(&error), "teardown failed; the reconciler retries");
+                }
+            }
+            TeardownRequest::Tenant(id, cause) => {
+                if let Err(error) = self.terminate_tenant(id, cause).await {
+                    tracing::warn!(installation_id = %id, error = %ErrorChain(&error), "tenant teardown failed; the reconciler retries");
+                }
+            }
+        }
+    }
+
     /// Carry out queued requests until the handle side closes or `stop` fires.
     pub async fn run(self, mut queue: TeardownQueue, stop: CancellationToken) {
         let permits = Arc::new(Semaphore::new(TEARDOWN_PARALLELISM));
@@ -173,18 +245,7 @@ impl Teardown {
             let this = self.clone();
             tokio::spawn(async move {
                 let _permit = permit;
-                match request {
-                    Request::Runner(name, cause) => {
-                        if let Err(error) = this.terminate_runner(&name, cause).await {
-                            tracing::warn!(runner = %name, error = %error, "teardown failed; the reconciler retries");
-                        }
-                    }
-                    Request::Tenant(id, cause) => {
-                        if let Err(error) = this.terminate_tenant(id, cause).await {
-                            tracing::warn!(installation_id = %id, error = %error, "tenant teardown failed; the reconciler retries");
-                        }
-                    }
-                }
+                this.carry_out(request).await;
             });
         }
         // Let in-flight terminations finish.

@@ -77,16 +77,18 @@ impl RunningServer {
 
         let (teardown_handle, teardown_queue) = teardown::channel();
         let teardown = Teardown::new(ports.clone(), dispatcher_wake.clone());
-        let dispatcher = Dispatcher::new(ports.clone(), settings.clone(), dispatcher_wake.clone());
+        let dispatcher = Dispatcher::new(ports.clone(), settings.clone(), dispatcher_wake.clone(), teardown.clone());
         let reconciler = Reconciler::new(
             ports.clone(),
             settings.clone(),
             teardown.clone(),
             dispatcher_wake.clone(),
             reconciler_wake.clone(),
+            dispatcher.launches_in_flight(),
         );
         let intake = Intake::new(
             ports.store.clone(),
+            ports.clock.clone(),
             settings.clone(),
             dispatcher_wake.clone(),
             reconciler_wake.clone(),

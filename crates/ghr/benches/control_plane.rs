@@ -107,7 +107,7 @@ async fn start() -> Bench {
     settings.reconcile_interval = Duration::from_secs(3600);
     settings.max_parallel_launches = 64;
     let server = RunningServer::start(ServerConfig {
-        ports: Ports { store: store.clone(), github, provider: provider.clone() },
+        ports: Ports::new(store.clone(), github, provider.clone()),
         settings: Arc::new(settings),
         webhook_secret: SecretString::from(SECRET),
         admin_token: None,

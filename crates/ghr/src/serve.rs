@@ -26,7 +26,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let store = wiring::store(&config).await?;
     let github = wiring::github(&config)?;
     let provider = wiring::provider(&config).await?;
-    let ports = Ports { store, github: wiring::github_port(github), provider };
+    let ports = Ports::new(store, wiring::github_port(github), provider);
     let server = RunningServer::start(ServerConfig {
         ports,
         settings: Arc::new(EngineSettings::from_config(&config)),

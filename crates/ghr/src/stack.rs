@@ -107,7 +107,7 @@ impl LocalStack {
         process.terminate_grace = Duration::from_secs(2);
         let provider = Arc::new(ghr_cloud::ProcessProvider::new(process).context("cannot start the process provider")?);
 
-        let ports = Ports { store: store.clone(), github: github.clone(), provider: provider.clone() };
+        let ports = Ports::new(store.clone(), github.clone(), provider.clone());
         let listen = options.listen.unwrap_or_else(|| "127.0.0.1:0".parse().expect("a valid address"));
         let metrics_listen = options.metrics.then(|| "127.0.0.1:0".parse().expect("a valid address"));
         let server = RunningServer::start(ServerConfig {

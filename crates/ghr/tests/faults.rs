@@ -156,17 +156,26 @@ async fn tenant_deleted_while_its_runner_is_launched_leaves_no_instance() {
     assert_eq!(held.state, RunnerState::Requested, "the launch has not returned yet");
 
     stack.emulator.uninstall(acme).await.unwrap();
-    wait(&stack, SOON, "the uninstall tears the runner down", || async {
-        runner(&stack, &held.name).await.state == RunnerState::Terminated
+    // The teardown cannot stop a process whose launch has not recorded it yet: the slot stays held
+    // (`finished`) until the instance is known gone. (It used to be marked terminated here, freeing the slot
+    // while the process still ran.)
+    wait(&stack, SOON, "the uninstall asks for the runner's teardown", || async {
+        runner(&stack, &held.name).await.state == RunnerState::Finished
     })
     .await;
+    assert!(process_alive(&instance.id), "the process still runs");
+    assert_eq!(live_runners(&stack, acme).await.len(), 1, "its slot is held while it runs");
     gate.release_one();
-    wait(&stack, SOON, "the launch undoes itself", || async {
+    wait(&stack, SOON, "the launch terminates its instance", || async {
         !process_alive(&instance.id) && instance_ids(&stack).await.is_empty()
     })
     .await;
+    wait(&stack, SOON, "the slot is freed once the process is gone", || async {
+        runner(&stack, &held.name).await.state == RunnerState::Terminated
+    })
+    .await;
     let torn = runner(&stack, &held.name).await;
-    assert_eq!(torn.state, RunnerState::Terminated, "a torn-down runner is not revived by its launch: {torn:?}");
+    assert!(torn.instance_id.is_some(), "the instance was recorded, then terminated: {torn:?}");
     let report = pass_after(&stack, support::NEVER).await;
     assert_eq!(report.orphans_terminated, 0, "nothing was left for the reconciler: {report:?}");
     assert_eq!(runners(&stack, acme).await.len(), 1);
@@ -189,7 +198,8 @@ async fn tenant_deleted_while_its_registration_is_minted_leaves_nothing() {
 
     let all = runners(&stack, acme).await;
     assert_eq!(all.len(), 1, "{all:?}");
-    assert_eq!(all[0].state, RunnerState::Terminated);
+    // The slot was held until the launch ended; no instance ever existed, so the runner ends as failed.
+    assert_eq!(all[0].state, RunnerState::Failed);
     assert!(instance_ids(&stack).await.is_empty());
     assert!(stack.emulator.runner_by_name(all[0].name.as_str()).is_none(), "no registration was minted");
     finish(stack).await;

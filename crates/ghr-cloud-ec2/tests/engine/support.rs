@@ -334,7 +334,7 @@ impl Stack {
         let github = Arc::new(GithubClient::new(client_config).expect("building the GitHub client"));
 
         let webhook_secret = format!("{:032x}", rand::random::<u128>());
-        let ports = Ports { store: store.clone(), github, provider: provider.clone() };
+        let ports = Ports::new(store.clone(), github, provider.clone());
         let server = RunningServer::start(ServerConfig {
             ports,
             settings,

@@ -67,8 +67,8 @@ impl Reconciler {
 
         let running: std::collections::HashSet<_> = instances.iter().map(|i| &i.id).collect();
         for runner in &live {
-            match (&runner.instance_id, runner.state) {
-                (Some(instance), _) if !running.contains(instance) && older_than(runner.launched_at, now, grace) => {
+            match &runner.instance_id {
+                Some(instance) if !running.contains(instance) && older_than(runner.launched_at, now, grace) => {
                     tracing::info!(runner = %runner.name, %instance, "instance vanished; releasing the runner's slot");
                     let update = RunnerUpdate {
                         last_error: Some("instance vanished".into()),
@@ -77,18 +77,50 @@ impl Reconciler {
                     self.ports.store.runner_update(&runner.name, update).await.doing("releasing a vanished runner")?;
                     report.vanished_released += 1;
                 }
-                (None, RunnerState::Requested) if older_than(Some(runner.created_at), now, grace) => {
-                    tracing::warn!(runner = %runner.name, "launch never completed; releasing the slot");
-                    let update = RunnerUpdate {
-                        last_error: Some("launch did not complete (process restarted?)".into()),
-                        ..RunnerUpdate::state(RunnerState::Failed, now)
-                    };
-                    self.ports.store.runner_update(&runner.name, update).await.doing("failing a stale request")?;
-                    report.stale_requests_failed += 1;
-                }
-                _ => {}
+                Some(_) => {}
+                None => self.launch_without_instance(runner, &instances, now, report).await?,
             }
         }
+        Ok(())
+    }
+
+    /// A live runner whose launch never recorded an instance: the launch is under way (leave it), died after
+    /// starting one (adopt the instance by its name tag, so its slot is held until it is gone), or died
+    /// before (release the slot once no launch can still be running, after the orphan grace).
+    async fn launch_without_instance(
+        &self,
+        runner: &Runner,
+        instances: &[ghr_core::ports::Instance],
+        now: Timestamp,
+        report: &mut ReconcileReport,
+    ) -> Result<(), EngineError> {
+        if self.in_flight.contains(&runner.name) {
+            return Ok(());
+        }
+        let started = instances.iter().find(|i| i.runner_name.as_ref() == Some(&runner.name));
+        if let Some(instance) = started {
+            tracing::info!(runner = %runner.name, instance = %instance.id, state = %runner.state, "adopting the instance of an unrecorded launch");
+            let update = RunnerUpdate {
+                instance_id: Some(instance.id.clone()),
+                ..RunnerUpdate::state(RunnerState::Launching, instance.launched_at.unwrap_or(now))
+            };
+            self.ports.store.runner_update(&runner.name, update).await.doing("adopting an instance")?;
+            report.launches_adopted += 1;
+            return Ok(());
+        }
+        if !older_than(Some(runner.created_at), now, self.settings.orphan_grace) {
+            return Ok(());
+        }
+        // Nothing runs under this name: `requested` never launched (failed); a runner GitHub saw busy or
+        // finished has exited since (terminated).
+        let (state, error) = match runner.state {
+            RunnerState::Requested => (RunnerState::Failed, "launch did not complete (process restarted?)"),
+            _ => (RunnerState::Terminated, "launch was never recorded and no instance runs under its name"),
+        };
+        tracing::warn!(runner = %runner.name, from = %runner.state, to = %state, "{error}; releasing the slot");
+        let update = RunnerUpdate { last_error: Some(error.into()), ..RunnerUpdate::state(state, now) };
+        self.ports.store.runner_update(&runner.name, update).await.doing("releasing an unlaunched runner")?;
+        report.stale_requests_failed += 1;
         Ok(())
     }
 

@@ -19,13 +19,14 @@ mod github;
 
 use crate::Ports;
 use crate::error::EngineError;
+use crate::launch::LaunchesInFlight;
 use crate::metrics as m;
 use crate::settings::EngineSettings;
 use crate::teardown::Teardown;
-use chrono::Utc;
 use ghr_core::Timestamp;
+use ghr_core::ids::JobId;
 use serde::Serialize;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -36,6 +37,8 @@ pub struct ReconcileReport {
     pub orphans_terminated: usize,
     pub vanished_released: usize,
     pub stale_requests_failed: usize,
+    /// Instances of launches that died before recording them, adopted by their name tag.
+    pub launches_adopted: usize,
     pub registered: usize,
     pub bootstrap_timeouts: usize,
     /// Runners whose job completed but whose first teardown failed, terminated now.
@@ -62,6 +65,7 @@ impl ReconcileReport {
         self.count("orphan_terminated", self.orphans_terminated);
         self.count("vanished_released", self.vanished_released);
         self.count("stale_request_failed", self.stale_requests_failed);
+        self.count("launch_adopted", self.launches_adopted);
         self.count("registered", self.registered);
         self.count("bootstrap_timeout", self.bootstrap_timeouts);
         self.count("finished_torn_down", self.finished_torn_down);
@@ -78,6 +82,7 @@ impl ReconcileReport {
         self.orphans_terminated
             + self.vanished_released
             + self.stale_requests_failed
+            + self.launches_adopted
             + self.bootstrap_timeouts
             + self.finished_torn_down
             + self.max_runtime_terminated
@@ -95,6 +100,11 @@ pub struct Reconciler {
     teardown: Teardown,
     dispatcher_wake: Arc<Notify>,
     wake: Arc<Notify>,
+    /// Launches under way in this process: never released as "did not complete".
+    in_flight: LaunchesInFlight,
+    /// When each job was last checked against GitHub (stale queued and in-progress jobs), so each is asked
+    /// about at most once per `stale_job_after`.
+    job_checks: Mutex<HashMap<JobId, Timestamp>>,
     /// Delivery guids whose redelivery this process already requested.
     redelivered: Mutex<HashSet<String>>,
     last: Mutex<Option<(Timestamp, ReconcileReport)>>,
@@ -112,6 +122,7 @@ impl Reconciler {
         teardown: Teardown,
         dispatcher_wake: Arc<Notify>,
         wake: Arc<Notify>,
+        in_flight: LaunchesInFlight,
     ) -> Arc<Self> {
         Arc::new(Self {
             ports,
@@ -119,23 +130,26 @@ impl Reconciler {
             teardown,
             dispatcher_wake,
             wake,
+            in_flight,
+            job_checks: Mutex::new(HashMap::new()),
             redelivered: Mutex::new(HashSet::new()),
             last: Mutex::new(None),
             last_prune: Mutex::new(None),
         })
     }
 
-    /// Run a pass every interval (and when woken) until `stop`.
+    /// Run a pass at once (a restart repairs what it left before anything waits on it), then every
+    /// interval and when woken, until `stop`.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         loop {
+            let report = self.pass(self.ports.clock.now()).await;
+            if report.acted() || !report.errors.is_empty() {
+                tracing::info!(?report, "reconciler pass");
+            }
             tokio::select! {
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(self.settings.reconcile_interval) => {}
                 () = stop.cancelled() => break,
-            }
-            let report = self.pass(Utc::now()).await;
-            if report.acted() || !report.errors.is_empty() {
-                tracing::info!(?report, "reconciler pass");
             }
         }
     }

@@ -118,7 +118,7 @@ impl Harness {
         let settings = Arc::new(settings);
 
         let server = RunningServer::start(ServerConfig {
-            ports: Ports { store: store.clone(), github: Arc::new(client), provider: provider.clone() },
+            ports: Ports::new(store.clone(), Arc::new(client), provider.clone()),
             settings: settings.clone(),
             webhook_secret: SecretString::from(WEBHOOK_SECRET),
             admin_token: Some(SecretString::from(ADMIN_TOKEN)),

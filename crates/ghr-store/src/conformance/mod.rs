@@ -26,8 +26,8 @@ pub use reserve::{
     reserve_respects_global_cap, reserve_scopes_user_tenants_by_repository,
 };
 pub use runners::{
-    runner_list_and_live_counts, runner_update_failure_and_field_updates, runner_update_follows_lifecycle,
-    usage_clips_to_the_period,
+    runner_bound_before_its_launch_is_recorded, runner_list_and_live_counts, runner_update_failure_and_field_updates,
+    runner_update_follows_lifecycle, usage_clips_to_the_period,
 };
 pub use tenants::{
     delivery_record_deduplicates, tenant_create_is_idempotent, tenant_find_by_org_ignores_case,
@@ -78,6 +78,7 @@ where
         reserve_is_atomic_under_concurrency,
         runner_update_follows_lifecycle,
         runner_update_failure_and_field_updates,
+        runner_bound_before_its_launch_is_recorded,
         runner_list_and_live_counts,
         usage_clips_to_the_period,
     );

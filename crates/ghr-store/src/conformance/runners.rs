@@ -19,17 +19,12 @@ async fn stored(store: &dyn Store, name: &RunnerName) -> Runner {
     ok(store.runner_get(name).await, "runner_get").found("runner_get")
 }
 
-/// The happy path stamps each timestamp once; forbidden transitions write nothing.
+/// The happy path stamps each timestamp once; a forbidden state change keeps the state (the other fields
+/// are still recorded: an instance or a registration exists whatever the state says).
 pub async fn runner_update_follows_lifecycle(store: Arc<dyn Store>) {
     let store = store.as_ref();
     let runner = one_runner(store, 1, "small").await;
     let name = runner.name.clone();
-
-    let mut skip = RunnerUpdate::state(RunnerState::Busy, at(5));
-    skip.last_error = Some("must not be written".to_owned());
-    let refused = ok(store.runner_update(&name, skip).await, "runner_update").found("runner_update");
-    assert_eq!(refused, runner, "requested -> busy is refused and returns the record unchanged");
-    assert_eq!(stored(store, &name).await, runner, "a refused update writes nothing, not even other fields");
 
     let launch = RunnerUpdate {
         instance_id: Some(InstanceId::from("i-0abc")),
@@ -51,8 +46,12 @@ pub async fn runner_update_follows_lifecycle(store: Arc<dyn Store>) {
     let busy = ok(store.runner_update(&name, take).await, "runner_update").found("runner_update");
     assert_eq!((busy.job_started_at, busy.job_id), (Some(at(30)), Some(JobId(1_000))));
 
-    let back = ok(store.runner_update(&name, RunnerUpdate::state(RunnerState::Idle, at(35))).await, "");
-    assert_eq!(back, Some(busy.clone()), "busy -> idle is refused");
+    let mut back = RunnerUpdate::state(RunnerState::Idle, at(35));
+    back.last_error = Some("noted".to_owned());
+    let back = ok(store.runner_update(&name, back).await, "").found("runner_update");
+    assert_eq!(back.state, RunnerState::Busy, "busy -> idle is refused: the state stays");
+    assert_eq!(back.last_error.as_deref(), Some("noted"), "the other fields of a refused change are recorded");
+    assert_eq!(back.registered_at, Some(at(20)), "a refused state stamps nothing");
 
     let finished = set_state(store, &name, RunnerState::Finished, 40).await;
     assert_eq!(finished.finished_at, Some(at(40)));
@@ -67,12 +66,46 @@ pub async fn runner_update_follows_lifecycle(store: Arc<dyn Store>) {
     let stamps = (last.launched_at, last.registered_at, last.job_started_at, last.finished_at, last.terminated_at);
     assert_eq!(stamps, (Some(at(10)), Some(at(20)), Some(at(30)), Some(at(40)), Some(at(50))), "stamps persist");
     assert_eq!(last.created_at, runner.created_at, "created_at never changes");
-    assert_eq!(last.last_error, None, "the refused update's error was not written");
 
     let missing = RunnerName::from("ghr-nope-1-small-999");
     let none = ok(store.runner_update(&missing, RunnerUpdate::state(RunnerState::Launching, at(80))).await, "");
     assert_eq!(none, None, "runner_update of an unknown runner returns None");
     assert_eq!(ok(store.runner_get(&missing).await, "runner_get"), None);
+}
+
+/// GitHub's events can overtake the launch: `in_progress` binds a still-`requested` runner, and the
+/// launch recorded afterwards keeps it busy while recording its instance (billing starts then).
+pub async fn runner_bound_before_its_launch_is_recorded(store: Arc<dyn Store>) {
+    let store = store.as_ref();
+    let runner = one_runner(store, 6, "small").await;
+    let name = runner.name.clone();
+    let take = RunnerUpdate { job_id: Some(JobId(6_000)), ..RunnerUpdate::state(RunnerState::Busy, at(5)) };
+    let busy = ok(store.runner_update(&name, take).await, "runner_update").found("runner_update");
+    assert_eq!((busy.state, busy.job_id), (RunnerState::Busy, Some(JobId(6_000))), "requested -> busy");
+    assert_eq!(busy.launched_at, None, "no instance yet: nothing to bill");
+
+    let launch = RunnerUpdate {
+        instance_id: Some(InstanceId::from("i-late")),
+        github_runner_id: Some(GithubRunnerId(66)),
+        ..RunnerUpdate::state(RunnerState::Launching, at(7))
+    };
+    let recorded = ok(store.runner_update(&name, launch).await, "runner_update").found("runner_update");
+    assert_eq!(recorded.state, RunnerState::Busy, "recording the launch does not undo the binding");
+    assert_eq!(recorded.instance_id, Some(InstanceId::from("i-late")));
+    assert_eq!(recorded.github_runner_id, Some(GithubRunnerId(66)));
+    assert_eq!(recorded.launched_at, Some(at(7)), "the instance's first record stamps launched_at");
+
+    // A job completed before its launch was recorded: the slot stays held (finished) until the instance
+    // is known gone; a launch that then fails ends the runner as failed.
+    let other = expect_reserved(store, {
+        queue_jobs(store, 6, "small", "org/app", 6_100, 1).await;
+        reserve_request(6, "small", 1)
+    })
+    .await;
+    let done = set_state(store, &other.name, RunnerState::Finished, 10).await;
+    assert_eq!(done.state, RunnerState::Finished);
+    let failed = set_state(store, &other.name, RunnerState::Failed, 11).await;
+    assert_eq!((failed.state, failed.terminated_at), (RunnerState::Failed, Some(at(11))), "finished -> failed");
 }
 
 /// A launch failure stamps terminated_at and keeps the error; an update without a state writes fields only.

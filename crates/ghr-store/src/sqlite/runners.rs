@@ -30,8 +30,8 @@ pub(super) fn states_json(states: &[RunnerState]) -> String {
     format!("[{}]", quoted.join(","))
 }
 
-/// Apply an update inside the caller's write transaction. A transition the lifecycle forbids
-/// writes nothing and returns the record as it is.
+/// Apply an update inside the caller's write transaction. A state change the lifecycle forbids keeps
+/// the state ([`RunnerState::merge`]); the other fields are recorded all the same.
 pub(super) async fn update(
     conn: &mut SqliteConnection,
     name: &RunnerName,
@@ -46,14 +46,19 @@ pub(super) async fn update(
         return Ok(None);
     };
     let current = runner_from_row(OP_UPDATE, &row)?;
-    let next = update.state.unwrap_or(current.state);
-    if !current.state.can_become(next) {
-        tracing::debug!(runner = %name, from = %current.state, to = %next, "runner transition refused");
-        return Ok(Some(current));
+    let asked = update.state.unwrap_or(current.state);
+    let next = current.state.merge(asked);
+    if next != asked {
+        tracing::debug!(runner = %name, from = %current.state, to = %asked, "runner state change refused; state kept");
     }
-    // Each timestamp is stamped once, when the runner is first seen in the matching state.
+    // Each timestamp is stamped once, when the runner is first seen in the matching state. Billing starts
+    // when an instance is first recorded, whatever the state (GitHub's events may have moved it on).
     let stamp = |existing: Option<_>, states: &[RunnerState]| existing.or(states.contains(&next).then_some(update.at));
-    let launched_at = stamp(current.launched_at, &[RunnerState::Launching]);
+    let launched_at = if update.instance_id.is_some() {
+        current.launched_at.or(Some(update.at))
+    } else {
+        stamp(current.launched_at, &[RunnerState::Launching])
+    };
     let registered_at = stamp(current.registered_at, &[RunnerState::Idle]);
     let job_started_at = stamp(current.job_started_at, &[RunnerState::Busy]);
     let finished_at = stamp(current.finished_at, &[RunnerState::Finished]);

@@ -70,7 +70,20 @@ pub fn options(tune: impl FnOnce(&mut EngineSettings) + Send + 'static) -> Stack
 }
 
 pub async fn start(options: StackOptions) -> LocalStack {
-    LocalStack::start(options).await.expect("the local stack starts")
+    let stack = LocalStack::start(options).await.expect("the local stack starts");
+    first_pass_done(&stack).await;
+    stack
+}
+
+/// The server reconciles as soon as it starts; tests that count what a pass does wait for that first pass,
+/// so it cannot consume a fault or a failed delivery meant for the test's own pass.
+async fn first_pass_done(stack: &LocalStack) {
+    let reconciler = stack.server.reconciler.clone();
+    let done = stack.wait_for(SOON, || {
+        let reconciler = reconciler.clone();
+        async move { reconciler.last_report().is_some() }
+    });
+    assert!(done.await, "the server's first reconciler pass did not finish");
 }
 
 /// Poll `check` until it holds; fail the test saying what did not happen.
@@ -307,7 +320,7 @@ pub async fn start_server(stopped: Stopped, restart: Restart) -> LocalStack {
             (store, provider.clone(), provider)
         }
     };
-    let ports = ghr_engine::Ports { store: store.clone(), github: github.clone(), provider: server_provider };
+    let ports = ghr_engine::Ports::new(store.clone(), github.clone(), server_provider);
     let server = RunningServer::start(ServerConfig {
         ports,
         settings: settings.clone(),
@@ -321,7 +334,9 @@ pub async fn start_server(stopped: Stopped, restart: Restart) -> LocalStack {
     .await
     .expect("the new server starts");
     emulator.set_webhook_target(format!("http://{}{WEBHOOK_PATH}", server.addr), webhook_secret.clone());
-    LocalStack { dir, emulator, server, store, github, provider, settings, webhook_secret, admin_token }
+    let stack = LocalStack { dir, emulator, server, store, github, provider, settings, webhook_secret, admin_token };
+    first_pass_done(&stack).await;
+    stack
 }
 
 /// Shut the stack's server down and start a new one at once.
