@@ -228,6 +228,42 @@ impl EmulatedRunner {
     ) -> Result<reqwest::Response, RunnerError> {
         post(&self.client, &self.base_url, &self.options, path, body, timeout, doing).await
     }
+
+    /// One poll that does not wait: a job if GitHub assigns one now (step-wise use, e.g. a simulation that
+    /// decides when each runner acts).
+    pub async fn poll_once(&self) -> Result<Polled, RunnerError> {
+        let doing = "poll for a job";
+        let request = AcquireRequest { session: self.session.clone(), wait_ms: 0 };
+        let response = self.post(ACQUIRE_PATH, &request, SHORT_REQUEST_TIMEOUT, doing).await?;
+        match response.status() {
+            StatusCode::OK => read_json(response, doing).await.map(Polled::Job),
+            StatusCode::NO_CONTENT => Ok(Polled::Nothing),
+            StatusCode::GONE => Ok(Polled::Deregistered),
+            _ => Err(refused(response, doing).await),
+        }
+    }
+
+    /// Report a job taken with [`EmulatedRunner::poll_once`] as done, at once (step-wise use).
+    pub async fn finish(&self, job: &AssignedJob) -> Result<RunEnd, RunnerError> {
+        let conclusion = self.options.conclusion.clone().unwrap_or_else(|| job.conclusion.clone());
+        let request = CompleteRequest { session: self.session.clone(), job_id: job.job_id, conclusion };
+        let doing = "report the job's completion";
+        let response = self.post(COMPLETE_PATH, &request, SHORT_REQUEST_TIMEOUT, doing).await?;
+        if response.status() == StatusCode::GONE {
+            return Ok(RunEnd::Deregistered);
+        }
+        let answer: CompleteResponse = read_json(expect_ok(response, doing).await?, doing).await?;
+        Ok(RunEnd::Completed { job: job.clone(), conclusion: answer.conclusion })
+    }
+}
+
+/// What one [`EmulatedRunner::poll_once`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Polled {
+    Job(AssignedJob),
+    Nothing,
+    /// The registration was removed.
+    Deregistered,
 }
 
 /// POST with retries while the emulator is unreachable or shutting down (503), for at most
