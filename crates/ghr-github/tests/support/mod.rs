@@ -149,8 +149,8 @@ pub fn credentials() -> AppCredentials {
 pub fn config(base_url: &str) -> GithubClientConfig {
     let mut config = GithubClientConfig::new(credentials());
     config.api_base_url = base_url.to_owned();
-    config.retry_base_delay = Duration::from_millis(5);
-    config.max_retry_wait = Duration::from_secs(2);
+    config.retry.base_delay = Duration::from_millis(5);
+    config.retry.max_delay = Duration::from_secs(2);
     config.request_timeout = Duration::from_secs(5);
     config
 }
