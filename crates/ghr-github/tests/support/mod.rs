@@ -198,3 +198,18 @@ pub fn runners_json(first: u64, count: u64) -> Value {
         .collect();
     json!({"total_count": count, "runners": runners})
 }
+
+/// A client for a GitHub emulator (its App id, the test key) with fast retries.
+pub fn emulator_client(
+    github: &ghr_testkit::github::GithubEmulator,
+    adjust: impl FnOnce(&mut GithubClientConfig),
+) -> GithubClient {
+    let credentials = AppCredentials {
+        app_id: github.app_id(),
+        private_key_pem: SecretString::from(ghr_testkit::TEST_APP_PRIVATE_KEY_PEM.to_owned()),
+    };
+    let mut config = config(github.base_url());
+    config.credentials = credentials;
+    adjust(&mut config);
+    GithubClient::new(config).expect("client builds")
+}
