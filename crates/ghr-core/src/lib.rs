@@ -14,6 +14,7 @@ pub mod job;
 pub mod labels;
 pub mod ports;
 pub mod reason;
+pub mod retry;
 pub mod runner;
 pub mod tenant;
 pub mod tier;

@@ -228,6 +228,12 @@ pub struct GithubJob {
     pub status: JobStatus,
     pub conclusion: Option<String>,
     pub runner_name: Option<String>,
+    /// The job's `runs-on` labels.
+    pub labels: Vec<String>,
+    /// When the job was queued.
+    pub created_at: Option<Timestamp>,
+    /// When a runner took it; GitHub reports `created_at` here for a job that has not started yet.
+    pub started_at: Option<Timestamp>,
 }
 
 /// One attempt of the App's webhook deliveries (`GET /app/hook/deliveries`).
@@ -242,6 +248,61 @@ pub struct HookDelivery {
     pub event: String,
     pub action: Option<String>,
     pub installation_id: Option<InstallationId>,
+}
+
+/// GitHub's `status` filter of the deliveries list, by the receiver's answer (`status_code`).
+///
+/// GitHub documents `success` as a `status_code` of 200-399 and `failure` as 400-599. A receiver GitHub
+/// could not reach is recorded as 502 (`failed to connect to host`), so undelivered attempts are failures
+/// too. [`DeliveryStatusFilter::of`] puts any other code (a 0 has been seen in emulators) in `failure`, so
+/// a delivery that did not clearly succeed is never classified as a success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryStatusFilter {
+    Success,
+    Failure,
+}
+
+impl DeliveryStatusFilter {
+    /// The query value (`success`, `failure`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatusFilter::Success => "success",
+            DeliveryStatusFilter::Failure => "failure",
+        }
+    }
+
+    /// Parse the query value; None for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "success" => Some(DeliveryStatusFilter::Success),
+            "failure" => Some(DeliveryStatusFilter::Failure),
+            _ => None,
+        }
+    }
+
+    /// Which filter returns an attempt answered with `status_code`.
+    pub fn of(status_code: u16) -> Self {
+        if (200..400).contains(&status_code) { DeliveryStatusFilter::Success } else { DeliveryStatusFilter::Failure }
+    }
+}
+
+/// A request for one page of the App's webhook deliveries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveriesRequest {
+    /// Only successful or only failed attempts; None for all.
+    pub status: Option<DeliveryStatusFilter>,
+    /// Page size, 1..=100 (GitHub's bounds; out-of-range values are clamped).
+    pub per_page: u32,
+    /// Where to continue: the [`DeliveriesPage::next_cursor`] of the previous page; None for the newest.
+    pub cursor: Option<String>,
+}
+
+/// One page of webhook deliveries, newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeliveriesPage {
+    pub deliveries: Vec<HookDelivery>,
+    /// The opaque cursor of the next (older) page, from GitHub's `Link: <...>; rel="next"`; None on the last.
+    pub next_cursor: Option<String>,
 }
 
 /// A GitHub API failure, classified so the engine can decide to retry, wait or give up.
@@ -261,10 +322,22 @@ pub enum GithubError {
     RateLimited { retry_after: Duration },
     #[error("GitHub failed with status {status}")]
     Server { status: u16 },
-    #[error("calling GitHub failed: {0}")]
-    Transport(String),
-    #[error("GitHub's answer could not be read: {0}")]
-    Decode(String),
+    /// No answer: the connection could not be made or broke, or GitHub did not answer in time.
+    /// `message` says which and where (e.g. `could not connect to GitHub at https://api.github.com`).
+    #[error("{message}")]
+    Transport {
+        message: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// An answer arrived but could not be read (or a request body could not be written).
+    #[error("GitHub's answer could not be read: {message}")]
+    Decode {
+        message: String,
+        /// Absent when the cause could reveal a credential carried by the answer, or there is none.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     #[error("GitHub App setup is invalid: {0}")]
     Config(String),
 }
@@ -272,7 +345,17 @@ pub enum GithubError {
 impl GithubError {
     /// Whether retrying later can succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, GithubError::RateLimited { .. } | GithubError::Server { .. } | GithubError::Transport(_))
+        matches!(self, GithubError::RateLimited { .. } | GithubError::Server { .. } | GithubError::Transport { .. })
+    }
+
+    /// A decode failure with its cause.
+    pub fn decode(message: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        GithubError::Decode { message: message.into(), source: Some(Box::new(source)) }
+    }
+
+    /// A decode failure without a cause to chain (unexpected shape, or a cause that must not be shown).
+    pub fn decode_message(message: impl Into<String>) -> Self {
+        GithubError::Decode { message: message.into(), source: None }
     }
 }
 
@@ -327,8 +410,29 @@ pub trait GitHubApi: Send + Sync {
         repository: &str,
         id: JobId,
     ) -> Result<Option<GithubJob>, GithubError>;
-    /// Recent deliveries of the App's webhook, newest first (App JWT).
-    async fn list_deliveries(&self, limit: u32) -> Result<Vec<HookDelivery>, GithubError>;
+    /// Repositories the installation can access (`GET /installation/repositories`, all pages), as `owner/name`.
+    async fn list_installation_repositories(&self, installation: InstallationId) -> Result<Vec<String>, GithubError>;
+    /// Jobs still queued in a repository: workflow runs with `status=queued` (all pages), then each run's jobs
+    /// (`GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs`), keeping the queued ones.
+    ///
+    /// A run's status summarises its jobs: it is `queued` only while none has started, and `in_progress`
+    /// as soon as one has, even if others still wait for a runner (a matrix wider than the tenant's runner
+    /// limit). Implementations therefore list runs with `status=queued` *and* `status=in_progress`, and keep
+    /// jobs whose own status is `queued` (not `waiting`/`pending`: those wait for approval or concurrency,
+    /// not for a runner). GitHub returns at most 1 000 runs per status filter.
+    async fn list_queued_jobs(
+        &self,
+        installation: InstallationId,
+        repository: &str,
+    ) -> Result<Vec<GithubJob>, GithubError>;
+    /// One page of the App's webhook deliveries, newest first (App JWT).
+    async fn list_deliveries_page(&self, request: &DeliveriesRequest) -> Result<DeliveriesPage, GithubError>;
+    /// Recent deliveries of the App's webhook, newest first (App JWT): the first page of at most
+    /// `limit` (1..=100) attempts. Superseded by [`GitHubApi::list_deliveries_page`].
+    async fn list_deliveries(&self, limit: u32) -> Result<Vec<HookDelivery>, GithubError> {
+        let request = DeliveriesRequest { status: None, per_page: limit, cursor: None };
+        Ok(self.list_deliveries_page(&request).await?.deliveries)
+    }
     /// Ask GitHub to deliver a past delivery again (App JWT).
     async fn redeliver(&self, delivery: u64) -> Result<(), GithubError>;
 }

@@ -84,7 +84,9 @@ impl Reason {
             Reason::TenantDeleted => "the tenant uninstalled the App; the job will not be served",
             Reason::UnknownTenant => "no tenant for this installation; the installation event may have been missed",
             Reason::ProviderError => "launching a runner failed; ghr retries with backoff",
-            Reason::GithubError => "GitHub refused a runner registration; ghr retries with backoff",
+            Reason::GithubError => {
+                "a GitHub call to register a runner failed (see the runner's last error); ghr retries with backoff"
+            }
             Reason::NoLongerQueued => "GitHub no longer reports the job as queued",
         }
     }

@@ -1,10 +1,11 @@
 //! Bounded retries: rate limits wait for `Retry-After` (unless it exceeds the cap), 5xx back off
-//! exponentially, and after `max_retries` the classified error reaches the caller.
+//! exponentially, transport failures are retried when that is safe, and after `max_retries` the classified
+//! error reaches the caller.
 
 mod support;
 
-use ghr_core::ids::{InstallationId, OrgName};
-use ghr_core::ports::{GitHubApi, GithubError, RunnerScope};
+use ghr_core::ids::{InstallationId, OrgName, RunnerName};
+use ghr_core::ports::{GitHubApi, GithubError, JitRequest, RunnerScope};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -93,12 +94,12 @@ async fn server_errors_are_retried_then_succeed() {
 #[tokio::test]
 async fn server_errors_give_up_after_max_retries() {
     let github = failing_first(u32::MAX, || Reply::empty(503)).await;
-    let client = github.client_with(|c| c.max_retries = 2);
+    let client = github.client_with(|c| c.retry.max_retries = 2);
     let err = client.list_runners(INSTALLATION, &org()).await.unwrap_err();
     assert!(matches!(err, GithubError::Server { status: 503 }), "{err:?}");
     assert_eq!(github.api_requests().len(), 3, "one call plus two retries");
 
-    let client = github.client_with(|c| c.max_retries = 0);
+    let client = github.client_with(|c| c.retry.max_retries = 0);
     let before = github.api_requests().len();
     client.list_runners(INSTALLATION, &org()).await.unwrap_err();
     assert_eq!(github.api_requests().len(), before + 1, "no retries when disabled");
@@ -113,23 +114,67 @@ async fn client_errors_are_not_retried() {
     assert_eq!(github.api_requests().len(), 1);
 }
 
-#[tokio::test]
-async fn connection_failures_are_transport_errors() {
-    // Bind then drop a listener: its port refuses connections.
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let client = ghr_github::GithubClient::new(support::config(&format!("http://127.0.0.1:{port}"))).unwrap();
-    let err = client.list_deliveries(10).await.unwrap_err();
-    assert!(matches!(&err, GithubError::Transport(m) if m.contains("GET /app/hook/deliveries")), "{err:?}");
-    assert!(err.is_transient());
+/// A base URL whose port refuses connections (a listener bound, then dropped).
+fn refusing_base_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port())
 }
 
 #[tokio::test]
-async fn slow_answers_time_out_as_transport_errors() {
-    let github = FakeGithub::start(|_| Reply::json(200, json!([])).delayed(Duration::from_secs(5))).await;
-    let client = github.client_with(|c| c.request_timeout = Duration::from_millis(200));
+async fn connection_failures_say_where_keep_their_cause_and_are_retried() {
+    let base = refusing_base_url();
+    let client = ghr_github::GithubClient::new(support::config(&base)).unwrap();
     let err = client.list_deliveries(10).await.unwrap_err();
-    assert!(matches!(err, GithubError::Transport(_)), "{err:?}");
+    assert!(matches!(&err, GithubError::Transport { .. }), "{err:?}");
+    assert_eq!(err.to_string(), format!("could not connect to GitHub at {base} (GET /app/hook/deliveries)"));
+    let chain = ghr_core::error::error_chain(&err);
+    assert!(chain.to_ascii_lowercase().contains("connection refused"), "the OS cause is in the chain: {chain}");
+    assert!(err.is_transient());
+    let stats = client.stats();
+    assert_eq!((stats.calls, stats.retries), (4, 3), "one call and the policy's three retries");
+
+    // A POST that never reached GitHub is safe to repeat too (here: the installation token request).
+    let client = ghr_github::GithubClient::new(support::config(&base)).unwrap();
+    let scope = RunnerScope::Repo("acme/app".into());
+    let err = client.list_runners(INSTALLATION, &scope).await.unwrap_err();
+    assert!(err.to_string().starts_with("could not connect to GitHub at"), "{err}");
+    assert_eq!(client.stats().calls, 4);
+}
+
+#[tokio::test]
+async fn a_get_that_timed_out_is_retried() {
+    let github = FakeGithub::start(|_| Reply::json(200, json!([])).delayed(Duration::from_secs(5))).await;
+    let client = github.client_with(|c| {
+        c.request_timeout = Duration::from_millis(200);
+        c.retry.max_retries = 1;
+    });
+    let err = client.list_deliveries(10).await.unwrap_err();
+    assert!(matches!(err, GithubError::Transport { .. }), "{err:?}");
+    assert!(err.to_string().contains("did not answer GET /app/hook/deliveries in time"), "{err}");
+    assert_eq!(github.api_requests().len(), 2);
+}
+
+#[tokio::test]
+async fn a_post_that_timed_out_is_not_repeated() {
+    // GitHub may have created the runner before the answer was lost: a second POST would be a 409.
+    let github = FakeGithub::start(|request: &Recorded| {
+        if request.is_token_request() {
+            token_for(request)
+        } else {
+            Reply::json(201, json!({})).delayed(Duration::from_secs(5))
+        }
+    })
+    .await;
+    let client = github.client_with(|c| c.request_timeout = Duration::from_millis(200));
+    let request = JitRequest {
+        installation_id: INSTALLATION,
+        scope: RunnerScope::Repo("acme/app".into()),
+        name: RunnerName::from("ghr-test-1-small-1"),
+        labels: vec!["self-hosted".into()],
+        runner_group: "ghr".into(),
+    };
+    let err = client.create_jit_config(&request).await.unwrap_err();
+    assert!(matches!(err, GithubError::Transport { .. }), "{err:?}");
+    assert_eq!(github.api_requests().len(), 1);
+    assert_eq!(client.stats().retries, 0);
 }

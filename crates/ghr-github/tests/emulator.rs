@@ -25,8 +25,8 @@ fn client(github: &GithubEmulator, adjust: impl FnOnce(&mut GithubClientConfig))
     };
     let mut config = GithubClientConfig::new(credentials);
     config.api_base_url = github.base_url().to_owned();
-    config.retry_base_delay = Duration::from_millis(10);
-    config.max_retry_wait = Duration::from_secs(3);
+    config.retry.base_delay = Duration::from_millis(10);
+    config.retry.max_delay = Duration::from_secs(3);
     adjust(&mut config);
     GithubClient::new(config).expect("client builds")
 }
@@ -103,7 +103,7 @@ async fn rate_limits_and_server_errors_are_retried() {
     assert_eq!(client.stats().retries, 3);
 
     github.fail_next(10, StatusCode::SERVICE_UNAVAILABLE);
-    let client = self::client(&github, |c| c.max_retries = 1);
+    let client = self::client(&github, |c| c.retry.max_retries = 1);
     let err = client.list_deliveries(5).await.unwrap_err();
     assert!(matches!(err, GithubError::Server { status: 503 }), "{err:?}");
 }

@@ -96,7 +96,7 @@ impl LocalStack {
             AppCredentials { app_id: emulator.app_id(), private_key_pem: SecretString::from(TEST_APP_PRIVATE_KEY_PEM) };
         let mut client_config = GithubClientConfig::new(credentials);
         client_config.api_base_url = emulator.base_url().to_owned();
-        client_config.retry_base_delay = Duration::from_millis(50);
+        client_config.retry.base_delay = Duration::from_millis(50);
         let github = Arc::new(GithubClient::new(client_config).context("cannot build the GitHub client")?);
 
         let mut process = ghr_cloud::ProcessProviderConfig::new(

@@ -111,6 +111,15 @@ impl AppJwtSigner {
         *self.lock() = None;
     }
 
+    /// Drop the cached JWT if it is still `rejected` (GitHub refused it with a 401); a JWT another caller
+    /// minted meanwhile is kept.
+    pub fn invalidate_if(&self, rejected: &SecretString) {
+        let mut cached = self.lock();
+        if cached.as_ref().is_some_and(|jwt| jwt.token.expose_secret() == rejected.expose_secret()) {
+            *cached = None;
+        }
+    }
+
     fn mint(&self, now: DateTime<Utc>) -> Result<(SecretString, DateTime<Utc>), AppKeyError> {
         let expires_at = now + delta(JWT_LIFETIME);
         let claims = Claims {
@@ -182,6 +191,17 @@ mod tests {
         signer.invalidate();
         let second = signer.jwt().unwrap();
         decode(&second);
+    }
+
+    #[test]
+    fn only_the_refused_jwt_is_dropped() {
+        let signer = AppJwtSigner::new(&credentials(PKCS1)).unwrap();
+        let current = signer.jwt().unwrap();
+        signer.invalidate_if(&SecretString::from("an older one".to_owned()));
+        assert_eq!(signer.jwt().unwrap().expose_secret(), current.expose_secret());
+        // Minted in the same second, a new JWT can equal the old one byte for byte; the cache must be empty.
+        signer.invalidate_if(&current);
+        assert!(signer.lock().is_none());
     }
 
     #[test]

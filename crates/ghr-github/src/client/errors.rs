@@ -42,7 +42,7 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8], what: &str
         429 => GithubError::RateLimited { retry_after: retry_after(headers, now) },
         code @ 400..=499 => GithubError::Unprocessable(format!("status {code}: {context}")),
         code @ 500..=599 => GithubError::Server { status: code },
-        code => GithubError::Decode(format!("{what}: unexpected status {code}")),
+        code => GithubError::decode_message(format!("{what}: unexpected status {code}")),
     }
 }
 

@@ -1,9 +1,13 @@
 //! `GithubClient`: the REST client behind [`ghr_core::ports::GitHubApi`], with App and installation
-//! authentication, bounded retries of rate limits and server errors, and per-installation rate-limit tracking.
+//! authentication, bounded retries (the shared [`RetryPolicy`]) of rate limits, server errors and transport
+//! failures, re-minted credentials after a 401, and per-installation rate-limit tracking.
 
+mod actions;
 mod api;
+mod deliveries;
 mod errors;
 mod http;
+mod pages;
 mod runners;
 
 pub use errors::{
@@ -13,6 +17,7 @@ pub use errors::{
 use crate::app::{AppCredentials, AppJwtSigner, AppKeyError, DEFAULT_TOKEN_REFRESH_MARGIN, TokenCache};
 use ghr_core::Timestamp;
 use ghr_core::ids::InstallationId;
+pub use ghr_core::retry::RetryPolicy;
 use http::Auth;
 use reqwest::Url;
 use reqwest::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue};
@@ -34,13 +39,6 @@ pub const GITHUB_ACCEPT: &str = "application/vnd.github+json";
 pub const HEADER_API_VERSION: &str = "x-github-api-version";
 /// Whole-request timeout (connect, send, read the answer).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Retries of a rate-limited or 5xx call before the error is returned.
-pub const DEFAULT_MAX_RETRIES: u32 = 3;
-/// Longest single wait before a retry; a rate limit that asks for longer is returned at once.
-pub const DEFAULT_MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
-/// First backoff after a 5xx; doubled on each further retry.
-pub const DEFAULT_RETRY_BASE_DELAY: Duration = Duration::from_millis(500);
-
 /// How to reach GitHub and as whom.
 #[derive(Debug, Clone)]
 pub struct GithubClientConfig {
@@ -49,13 +47,10 @@ pub struct GithubClientConfig {
     pub credentials: AppCredentials,
     pub user_agent: String,
     pub request_timeout: Duration,
-    /// Retries of a rate-limited (429, rate-limit 403) or 5xx answer; 0 disables retrying.
-    pub max_retries: u32,
-    /// Longest wait before one retry. A `Retry-After` longer than this is not waited for: the
-    /// [`ghr_core::ports::GithubError::RateLimited`] goes back to the caller at once.
-    pub max_retry_wait: Duration,
-    /// First backoff after a 5xx (doubling, capped by `max_retry_wait`).
-    pub retry_base_delay: Duration,
+    /// Retries of rate limits (429, rate-limit 403), 5xx answers and transport failures (for a POST only
+    /// when the connection was never made). A `Retry-After` longer than `retry.max_delay` is not waited
+    /// for: the [`ghr_core::ports::GithubError::RateLimited`] goes back to the caller at once.
+    pub retry: RetryPolicy,
     /// Installation tokens are refreshed when they have less than this left to live.
     pub token_refresh_margin: Duration,
 }
@@ -68,9 +63,7 @@ impl GithubClientConfig {
             credentials,
             user_agent: DEFAULT_USER_AGENT.to_owned(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
-            max_retries: DEFAULT_MAX_RETRIES,
-            max_retry_wait: DEFAULT_MAX_RETRY_WAIT,
-            retry_base_delay: DEFAULT_RETRY_BASE_DELAY,
+            retry: RetryPolicy::DEFAULT,
             token_refresh_margin: DEFAULT_TOKEN_REFRESH_MARGIN,
         }
     }
@@ -110,7 +103,7 @@ pub struct ClientStats {
     pub calls: u64,
     /// Installation tokens requested.
     pub token_requests: u64,
-    /// Requests repeated after a rate limit, a 5xx or a refused cached token.
+    /// Requests repeated after a rate limit, a 5xx, a transport failure or a refused credential.
     pub retries: u64,
     /// Answers that were rate limits.
     pub rate_limited: u64,
@@ -128,13 +121,6 @@ impl Counters {
     fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct RetryPolicy {
-    max_retries: u32,
-    max_wait: Duration,
-    base_delay: Duration,
 }
 
 /// Key of the runner-group cache: (lower-cased org login, exact group name).
@@ -186,11 +172,7 @@ impl GithubClient {
             inner: Arc::new(Inner {
                 http,
                 base,
-                retry: RetryPolicy {
-                    max_retries: config.max_retries,
-                    max_wait: config.max_retry_wait,
-                    base_delay: config.retry_base_delay,
-                },
+                retry: config.retry,
                 jwt,
                 tokens: TokenCache::new(config.token_refresh_margin),
                 groups: Mutex::new(HashMap::new()),

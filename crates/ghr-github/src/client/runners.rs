@@ -1,6 +1,7 @@
 //! Self-hosted runner endpoints: JIT configs, runner groups (cached by name), and registrations.
 
 use super::http::{Answer, Auth, Call};
+use super::pages::{MAX_PAGES, PER_PAGE};
 use super::{GithubClient, lock};
 use ghr_core::ids::{GithubRunnerId, InstallationId};
 use ghr_core::ports::{GithubError, GithubRunner, JitConfig, JitRequest, RunnerScope};
@@ -8,10 +9,6 @@ use reqwest::Method;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-/// Page size for list endpoints (GitHub's maximum).
-pub const PER_PAGE: u32 = 100;
-/// Safety stop for paginated lists (100 000 items), against a server that never ends a listing.
-pub const MAX_PAGES: u32 = 1000;
 /// The runner group every repository-level runner belongs to.
 pub const REPO_RUNNER_GROUP_ID: u64 = 1;
 /// The runner's work directory inside its install directory.
@@ -195,7 +192,7 @@ impl GithubClient {
                 return Ok(all);
             }
         }
-        Err(GithubError::Decode(format!("runner list of {scope:?} did not end after {MAX_PAGES} pages")))
+        Err(GithubError::decode_message(format!("runner list of {scope:?} did not end after {MAX_PAGES} pages")))
     }
 
     pub(crate) async fn remove_runner(

@@ -149,8 +149,8 @@ pub fn credentials() -> AppCredentials {
 pub fn config(base_url: &str) -> GithubClientConfig {
     let mut config = GithubClientConfig::new(credentials());
     config.api_base_url = base_url.to_owned();
-    config.retry_base_delay = Duration::from_millis(5);
-    config.max_retry_wait = Duration::from_secs(2);
+    config.retry.base_delay = Duration::from_millis(5);
+    config.retry.max_delay = Duration::from_secs(2);
     config.request_timeout = Duration::from_secs(5);
     config
 }
@@ -197,4 +197,19 @@ pub fn runners_json(first: u64, count: u64) -> Value {
         })
         .collect();
     json!({"total_count": count, "runners": runners})
+}
+
+/// A client for a GitHub emulator (its App id, the test key) with fast retries.
+pub fn emulator_client(
+    github: &ghr_testkit::github::GithubEmulator,
+    adjust: impl FnOnce(&mut GithubClientConfig),
+) -> GithubClient {
+    let credentials = AppCredentials {
+        app_id: github.app_id(),
+        private_key_pem: SecretString::from(ghr_testkit::TEST_APP_PRIVATE_KEY_PEM.to_owned()),
+    };
+    let mut config = config(github.base_url());
+    config.credentials = credentials;
+    adjust(&mut config);
+    GithubClient::new(config).expect("client builds")
 }

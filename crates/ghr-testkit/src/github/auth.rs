@@ -60,6 +60,14 @@ pub(crate) fn verify_app_jwt(shared: &Shared, headers: &HeaderMap) -> ApiResult<
     let Some(token) = credential(headers) else {
         return Err(ApiError::unauthorized(MESSAGE_JWT_UNDECODABLE));
     };
+    {
+        let mut state = shared.lock();
+        if state.faults.jwt_refusals_remaining > 0 {
+            state.faults.jwt_refusals_remaining -= 1;
+            state.counters.refused_jwts += 1;
+            return Err(ApiError::unauthorized(MESSAGE_JWT_UNDECODABLE));
+        }
+    }
     let mut validation = Validation::new(Algorithm::RS256);
     validation.leeway = 0;
     validation.validate_aud = false;

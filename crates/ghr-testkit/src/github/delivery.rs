@@ -13,8 +13,13 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::task::JoinHandle;
 
-/// The status code recorded when nothing answered (unreachable, timed out, dropped, no target).
-pub(crate) const STATUS_CODE_UNDELIVERED: u16 = 0;
+/// The status code recorded when nothing answered (unreachable, timed out, dropped, no target): GitHub
+/// records an unreachable receiver as 502 `failed to connect to host`, in the `failure` range of its filter.
+pub(crate) const STATUS_CODE_UNDELIVERED: u16 = 502;
+/// GitHub's `status` text for a receiver it could not reach.
+const STATUS_UNREACHABLE: &str = "failed to connect to host";
+/// GitHub's `status` text for a receiver that did not answer in time.
+const STATUS_TIMED_OUT: &str = "timed out";
 
 /// A delivery about to be attempted.
 pub(crate) struct Outgoing {
@@ -79,8 +84,8 @@ async fn deliver(shared: &Shared, outgoing: Outgoing) -> DeliveryInfo {
     let delivered_at = Utc::now();
     let started = Instant::now();
     let (status_code, status, sent) = match (&target, dropped) {
-        (_, true) => (STATUS_CODE_UNDELIVERED, "dropped by the emulator".to_owned(), false),
-        (None, false) => (STATUS_CODE_UNDELIVERED, "no webhook URL configured".to_owned(), false),
+        (_, true) => (STATUS_CODE_UNDELIVERED, STATUS_UNREACHABLE.to_owned(), false),
+        (None, false) => (STATUS_CODE_UNDELIVERED, STATUS_UNREACHABLE.to_owned(), false),
         (Some(target), false) => {
             let request = SignedDelivery::from_body(
                 &outgoing.event,
@@ -101,8 +106,8 @@ async fn deliver(shared: &Shared, outgoing: Outgoing) -> DeliveryInfo {
                     };
                     (code.as_u16(), status, true)
                 }
-                Err(error) if error.is_timeout() => (STATUS_CODE_UNDELIVERED, "timed out".to_owned(), true),
-                Err(_) => (STATUS_CODE_UNDELIVERED, "failed to connect to host".to_owned(), true),
+                Err(error) if error.is_timeout() => (STATUS_CODE_UNDELIVERED, STATUS_TIMED_OUT.to_owned(), true),
+                Err(_) => (STATUS_CODE_UNDELIVERED, STATUS_UNREACHABLE.to_owned(), true),
             }
         }
     };

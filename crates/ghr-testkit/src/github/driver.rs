@@ -184,7 +184,8 @@ impl GithubEmulator {
         Ok(state.ensure_repo(account_id, name))
     }
 
-    /// Queue a workflow job (creating its repository if needed) and send `workflow_job.queued`
+    /// Queue a workflow job (creating its repository if needed; in a new workflow run unless the spec
+    /// names one with [`JobSpec::in_run`]) and send `workflow_job.queued`
     /// (not for a suspended installation: GitHub sends those no events). Runners can take the job
     /// once the webhook was answered or dropped.
     pub async fn queue_job(&self, spec: JobSpec) -> Result<JobId, EmulatorError> {
@@ -194,8 +195,17 @@ impl GithubEmulator {
         let repo_id = self.ensure_repo(spec.installation, &spec.repo)?;
         let (job_id, event) = {
             let mut state = self.shared().lock();
+            let run_id = match spec.run_id {
+                Some(run_id) if state.jobs.values().any(|job| job.run_id == run_id && job.repo_id == repo_id) => run_id,
+                Some(run_id) => {
+                    return Err(EmulatorError::InvalidJobSpec(format!(
+                        "workflow run {run_id} has no job in repository {}",
+                        spec.repo
+                    )));
+                }
+                None => state.next_id(),
+            };
             let id = state.next_id();
-            let run_id = state.next_id();
             let job = JobRecord {
                 id,
                 run_id,

@@ -1,4 +1,5 @@
-//! Failure injection: failed and rate-limited REST answers, slow answers, dropped webhooks.
+//! Failure injection: failed and rate-limited REST answers, slow answers, dropped webhooks, refused App
+//! JWTs and revoked installation tokens.
 
 use super::GithubEmulator;
 use axum::http::StatusCode;
@@ -21,6 +22,8 @@ pub(crate) struct Faults {
     pub(crate) latency: Duration,
     drop_rate: f64,
     drop_remaining: u32,
+    /// App JWTs still to refuse with a 401, however valid (key rotation, clock skew on GitHub's side).
+    pub(crate) jwt_refusals_remaining: u32,
     rng: StdRng,
 }
 
@@ -34,6 +37,7 @@ impl Faults {
             latency: Duration::ZERO,
             drop_rate: 0.0,
             drop_remaining: 0,
+            jwt_refusals_remaining: 0,
             rng: StdRng::seed_from_u64(seed),
         }
     }
@@ -92,6 +96,21 @@ impl GithubEmulator {
     /// Withhold the next `count` webhooks (recorded as failed, never sent).
     pub fn drop_next_webhooks(&self, count: u32) {
         self.shared().lock().faults.drop_remaining = count;
+    }
+
+    /// Refuse the next `count` App JWTs with 401, however valid (as GitHub does after a key rotation or
+    /// with a clock far off); counted in [`Counters::refused_jwts`](super::Counters::refused_jwts).
+    pub fn refuse_next_app_jwts(&self, count: u32) {
+        self.shared().lock().faults.jwt_refusals_remaining = count;
+    }
+
+    /// Revoke every installation token of `installation` before it expires (as `DELETE /installation/token`
+    /// or a permission change does): calls made with them get 401 `Bad credentials`. Returns how many.
+    pub fn revoke_installation_tokens(&self, installation: ghr_core::ids::InstallationId) -> usize {
+        let mut state = self.shared().lock();
+        let before = state.tokens.len();
+        state.tokens.retain(|_, token| token.installation_id != installation.0);
+        before - state.tokens.len()
     }
 }
 

@@ -4,7 +4,7 @@
 use super::Shared;
 use super::faults::Injected;
 use super::state::{RateBucket, RateWindow};
-use super::{auth, routes_app, routes_runner_protocol, routes_runners};
+use super::{auth, routes_actions, routes_app, routes_runner_protocol, routes_runners};
 use crate::protocol;
 use axum::Json;
 use axum::Router;
@@ -93,6 +93,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(routes_runners::get_repo_runner).delete(routes_runners::delete_repo_runner),
         )
         .route("/repos/{owner}/{repo}/actions/jobs/{job_id}", get(routes_runners::get_job))
+        .route("/installation/repositories", get(routes_actions::installation_repositories))
+        .route("/repos/{owner}/{repo}/actions/runs", get(routes_actions::list_runs))
+        .route("/repos/{owner}/{repo}/actions/runs/{run_id}/jobs", get(routes_actions::list_run_jobs))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(shared.clone(), rest_middleware));
     let emulator = Router::new()
@@ -216,11 +219,25 @@ pub(crate) fn paginate<T: Clone>(
     per_page: usize,
     page: usize,
 ) -> (Vec<T>, Option<HeaderValue>) {
+    paginate_query(base_url, path, "", items, per_page, page)
+}
+
+/// [`paginate`] for a list whose links keep other query parameters (`query`: `status=queued&...`, or empty).
+pub(crate) fn paginate_query<T: Clone>(
+    base_url: &str,
+    path: &str,
+    query: &str,
+    items: &[T],
+    per_page: usize,
+    page: usize,
+) -> (Vec<T>, Option<HeaderValue>) {
+    let query = if query.is_empty() { String::new() } else { format!("{query}&") };
     let start = per_page.saturating_mul(page - 1);
     let slice: Vec<T> = items.iter().skip(start).take(per_page).cloned().collect();
     let last = items.len().div_ceil(per_page).max(1);
-    let link_to =
-        |target: usize, rel: &str| format!("<{base_url}{path}?per_page={per_page}&page={target}>; rel=\"{rel}\"");
+    let link_to = |target: usize, rel: &str| {
+        format!("<{base_url}{path}?{query}per_page={per_page}&page={target}>; rel=\"{rel}\"")
+    };
     let mut links = Vec::new();
     if page < last {
         links.push(link_to(page + 1, "next"));

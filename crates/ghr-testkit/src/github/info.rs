@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use ghr_core::ids::{AccountId, GithubRunnerId, InstallationId, JobId};
 use ghr_core::job::JobStatus;
+use ghr_core::ports::DeliveryStatusFilter;
 use ghr_core::tenant::OrgType;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -25,6 +26,8 @@ pub struct JobSpec {
     pub conclusion: String,
     pub name: String,
     pub workflow_name: String,
+    /// Queue the job into this existing workflow run (of the same repository) instead of a new one.
+    pub run_id: Option<u64>,
 }
 
 impl JobSpec {
@@ -38,7 +41,14 @@ impl JobSpec {
             conclusion: DEFAULT_JOB_CONCLUSION.to_owned(),
             name: "build".to_owned(),
             workflow_name: "CI".to_owned(),
+            run_id: None,
         }
+    }
+
+    /// Another job of workflow run `run_id` (a matrix or a later job of one run).
+    pub fn in_run(mut self, run_id: u64) -> Self {
+        self.run_id = Some(run_id);
+        self
     }
 
     pub fn duration(mut self, duration: Duration) -> Self {
@@ -119,7 +129,8 @@ pub struct DeliveryInfo {
     pub installation_id: Option<InstallationId>,
     pub repository_id: Option<u64>,
     pub delivered_at: DateTime<Utc>,
-    /// The receiver's HTTP status; 0 when nothing answered (unreachable, timed out, dropped).
+    /// The receiver's HTTP status; 502 when nothing answered (unreachable, timed out, dropped), as GitHub
+    /// records it.
     pub status_code: u16,
     pub redelivery: bool,
     /// Withheld on purpose by fault injection (or because no webhook target was set).
@@ -130,6 +141,11 @@ impl DeliveryInfo {
     /// Whether the receiver answered with a 2xx.
     pub fn succeeded(&self) -> bool {
         (200..300).contains(&self.status_code)
+    }
+
+    /// Which `status` filter of `GET /app/hook/deliveries` returns this attempt.
+    pub fn status_filter(&self) -> DeliveryStatusFilter {
+        DeliveryStatusFilter::of(self.status_code)
     }
 }
 
@@ -152,6 +168,8 @@ pub struct Counters {
     pub injected_failures: u64,
     /// Answers replaced by `rate_limit_next`.
     pub injected_rate_limits: u64,
+    /// App JWTs refused by `refuse_next_app_jwts`.
+    pub refused_jwts: u64,
 }
 
 impl Counters {

@@ -10,6 +10,7 @@ mod driver;
 mod faults;
 mod http;
 mod info;
+mod routes_actions;
 mod routes_app;
 mod routes_runner_protocol;
 mod routes_runners;

@@ -5,13 +5,13 @@ use super::Shared;
 use super::auth::{issue_token, verify_app_jwt};
 use super::delivery;
 use super::http::{self, ApiError, ApiResult, DEFAULT_PER_PAGE, MAX_PER_PAGE};
-use super::state::{InstallationRecord, State};
+use super::state::{DeliveryRecord, InstallationRecord, State};
 use crate::webhook::github_time;
 use axum::Json;
 use axum::extract::{Path, Query, State as AxumState};
-use axum::http::header::LINK;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use ghr_core::ports::DeliveryStatusFilter;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -131,7 +131,41 @@ pub(crate) async fn create_access_token(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-/// `GET /app/hook/deliveries?per_page&cursor`: newest first; `cursor` continues after a delivery id.
+/// Prefix of the emulator's opaque delivery cursors (GitHub's look like `v1_12077215967`).
+const CURSOR_PREFIX: &str = "v1_";
+
+/// A cursor that continues after (older than) delivery `id`.
+fn cursor_after(id: u64) -> String {
+    format!("{CURSOR_PREFIX}{id}")
+}
+
+fn parse_cursor(cursor: &str) -> ApiResult<u64> {
+    cursor
+        .strip_prefix(CURSOR_PREFIX)
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| ApiError::bad_request(format!("Invalid cursor: {cursor:?}")))
+}
+
+fn delivery_json(record: &DeliveryRecord) -> Value {
+    json!({
+        "id": record.id,
+        "guid": record.guid,
+        "delivered_at": github_time(record.delivered_at),
+        "redelivery": record.redelivery,
+        "duration": record.duration.as_secs_f64(),
+        "status": record.status,
+        "status_code": record.status_code,
+        "event": record.event,
+        "action": record.action,
+        "installation_id": record.installation_id,
+        "repository_id": record.repository_id,
+        "throttled_at": Value::Null,
+    })
+}
+
+/// `GET /app/hook/deliveries?per_page&cursor&status`: newest first, at most the configured delivery-log
+/// limit in all. `status` keeps `success` (200-399) or `failure` (anything else) attempts; `cursor` is the
+/// opaque position the previous page's `Link: <...>; rel="next"` named (the filter is carried along).
 pub(crate) async fn list_deliveries(
     AxumState(shared): AxumState<Arc<Shared>>,
     headers: HeaderMap,
@@ -142,46 +176,41 @@ pub(crate) async fn list_deliveries(
         .get("per_page")
         .and_then(|value| value.parse::<usize>().ok())
         .map_or(DEFAULT_PER_PAGE, |value| value.clamp(1, MAX_PER_PAGE));
-    let cursor = query.get("cursor").and_then(|value| value.parse::<u64>().ok()).unwrap_or(u64::MAX);
-    let (items, more) = {
-        let state = shared.lock();
-        let mut newest_first = state.deliveries.range(..cursor).rev();
-        let items: Vec<Value> = newest_first
-            .by_ref()
-            .take(per_page)
-            .map(|(_, record)| {
-                json!({
-                    "id": record.id,
-                    "guid": record.guid,
-                    "delivered_at": github_time(record.delivered_at),
-                    "redelivery": record.redelivery,
-                    "duration": record.duration.as_secs_f64(),
-                    "status": record.status,
-                    "status_code": record.status_code,
-                    "event": record.event,
-                    "action": record.action,
-                    "installation_id": record.installation_id,
-                    "repository_id": record.repository_id,
-                    "throttled_at": Value::Null,
-                })
-            })
-            .collect();
-        (items, newest_first.next().is_some())
+    let status = match query.get("status").map(String::as_str) {
+        None | Some("") => None,
+        Some(text) => Some(DeliveryStatusFilter::parse(text).ok_or_else(|| {
+            ApiError::unprocessable(format!("Invalid status {text:?}: must be one of success, failure"))
+        })?),
     };
-    let last_id = items.last().and_then(|item| item["id"].as_u64());
-    let link = match (more, last_id) {
-        (true, Some(last_id)) => HeaderValue::from_str(&format!(
-            "<{}/app/hook/deliveries?per_page={per_page}&cursor={last_id}>; rel=\"next\"",
-            shared.base_url
-        ))
-        .ok(),
+    let before = match query.get("cursor").map(String::as_str) {
+        None | Some("") => u64::MAX,
+        Some(cursor) => parse_cursor(cursor)?,
+    };
+    let (items, more) =
+        {
+            let state = shared.lock();
+            let mut newest_first =
+                state.deliveries.range(..before).rev().map(|(_, record)| record).filter(|record| {
+                    status.is_none_or(|status| DeliveryStatusFilter::of(record.status_code) == status)
+                });
+            let items: Vec<(u64, Value)> =
+                newest_first.by_ref().take(per_page).map(|record| (record.id, delivery_json(record))).collect();
+            (items, newest_first.next().is_some())
+        };
+    let link = match (more, items.last()) {
+        (true, Some((last_id, _))) => {
+            let filter = status.map(|status| format!("&status={}", status.as_str())).unwrap_or_default();
+            let cursor = cursor_after(*last_id);
+            let next = format!(
+                "<{}/app/hook/deliveries?per_page={per_page}{filter}&cursor={cursor}>; rel=\"next\"",
+                shared.base_url
+            );
+            HeaderValue::from_str(&next).ok()
+        }
         _ => None,
     };
-    let mut response = Json(Value::Array(items)).into_response();
-    if let Some(link) = link {
-        response.headers_mut().insert(LINK, link);
-    }
-    Ok(response)
+    let body = Value::Array(items.into_iter().map(|(_, item)| item).collect());
+    Ok(http::with_link(StatusCode::OK, body, link))
 }
 
 /// `POST /app/hook/deliveries/{delivery_id}/attempts`: 202, then the delivery is sent again.

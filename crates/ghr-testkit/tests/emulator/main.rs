@@ -1,6 +1,7 @@
 //! Integration tests of the GitHub emulator, the emulated runner and its binary, driven over real
 //! HTTP with plain reqwest and jsonwebtoken.
 
+mod actions_api;
 mod assignment;
 mod auth;
 mod common;

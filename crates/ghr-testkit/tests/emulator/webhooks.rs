@@ -91,7 +91,8 @@ async fn dropped_deliveries_show_as_failed_and_redelivery_keeps_the_guid() {
     let newest = &list[0];
     assert_eq!(newest["event"], "workflow_job");
     assert_eq!(newest["action"], "queued");
-    assert_eq!(newest["status_code"], 0);
+    assert_eq!(newest["status_code"], 502);
+    assert_eq!(newest["status"], "failed to connect to host");
     assert_eq!(newest["redelivery"], false);
     assert_eq!(newest["installation_id"], installation.0);
     assert_eq!(list[1]["event"], "installation");
@@ -154,7 +155,7 @@ async fn failing_and_unreachable_receivers_are_recorded() {
     emulator.set_webhook_target(closed_url, WEBHOOK_SECRET);
     emulator.install_org("globex").await.unwrap();
     let codes: Vec<u16> = emulator.deliveries().iter().map(|delivery| delivery.status_code).collect();
-    assert_eq!(codes, [500, 0]);
+    assert_eq!(codes, [500, 502]);
     assert!(emulator.deliveries().iter().all(|delivery| !delivery.succeeded() && !delivery.dropped));
     assert_eq!(emulator.counters().webhooks_failed, 2);
     let no_target = start().await;
