@@ -1,6 +1,8 @@
 //! The admin API contract, end to end against a real server: bearer-token protection of every route, and
 //! `openapi.json` kept in sync with the routes, types and real answers of the server.
 
+#[path = "api/bad_input.rs"]
+mod bad_input;
 #[path = "api/fleet_views.rs"]
 mod fleet_views;
 #[path = "api/remote_parity.rs"]
