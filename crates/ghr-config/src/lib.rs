@@ -8,6 +8,7 @@ mod model;
 
 pub use model::*;
 
+use ghr_core::tenant::{MAX_RUNNERS_LIMIT, check_max_runners};
 use ghr_core::tier::{CatalogError, Tier, TierCatalog};
 use secrecy::{ExposeSecret, SecretString};
 use std::path::{Path, PathBuf};
@@ -77,6 +78,12 @@ impl Config {
             let tiers = raw.tiers.iter().map(TierSection::to_tier).collect::<Vec<Tier>>();
             TierCatalog::new(tiers).map_err(|e| ConfigError::Catalog { file: source.to_owned(), source: e })?
         };
+        if let Some(tier) = raw.tiers.iter().find(|t| check_max_runners(t.max_runners).is_err()) {
+            return Err(invalid(
+                "tiers.max_runners",
+                format!("tier {:?} has max_runners = {}: use 1 to {MAX_RUNNERS_LIMIT}", tier.name, tier.max_runners),
+            ));
+        }
         if catalog.get(&raw.tenants.default_tier.as_str().into()).is_none() {
             return Err(invalid(
                 "tenants.default_tier",

@@ -41,6 +41,10 @@ impl Default for RawConfig {
     }
 }
 
+/// GitHub's cap on webhook payloads is 25 MB (it does not deliver larger ones); installation events
+/// listing many repositories come close. The default body limit is 25 MiB, which is at least that.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
+
 /// `[server]`: listeners and HTTP limits.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -51,7 +55,8 @@ pub struct ServerSection {
     pub metrics_listen: String,
     /// Path of the webhook endpoint. Default `/webhook`.
     pub webhook_path: String,
-    /// Largest accepted webhook body; larger answers 413. Default 1 MiB (GitHub caps payloads at 25 MB).
+    /// Largest accepted webhook body; larger answers 413. Default 25 MiB ([`DEFAULT_MAX_BODY_BYTES`]:
+    /// GitHub caps payloads at 25 MB).
     pub max_body_bytes: usize,
     /// Log format: `text` or `json`. Default `text`.
     pub log_format: LogFormat,
@@ -63,7 +68,7 @@ impl Default for ServerSection {
             listen: "127.0.0.1:8080".into(),
             metrics_listen: "127.0.0.1:9090".into(),
             webhook_path: "/webhook".into(),
-            max_body_bytes: 1024 * 1024,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             log_format: LogFormat::Text,
         }
     }

@@ -12,7 +12,7 @@ fn empty_file_gives_seed_defaults() {
     let config = parse("").unwrap();
     assert_eq!(config.catalog.names(), ["small", "medium", "large"]);
     assert_eq!(config.raw.tenants.default_tier, "small");
-    assert_eq!(config.raw.server.max_body_bytes, 1024 * 1024);
+    assert_eq!(config.raw.server.max_body_bytes, 25 * 1024 * 1024, "GitHub sends payloads of up to 25 MB");
     assert!(config.webhook_secret.is_none());
 }
 
@@ -68,6 +68,10 @@ fn errors_name_file_key_and_fix() {
             &["max_runners = 0"],
         ),
         ("[[tiers]]\nname = \"x\"\nlabels = [\"a\"]\nmax_runners = 1", &["missing field `instance_types`"]),
+        (
+            "[[tiers]]\nname = \"x\"\nlabels = [\"a\"]\ninstance_types = [\"t3.small\"]\nmax_runners = 4294967295",
+            &["tiers.max_runners", "4294967295", "10000"],
+        ),
         ("[provider]\nkind = \"ec2\"", &["provider.ec2.subnets"]),
         ("[provider.process]\ncommand = []", &["provider.process.command"]),
     ];

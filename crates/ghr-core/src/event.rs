@@ -55,6 +55,16 @@ pub struct WorkflowJob {
     pub completed_at: Option<Timestamp>,
 }
 
+/// Why an event type ghr does not act on is ignored.
+pub const IGNORED_EVENT_TYPE: &str = "event type not used";
+/// Why an installation on an enterprise account is ignored.
+pub const IGNORED_ENTERPRISE: &str = "enterprise installation: runners are scoped per organisation installation";
+/// Why an `installation_target` action other than `renamed` is ignored.
+pub const IGNORED_TARGET_ACTION: &str = "installation_target action not used";
+/// Why a rename that names no new login is ignored.
+pub const IGNORED_RENAME_WITHOUT_NAME: &str =
+    "installation_target.renamed carries no new login (account.login, slug or name)";
+
 /// A verified, parsed webhook delivery.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WebhookEvent {
@@ -75,9 +85,12 @@ pub enum WebhookEvent {
         job: WorkflowJob,
     },
     Ping,
-    /// An event type ghr does not act on; acknowledged and ignored.
+    /// A delivery ghr acknowledges and does not act on: an event type it does not use, or a known event
+    /// about something ghr does not serve (an enterprise installation). `reason` says which, for the answer
+    /// and the logs.
     Ignored {
         event: String,
+        reason: &'static str,
     },
 }
 

@@ -10,6 +10,7 @@ pub mod entitlement;
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod input;
 pub mod job;
 pub mod labels;
 pub mod ports;
@@ -17,6 +18,7 @@ pub mod reason;
 pub mod retry;
 pub mod runner;
 pub mod tenant;
+pub mod text;
 pub mod tier;
 
 /// Wall-clock instant used throughout the domain (UTC).

@@ -2,7 +2,10 @@
 
 use crate::Timestamp;
 use crate::ids::{AccountId, InstallationId, OrgName, TierName};
+use crate::input::InvalidInput;
+use crate::text::clip;
 use serde::{Deserialize, Serialize};
+use std::error::Error;
 use std::fmt;
 use std::str::FromStr;
 
@@ -89,6 +92,59 @@ pub struct UnknownValue {
     pub expected: &'static str,
 }
 
+/// The largest concurrent-runner limit a tenant may have. Ten thousand is an order of magnitude above any
+/// plan sold today, so no real limit is refused, while a slip such as 4,294,967,295 (effectively "no
+/// limit") is.
+pub const MAX_RUNNERS_LIMIT: u32 = 10_000;
+
+/// A tenant's `max_runners` must be in `1..=MAX_RUNNERS_LIMIT`.
+pub fn check_max_runners(value: u32) -> Result<u32, InvalidInput> {
+    if (1..=MAX_RUNNERS_LIMIT).contains(&value) {
+        Ok(value)
+    } else {
+        Err(InvalidInput::new("max_runners", format!("{value} is out of range (expected 1 to {MAX_RUNNERS_LIMIT})")))
+    }
+}
+
+/// A write would give a second tenant that is not deleted the login of another one. GitHub logins are
+/// unique (case-insensitively), so the store refuses it and writes nothing; a store reports it as the
+/// source of its error so that callers can find it with [`OrgNameTaken::find_in`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct OrgNameTaken {
+    /// The login that was asked for.
+    pub org_name: OrgName,
+    /// The tenant that holds it, when the store could tell.
+    pub holder: Option<InstallationId>,
+}
+
+impl fmt::Display for OrgNameTaken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "org name {:?} is already used by ", clip(self.org_name.as_str()))?;
+        match self.holder {
+            Some(holder) => write!(f, "tenant {holder}")?,
+            None => f.write_str("another tenant")?,
+        }
+        f.write_str(
+            "; org names are unique (case-insensitively) among tenants that are not deleted: check the \
+             installation id, or manage the existing tenant",
+        )
+    }
+}
+
+impl OrgNameTaken {
+    /// The conflict anywhere in `error`'s chain of sources.
+    pub fn find_in<'a>(error: &'a (dyn Error + 'static)) -> Option<&'a OrgNameTaken> {
+        let mut current = Some(error);
+        while let Some(error) = current {
+            if let Some(taken) = error.downcast_ref::<OrgNameTaken>() {
+                return Some(taken);
+            }
+            current = error.source();
+        }
+        None
+    }
+}
+
 /// Who installed the App, as GitHub reported it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantMetadata {
@@ -173,6 +229,28 @@ mod tests {
         for (from, to, allowed) in table {
             assert_eq!(from.can_become(to), allowed, "{from} -> {to}");
         }
+    }
+
+    #[test]
+    fn max_runners_are_bounded() {
+        for (value, ok) in
+            [(0, false), (1, true), (MAX_RUNNERS_LIMIT, true), (MAX_RUNNERS_LIMIT + 1, false), (u32::MAX, false)]
+        {
+            assert_eq!(check_max_runners(value).is_ok(), ok, "{value}");
+        }
+    }
+
+    #[test]
+    fn a_taken_org_name_is_found_in_an_error_chain() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("store failed")]
+        struct Outer(#[source] OrgNameTaken);
+        let taken = OrgNameTaken { org_name: OrgName::from("acme"), holder: Some(InstallationId(7)) };
+        let outer = Outer(taken.clone());
+        assert_eq!(OrgNameTaken::find_in(&outer), Some(&taken));
+        assert!(taken.to_string().contains("already used by tenant 7"), "{taken}");
+        let other = std::io::Error::other("unrelated");
+        assert_eq!(OrgNameTaken::find_in(&other), None);
     }
 
     #[test]

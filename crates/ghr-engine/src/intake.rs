@@ -64,7 +64,7 @@ impl Intake {
         }
         let outcome = self.apply(event).await?;
         self.store.delivery_record(&delivery).await.doing("recording a delivery")?;
-        metrics::counter!(m::WEBHOOK_EVENTS, "event" => delivery.event.clone(), "outcome" => "applied").increment(1);
+        metrics::counter!(m::WEBHOOK_EVENTS, "event" => delivery.event.clone(), "outcome" => if matches!(outcome, IntakeOutcome::Ignored(_)) { "ignored" } else { "applied" }).increment(1);
         Ok(outcome)
     }
 

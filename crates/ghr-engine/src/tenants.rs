@@ -3,6 +3,11 @@
 //! Changing a tenant's tier re-derives `max_runners` from the catalog unless an explicit limit is given.
 //! Status changes follow `TenantStatus::can_become`; a reinstall (`installation.created` for a deleted
 //! tenant) is the only way back from `deleted`.
+//!
+//! Logins are unique among tenants that are not deleted (the store enforces it). When GitHub installs the App
+//! for a login a live tenant of another installation holds, that tenant is stale — an org has at most one
+//! installation of an App, so its `deleted` delivery was lost — and is marked deleted (the reconciler tears
+//! its runners down) so the new installation is onboarded. An operator's add is refused instead.
 
 use crate::error::{EngineError, StoreContext};
 use crate::settings::EngineSettings;
@@ -11,7 +16,8 @@ use ghr_config::Onboarding;
 use ghr_core::event::{Account, Sender};
 use ghr_core::ids::{InstallationId, OrgName, TierName};
 use ghr_core::ports::Store;
-use ghr_core::tenant::{NewTenant, Tenant, TenantMetadata, TenantStatus, TenantUpdate};
+use ghr_core::tenant::{NewTenant, OrgNameTaken, Tenant, TenantMetadata, TenantStatus, TenantUpdate};
+use ghr_core::text::Clipped;
 use std::sync::Arc;
 
 /// What onboarding did.
@@ -46,8 +52,49 @@ impl TenantService {
         self.settings.catalog.require(tier).map(|t| t.max_runners).map_err(EngineError::UnknownTier)
     }
 
-    /// Handle `installation.created` (or an operator's `tenants add`).
+    /// Handle `installation.created`: GitHub's word wins, so a stale live tenant holding the login is
+    /// retired first (see the module documentation).
     pub async fn onboard(
+        &self,
+        installation_id: InstallationId,
+        account: &Account,
+        sender: Option<&Sender>,
+        tier: Option<TierName>,
+    ) -> Result<Onboarded, EngineError> {
+        self.retire_stale_holder(installation_id, &account.login).await?;
+        self.onboard_unchecked(installation_id, account, sender, tier).await
+    }
+
+    /// An operator's `tenants add`: a login held by another live tenant is refused (the store's
+    /// [`OrgNameTaken`] is the error's source), since only GitHub can say which installation is current.
+    pub async fn add(
+        &self,
+        installation_id: InstallationId,
+        account: &Account,
+        tier: Option<TierName>,
+    ) -> Result<Onboarded, EngineError> {
+        self.onboard_unchecked(installation_id, account, None, tier).await
+    }
+
+    /// Mark deleted a live tenant of another installation that holds `login`.
+    async fn retire_stale_holder(&self, installation_id: InstallationId, login: &OrgName) -> Result<(), EngineError> {
+        let holder = self.store.tenant_find_by_org(login).await.doing("finding a tenant by org")?;
+        let Some(stale) = holder.filter(|t| t.installation_id != installation_id && t.status != TenantStatus::Deleted)
+        else {
+            return Ok(());
+        };
+        tracing::warn!(
+            org = %Clipped(login.as_str()),
+            stale_installation_id = %stale.installation_id,
+            %installation_id,
+            "the login was installed again under a new installation; the old installation's uninstall was \
+             missed, so its tenant is marked deleted and its runners are torn down"
+        );
+        self.mark_deleted(stale.installation_id).await?;
+        Ok(())
+    }
+
+    async fn onboard_unchecked(
         &self,
         installation_id: InstallationId,
         account: &Account,
@@ -192,9 +239,18 @@ impl TenantService {
         self.store.tenant_update(id, update, Utc::now()).await.doing("marking a tenant deleted")
     }
 
-    /// Track an org rename (`installation_target.renamed`).
+    /// Track an org rename (`installation_target.renamed`). A new login that another live tenant holds is
+    /// not applied (None, with a warning): that tenant's login is stale, but it may still be installed under
+    /// a name ghr missed, so neither tenant is changed and the operator is told.
     pub async fn rename(&self, id: InstallationId, login: OrgName) -> Result<Option<Tenant>, EngineError> {
         let update = TenantUpdate { org_name: Some(login), ..TenantUpdate::default() };
-        self.store.tenant_update(id, update, Utc::now()).await.doing("renaming a tenant")
+        match self.store.tenant_update(id, update, Utc::now()).await {
+            Err(error) if OrgNameTaken::find_in(&error).is_some() => {
+                let taken = OrgNameTaken::find_in(&error).map(ToString::to_string).unwrap_or_default();
+                tracing::warn!(installation_id = %id, conflict = %Clipped(&taken), "rename not applied");
+                Ok(None)
+            }
+            result => result.doing("renaming a tenant"),
+        }
     }
 }

@@ -127,7 +127,10 @@ fn installation_target_renamed() {
 #[test]
 fn ping_and_unknown_events() {
     assert_eq!(deliver("ping", "ping.json"), WebhookEvent::Ping);
-    assert_eq!(deliver("push", "push.json"), WebhookEvent::Ignored { event: "push".into() });
+    assert_eq!(
+        deliver("push", "push.json"),
+        WebhookEvent::Ignored { event: "push".into(), reason: ghr_core::event::IGNORED_EVENT_TYPE }
+    );
 }
 
 #[test]
@@ -146,4 +149,12 @@ fn a_tampered_fixture_fails_verification() {
     let mut tampered = body.clone();
     tampered.extend_from_slice(b" ");
     assert!(verify_signature(&secret, &tampered, Some(&signature)).is_err());
+}
+
+#[test]
+fn an_enterprise_installation_is_acknowledged_and_ignored() {
+    assert_eq!(
+        deliver("installation", "installation_created_enterprise.json"),
+        WebhookEvent::Ignored { event: "installation".into(), reason: ghr_core::event::IGNORED_ENTERPRISE }
+    );
 }

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use ghr_core::ids::JobId;
+use ghr_core::text::clip_to;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
@@ -32,13 +33,17 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/reconciler"),
 ];
 
+/// The longest error message an answer carries: messages quote input (a tenant reference, an org name) and
+/// must not echo a megabyte of it back.
+const ANSWER_MESSAGE_MAX_CHARS: usize = 1024;
+
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         // Internal details stay in the logs.
         let message = match &self {
             AdminError::Internal(_) => "internal error; see the server logs".to_owned(),
-            other => other.to_string(),
+            other => clip_to(&other.to_string(), ANSWER_MESSAGE_MAX_CHARS).into_owned(),
         };
         (status, Json(ErrorBody { error: self.code().to_owned(), message })).into_response()
     }

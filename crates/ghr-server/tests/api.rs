@@ -1,6 +1,8 @@
 //! The admin API contract, end to end against a real server: bearer-token protection of every route, and
 //! `openapi.json` kept in sync with the routes, types and real answers of the server.
 
+#[path = "api/bad_input.rs"]
+mod bad_input;
 #[path = "api/fleet_views.rs"]
 mod fleet_views;
 #[path = "api/remote_parity.rs"]
@@ -168,7 +170,7 @@ fn openapi_operations_document_success_and_error_answers() {
             }
         }
         if op.path == WEBHOOK_PATH {
-            wanted.extend(["202", "400", "401", "413", "500"]);
+            wanted.extend(["202", "400", "401", "413", "415", "500"]);
         }
         for code in wanted {
             assert!(codes.contains(code), "{name} does not document {code} (it documents {codes:?})");
@@ -379,6 +381,21 @@ async fn openapi_schemas_match_real_answers() {
     let body: Value = headerless.json().await.expect("a JSON answer");
     assert_eq!(body["error"], "missing_event");
     spec.assert_answer("post", WEBHOOK_PATH, 400, &body);
+    let form_body = b"payload=%7B%7D";
+    let form = h
+        .http
+        .post(format!("{}{WEBHOOK_PATH}", h.base))
+        .header(HEADER_SIGNATURE, sign(WEBHOOK_SECRET, form_body))
+        .header(HEADER_DELIVERY, "d-2")
+        .header("x-github-event", "ping")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body.to_vec())
+        .send()
+        .await
+        .expect("a webhook answer");
+    assert_eq!(form.status().as_u16(), 415);
+    let body: Value = form.json().await.expect("a JSON answer");
+    spec.assert_answer("post", WEBHOOK_PATH, 415, &body);
 }
 
 #[tokio::test]

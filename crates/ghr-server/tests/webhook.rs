@@ -4,6 +4,8 @@
 
 #[path = "webhook/auth.rs"]
 mod auth;
+#[path = "webhook/bad_input.rs"]
+mod bad_input;
 #[path = "webhook/installations.rs"]
 mod installations;
 #[path = "webhook/intake.rs"]

@@ -12,7 +12,8 @@ pub(super) struct InstallationPayload {
     pub sender: Option<RawSender>,
 }
 
-/// `installation_target.*` events: `account` is the account after the change.
+/// `installation_target.*` events: `account` is the account after the change (an organisation or user with
+/// a `login`, or an enterprise with a `slug` and a `name`).
 #[derive(Debug, Deserialize)]
 pub(super) struct InstallationTargetPayload {
     pub action: Option<String>,
@@ -35,12 +36,15 @@ pub(super) struct RawInstallation {
     pub account: Option<RawAccount>,
 }
 
+/// An account: `{login, id, type}` for organisations and users, `{id, slug, name}` for enterprises.
 #[derive(Debug, Deserialize)]
 pub(super) struct RawAccount {
     pub login: Option<String>,
     pub id: Option<u64>,
     #[serde(rename = "type")]
     pub kind: Option<String>,
+    pub slug: Option<String>,
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

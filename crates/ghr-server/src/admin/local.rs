@@ -7,11 +7,12 @@ use chrono::{Duration, Utc};
 use ghr_core::cost::price;
 use ghr_core::event::Account;
 use ghr_core::ids::{AccountId, InstallationId, JobId, OrgName};
+use ghr_core::input::{check_github_id, check_login};
 use ghr_core::job::{Job, JobStatus};
 use ghr_core::ports::{JobFilter, RunnerFilter, Store, StoreError};
 use ghr_core::reason::Reason;
 use ghr_core::runner::{Runner, RunnerState};
-use ghr_core::tenant::{Tenant, TenantStatus};
+use ghr_core::tenant::{OrgNameTaken, Tenant, TenantStatus, check_max_runners};
 use ghr_engine::EngineError;
 use ghr_engine::settings::EngineSettings;
 use ghr_engine::tenants::{Onboarded, TenantService};
@@ -48,6 +49,9 @@ impl LocalAdmin {
 }
 
 fn engine_error(error: EngineError) -> AdminError {
+    if let Some(taken) = OrgNameTaken::find_in(&error) {
+        return AdminError::Conflict(taken.to_string());
+    }
     match &error {
         EngineError::UnknownTenant(_) | EngineError::UnknownTenantRef(_) => AdminError::NotFound(error.to_string()),
         EngineError::UnknownTier(_) | EngineError::ZeroMaxRunners => AdminError::BadRequest(error.to_string()),
@@ -58,6 +62,10 @@ fn engine_error(error: EngineError) -> AdminError {
             AdminError::Internal(message)
         }
     }
+}
+
+fn bad_input(error: ghr_core::input::InvalidInput) -> AdminError {
+    AdminError::BadRequest(error.to_string())
 }
 
 fn store_error(error: StoreError) -> AdminError {
@@ -115,12 +123,11 @@ impl Admin for LocalAdmin {
     }
 
     async fn tenant_add(&self, request: NewTenantRequest) -> Result<Tenant, AdminError> {
-        if request.org_name.trim().is_empty() {
-            return Err(AdminError::BadRequest("org_name must not be empty".into()));
-        }
+        check_github_id("installation_id", request.installation_id.0).map_err(bad_input)?;
+        check_login("org_name", &request.org_name).map_err(bad_input)?;
         let account =
-            Account { login: OrgName::from(request.org_name.trim()), id: AccountId(0), kind: request.org_type };
-        match self.tenants.onboard(request.installation_id, &account, None, request.tier).await.map_err(engine_error)? {
+            Account { login: OrgName::from(request.org_name.as_str()), id: AccountId(0), kind: request.org_type };
+        match self.tenants.add(request.installation_id, &account, request.tier).await.map_err(engine_error)? {
             Onboarded::Created(t) | Onboarded::Reinstalled(t) => Ok(t),
             Onboarded::AlreadyKnown(t) => Err(AdminError::Conflict(format!(
                 "tenant {} already exists (org {}, status {})",
@@ -130,6 +137,9 @@ impl Admin for LocalAdmin {
     }
 
     async fn tenant_set_tier(&self, reference: &str, request: SetTierRequest) -> Result<Tenant, AdminError> {
+        if let Some(max_runners) = request.max_runners {
+            check_max_runners(max_runners).map_err(bad_input)?;
+        }
         let tenant = self.tenants.resolve(reference).await.map_err(engine_error)?;
         self.tenants.set_tier(tenant.installation_id, request.tier, request.max_runners).await.map_err(engine_error)
     }

@@ -97,6 +97,16 @@ impl Harness {
 
     /// A server whose engine settings `adjust` changes first.
     pub async fn start_with(adjust: impl FnOnce(&mut EngineSettings)) -> Harness {
+        Self::start_full(adjust, false).await
+    }
+
+    /// A server that also serves Prometheus `/metrics` (the recorder is process-wide: nextest runs each test
+    /// in its own process, so the counters a test reads are its own).
+    pub async fn start_serving_metrics() -> Harness {
+        Self::start_full(|_| {}, true).await
+    }
+
+    async fn start_full(adjust: impl FnOnce(&mut EngineSettings), serve_metrics: bool) -> Harness {
         let dir = tempfile::tempdir().expect("creating a temporary directory");
         let db = dir.path().join("ghr.db");
         let store: Arc<dyn Store> =
@@ -125,13 +135,20 @@ impl Harness {
             webhook_path: WEBHOOK_PATH.into(),
             max_body_bytes: MAX_BODY_BYTES,
             listen: "127.0.0.1:0".parse().expect("a socket address"),
-            metrics_listen: None,
+            metrics_listen: serve_metrics.then(|| "127.0.0.1:0".parse().expect("a socket address")),
         })
         .await
         .expect("starting the ghr server");
         let base = format!("http://{}", server.addr);
         github.set_webhook_target(format!("{base}{WEBHOOK_PATH}"), WEBHOOK_SECRET);
         Harness { server, base, store, settings, github, provider, http: reqwest::Client::new(), _dir: dir }
+    }
+
+    /// The Prometheus exposition text (the server must have been started with [`Harness::start_serving_metrics`]).
+    pub async fn metrics(&self) -> String {
+        let addr = self.server.metrics_addr.expect("a server started with start_serving_metrics");
+        let response = self.http.get(format!("http://{addr}/metrics")).send().await.expect("GET /metrics");
+        response.text().await.expect("the metrics text")
     }
 
     /// The admin operations on the server's store, without HTTP.

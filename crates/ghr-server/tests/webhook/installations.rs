@@ -139,3 +139,48 @@ async fn a_personal_account_gets_repository_level_runners() {
     let registration = h.github.runner_by_name(runner.name.as_str()).expect("a registration on GitHub");
     assert_eq!(registration.scope, RunnerScopeInfo::Repo("alice/dotfiles".into()));
 }
+
+/// An org has at most one installation of an App: `created` under a new id for a login a live tenant holds
+/// means the old installation is gone (its `deleted` was lost). The old tenant is retired and its runners torn
+/// down; the new one is onboarded and owns the login.
+#[tokio::test]
+async fn a_new_installation_of_a_live_login_retires_the_stale_tenant() {
+    let h = Harness::start().await;
+    let old = h.install("acme").await;
+    h.queue(old, "app", SMALL).await;
+    let runner = runner_where(&h, old, "a runner launched for the old installation", |r| {
+        r.state == RunnerState::Launching && r.instance_id.is_some()
+    })
+    .await;
+
+    let new = InstallationId(old.0 + 1000);
+    let acme = account("ACME", 606, OrgType::Organization);
+    assert_applied(&deliver(&h, &installation("created", new, &acme)).await, "tenant created");
+    assert_eq!(status_of(&h, old).await, TenantStatus::Deleted, "the stale tenant is retired");
+    assert_eq!(status_of(&h, new).await, TenantStatus::Active, "the onboarding is never dropped");
+    let found = h.store.tenant_find_by_org(&OrgName::from("acme")).await.expect("a lookup");
+    assert_eq!(found.map(|t| t.installation_id), Some(new));
+
+    h.server.reconciler.pass(chrono::Utc::now()).await;
+    let torn_down = runner_where(&h, old, "the stale tenant's runner terminated", |r| {
+        r.name == runner.name && r.state == RunnerState::Terminated
+    })
+    .await;
+    assert_eq!(torn_down.installation_id, old);
+    assert!(h.provider.running().iter().all(|i| i.installation_id != Some(old)), "no instance of the old tenant");
+}
+
+/// A rename onto a login another live tenant holds changes neither tenant (a warning says why).
+#[tokio::test]
+async fn a_rename_onto_a_live_login_is_not_applied() {
+    let h = Harness::start().await;
+    let acme = account("acme", 607, OrgType::Organization);
+    let beta_id = InstallationId(7203);
+    assert_applied(&deliver(&h, &installation("created", ACME, &acme)).await, "tenant created");
+    let beta = account("beta", 608, OrgType::Organization);
+    assert_applied(&deliver(&h, &installation("created", beta_id, &beta)).await, "tenant created");
+    let answer = deliver(&h, &renamed(beta_id, &account("Acme", 608, OrgType::Organization), "beta")).await;
+    assert!((200..300).contains(&answer.status), "{}", answer.text);
+    assert_eq!(tenant(&h, beta_id).await.expect("beta").org_name.as_str(), "beta");
+    assert_eq!(tenant(&h, ACME).await.expect("acme").org_name.as_str(), "acme");
+}

@@ -91,8 +91,8 @@ async fn malformed_or_incomplete_known_events_are_refused_with_a_short_reason() 
     let created = serde_json::from_slice::<Value>(&installation("created", ACME, &acme).body).expect("JSON");
     let mut no_account = created.clone();
     no_account["installation"].as_object_mut().expect("an object").remove("account");
-    let mut enterprise = created.clone();
-    enterprise["installation"]["account"]["type"] = json!("Enterprise");
+    let mut unknown_type = created.clone();
+    unknown_type["installation"]["account"]["type"] = json!("Mannequin");
 
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         (WORKFLOW_JOB, b"{\"action\": \"queued\", \"workflow_job\": ".to_vec(), "workflow_job"),
@@ -107,7 +107,7 @@ async fn malformed_or_incomplete_known_events_are_refused_with_a_short_reason() 
         (WORKFLOW_JOB, without("/repository/full_name"), "repository.full_name"),
         (WORKFLOW_JOB, without("/action"), "action"),
         (INSTALLATION, no_account.to_string().into_bytes(), "installation.account"),
-        (INSTALLATION, enterprise.to_string().into_bytes(), "installation.account.type"),
+        (INSTALLATION, unknown_type.to_string().into_bytes(), "installation.account.type"),
     ];
     let mut guids = Vec::new();
     for (event, body, named) in cases {
@@ -187,7 +187,7 @@ async fn unknown_events_ping_and_unused_actions_are_acknowledged_and_change_noth
         (signed("ping", zen), "ping"),
         (
             signed(INSTALLATION_TARGET, json!({"action": "transferred", "installation": {"id": ACME.0}})),
-            "event type not used",
+            "installation_target action not used",
         ),
         (installation("new_permissions_accepted", ACME, &acme), "installation action needs no change"),
         (signed(WORKFLOW_JOB, requested), "workflow_job action not used"),

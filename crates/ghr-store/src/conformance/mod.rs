@@ -31,7 +31,7 @@ pub use runners::{
 };
 pub use tenants::{
     delivery_record_deduplicates, tenant_create_is_idempotent, tenant_find_by_org_ignores_case,
-    tenant_list_filters_by_status, tenant_update_applies_given_fields,
+    tenant_list_filters_by_status, tenant_org_name_is_unique_among_live_tenants, tenant_update_applies_given_fields,
 };
 
 use ghr_core::ports::Store;
@@ -59,6 +59,7 @@ where
         tenant_update_applies_given_fields,
         tenant_list_filters_by_status,
         tenant_find_by_org_ignores_case,
+        tenant_org_name_is_unique_among_live_tenants,
         delivery_record_deduplicates,
         job_observe_moves_forward_only,
         job_observe_completed_before_queued,

@@ -2,8 +2,8 @@
 
 use super::fixtures::{Found, at, new_tenant, ok};
 use ghr_core::ids::{DeliveryId, InstallationId, OrgName, TierName};
-use ghr_core::ports::{DeliveryRecord, Store};
-use ghr_core::tenant::{OrgType, TenantStatus, TenantUpdate};
+use ghr_core::ports::{DeliveryRecord, Store, StoreError};
+use ghr_core::tenant::{OrgNameTaken, OrgType, TenantStatus, TenantUpdate};
 use std::sync::Arc;
 
 /// Creating a tenant twice keeps the first record and reports `false` the second time.
@@ -136,4 +136,68 @@ pub async fn delivery_record_deduplicates(store: Arc<dyn Store>) {
     };
     assert!(ok(store.delivery_record(&bare).await, "delivery_record"), "optional fields may be absent");
     assert!(!ok(store.delivery_seen(&DeliveryId::from("ping-2")).await, ""), "other ids stay unseen");
+}
+
+/// The conflict `result` must be: a login taken by another tenant that is not deleted.
+fn expect_taken<T: std::fmt::Debug>(result: Result<T, StoreError>, org: &str, holder: u64, what: &str) {
+    let error = match result {
+        Ok(value) => panic!("{what} must fail: login {org:?} is taken by tenant {holder}, got {value:?}"),
+        Err(error) => error,
+    };
+    let taken = OrgNameTaken::find_in(&error)
+        .unwrap_or_else(|| panic!("{what} must fail with OrgNameTaken in its source chain, got {error:?}"));
+    assert!(taken.org_name.as_str().eq_ignore_ascii_case(org), "{what}: {taken:?}");
+    assert!(taken.holder.is_none_or(|h| h == InstallationId(holder)), "{what}: the holder is {holder}: {taken:?}");
+}
+
+/// Logins are unique (case-insensitively) among tenants that are not deleted: a create, a rename or a
+/// reactivation onto a taken login fails with [`OrgNameTaken`] and writes nothing; deleted tenants hold no
+/// login, and a tenant may change the case of its own.
+pub async fn tenant_org_name_is_unique_among_live_tenants(store: Arc<dyn Store>) {
+    let acme = ok(store.tenant_create(new_tenant(70, "Acme", TenantStatus::Active, "small", 2), at(0)).await, "").0;
+    ok(store.tenant_create(new_tenant(72, "beta", TenantStatus::Suspended, "small", 2), at(0)).await, "");
+
+    let clash = store.tenant_create(new_tenant(71, "ACME", TenantStatus::Active, "small", 2), at(1)).await;
+    expect_taken(clash, "acme", 70, "tenant_create of a taken login");
+    assert_eq!(ok(store.tenant_get(InstallationId(71)).await, "tenant_get"), None, "nothing was created");
+    assert_eq!(
+        ok(store.tenant_find_by_org(&"acme".into()).await, "tenant_find_by_org"),
+        Some(acme.clone()),
+        "the login still finds its tenant"
+    );
+    // Creating an existing installation again stays idempotent, whatever login it names.
+    let (again, inserted) =
+        ok(store.tenant_create(new_tenant(72, "acme", TenantStatus::Active, "small", 2), at(1)).await, "");
+    assert!(!inserted && again.org_name.as_str() == "beta", "an existing installation is returned unchanged");
+
+    let rename = TenantUpdate { org_name: Some("aCmE".into()), ..TenantUpdate::default() };
+    expect_taken(
+        store.tenant_update(InstallationId(72), rename, at(2)).await,
+        "acme",
+        70,
+        "a rename onto a taken login",
+    );
+    let beta = ok(store.tenant_get(InstallationId(72)).await, "tenant_get").found("tenant 72");
+    assert_eq!((beta.org_name.as_str(), beta.updated_at), ("beta", at(0)), "a refused rename writes nothing");
+
+    let own_case = TenantUpdate { org_name: Some("ACME".into()), ..TenantUpdate::default() };
+    let recased = ok(store.tenant_update(InstallationId(70), own_case, at(3)).await, "").found("tenant 70");
+    assert_eq!(recased.org_name.as_str(), "ACME", "a tenant may change the case of its own login");
+
+    // A deleted tenant holds no login: the login can be onboarded under a new installation...
+    let delete = TenantUpdate { status: Some(TenantStatus::Deleted), ..TenantUpdate::default() };
+    ok(store.tenant_update(InstallationId(70), delete, at(4)).await, "tenant_update(deleted)");
+    let (successor, inserted) =
+        ok(store.tenant_create(new_tenant(73, "acme", TenantStatus::Active, "small", 2), at(5)).await, "");
+    assert!(inserted && successor.status == TenantStatus::Active, "a deleted tenant's login is free");
+    // ...and the deleted one cannot come back under it while the new one lives.
+    let revive = TenantUpdate { status: Some(TenantStatus::Active), ..TenantUpdate::default() };
+    expect_taken(
+        store.tenant_update(InstallationId(70), revive, at(6)).await,
+        "acme",
+        73,
+        "reactivating onto a taken login",
+    );
+    let old = ok(store.tenant_get(InstallationId(70)).await, "tenant_get").found("tenant 70");
+    assert_eq!(old.status, TenantStatus::Deleted, "a refused reactivation writes nothing");
 }

@@ -1,10 +1,12 @@
-//! Tenants on SQLite: create (idempotent), get, case-insensitive lookup by login, list, update.
+//! Tenants on SQLite: create (idempotent), get, case-insensitive lookup by login, list, update. Logins are
+//! unique among tenants that are not deleted (index `tenants_live_org_unique`, migration 0004); a write that
+//! would break that fails with [`OrgNameTaken`] as its source and changes nothing.
 
 use super::codec::{self, Columns, backend};
 use ghr_core::Timestamp;
 use ghr_core::ids::{AccountId, InstallationId, OrgName, TierName};
 use ghr_core::ports::StoreError;
-use ghr_core::tenant::{NewTenant, Tenant, TenantMetadata, TenantStatus, TenantUpdate};
+use ghr_core::tenant::{NewTenant, OrgNameTaken, Tenant, TenantMetadata, TenantStatus, TenantUpdate};
 use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteRow;
 
@@ -20,6 +22,26 @@ macro_rules! tenant_columns {
         "installation_id, org_name, org_type, status, tier, max_runners, \
          github_account_id, sender_login, sender_id, created_at, updated_at"
     };
+}
+
+/// The column the unique index of live tenants' logins covers, as SQLite names it in a violation.
+const ORG_UNIQUE_COLUMN: &str = "tenants.org_name_lower";
+
+/// Whether `error` is the violation of the unique index on live tenants' logins.
+fn is_org_taken(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => db.is_unique_violation() && db.message().contains(ORG_UNIQUE_COLUMN),
+        _ => false,
+    }
+}
+
+/// The error of a write refused because `org` is taken: names the tenant holding it when it can be read.
+async fn org_taken(pool: &SqlitePool, op: &'static str, org: &OrgName) -> StoreError {
+    let holder = find_by_org(pool, org).await.ok().flatten().filter(|t| t.status != TenantStatus::Deleted);
+    StoreError::Backend {
+        op,
+        source: Box::new(OrgNameTaken { org_name: org.clone(), holder: holder.map(|t| t.installation_id) }),
+    }
 }
 
 /// The key of the case-insensitive login lookup.
@@ -50,8 +72,16 @@ pub(super) async fn create(pool: &SqlitePool, tenant: NewTenant, now: Timestamp)
     .bind(codec::ts(now))
     .bind(codec::ts(now))
     .fetch_optional(pool)
-    .await
-    .map_err(backend(OP_CREATE))?;
+    .await;
+    let inserted = match inserted {
+        Ok(row) => row,
+        // The installation may exist already (then this is the idempotent repeat), else the login is taken.
+        Err(error) if is_org_taken(&error) => match get_with_op(pool, tenant.installation_id, OP_CREATE).await? {
+            Some(existing) => return Ok((existing, false)),
+            None => return Err(org_taken(pool, OP_CREATE, &tenant.org_name).await),
+        },
+        Err(error) => return Err(backend(OP_CREATE)(error)),
+    };
     if let Some(row) = inserted {
         return Ok((tenant_from_row(OP_CREATE, &row)?, true));
     }
@@ -141,8 +171,21 @@ pub(super) async fn update(
     .bind(codec::ts(now))
     .bind(key)
     .fetch_optional(pool)
-    .await
-    .map_err(backend(OP_UPDATE))?;
+    .await;
+    let row = match row {
+        Ok(row) => row,
+        Err(error) if is_org_taken(&error) => {
+            // A reactivation or a rename onto a login a live tenant holds: either way the login is the conflict.
+            let org = match update.org_name {
+                Some(org) => org,
+                None => {
+                    get_with_op(pool, id, OP_UPDATE).await?.map(|t| t.org_name).unwrap_or_else(|| OrgName::from(""))
+                }
+            };
+            return Err(org_taken(pool, OP_UPDATE, &org).await);
+        }
+        Err(error) => return Err(backend(OP_UPDATE)(error)),
+    };
     row.map(|row| tenant_from_row(OP_UPDATE, &row)).transpose()
 }
 
@@ -174,6 +217,53 @@ mod tests {
     fn sql_literals_match_the_domain_strings() {
         // `find_by_org` ranks deleted tenants last with this literal.
         assert_eq!(TenantStatus::Deleted.as_str(), "deleted");
+    }
+
+    /// Databases written before migration 0004 may hold two live tenants with one login; the migration
+    /// keeps the one GitHub reported (a real account id), then the newest, and retires the others.
+    #[tokio::test]
+    async fn migration_0004_retires_duplicate_live_logins_then_enforces_uniqueness() {
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .expect("an in-memory database");
+        sqlx::raw_sql(include_str!("../../migrations/sqlite/0001_init.sql")).execute(&pool).await.expect("0001");
+        let rows: &[(i64, &str, &str, Option<i64>)] = &[
+            (1, "acme", "active", Some(501)), // onboarded by GitHub: kept
+            (2, "ACME", "active", Some(0)),   // added by hand later: retired
+            (3, "beta", "suspended", None),   // older of two hand-added: retired
+            (4, "Beta", "active", None),      // newest: kept
+            (5, "gamma", "deleted", Some(9)), // deleted: untouched
+            (6, "gamma", "active", Some(10)), // alone among live ones: kept
+        ];
+        for (id, org, status, account) in rows {
+            sqlx::query(
+                "INSERT INTO tenants (installation_id, org_name, org_name_lower, org_type, status, tier, max_runners, \
+                     github_account_id, created_at, updated_at) VALUES (?, ?, ?, 'Organization', ?, 'small', 1, ?, 0, 0)",
+            )
+            .bind(id)
+            .bind(org)
+            .bind(org.to_lowercase())
+            .bind(status)
+            .bind(account)
+            .execute(&pool)
+            .await
+            .expect("a pre-0004 row");
+        }
+        sqlx::raw_sql(include_str!("../../migrations/sqlite/0004_tenant_org_unique.sql"))
+            .execute(&pool)
+            .await
+            .expect("0004 applies over duplicates");
+        let statuses: Vec<(i64, String)> =
+            sqlx::query_as("SELECT installation_id, status FROM tenants ORDER BY installation_id")
+                .fetch_all(&pool)
+                .await
+                .expect("the tenants");
+        let want = [(1, "active"), (2, "deleted"), (3, "deleted"), (4, "active"), (5, "deleted"), (6, "active")];
+        assert_eq!(statuses, want.map(|(id, s)| (id, s.to_owned())).to_vec());
+        let clash = sqlx::query("UPDATE tenants SET status = 'active' WHERE installation_id = 2").execute(&pool).await;
+        assert!(clash.as_ref().is_err_and(is_org_taken), "the index enforces uniqueness: {clash:?}");
     }
 
     #[test]
