@@ -220,8 +220,13 @@ pub struct ReconcilerSection {
     pub max_runtime_seconds: u64,
     /// A job queued longer than this is checked against GitHub. Default 600 s.
     pub stale_job_seconds: u64,
-    /// Recent App webhook deliveries inspected for failures to redeliver. Default 100; 0 disables.
+    /// Page size (1–100) of the scan of the App's failed webhook deliveries, which reads back to where the
+    /// last scan stopped (up to GitHub's 3-day retention) and redelivers what never reached ghr. Default 100;
+    /// 0 disables the scan.
     pub redelivery_scan: u32,
+    /// How often each active tenant's repositories are polled for queued jobs ghr never heard of (the last
+    /// line of defence when deliveries themselves are gone). Default 900 s; 0 disables.
+    pub queued_poll_seconds: u64,
 }
 
 impl Default for ReconcilerSection {
@@ -233,6 +238,7 @@ impl Default for ReconcilerSection {
             max_runtime_seconds: 6 * 3600,
             stale_job_seconds: 600,
             redelivery_scan: 100,
+            queued_poll_seconds: 900,
         }
     }
 }

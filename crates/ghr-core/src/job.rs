@@ -135,6 +135,8 @@ pub mod event_kind {
     pub const NO_LONGER_QUEUED: &str = "no_longer_queued";
     /// A status learnt from the REST API because its webhook never arrived.
     pub const STATUS_FROM_API: &str = "status_from_api";
+    /// A queued job no webhook announced, found by polling the tenant's repositories.
+    pub const FOUND_BY_POLL: &str = "found_by_poll";
 }
 
 #[cfg(test)]

@@ -177,6 +177,12 @@ pub trait Store: Send + Sync {
     /// Runner-seconds per tenant and tier of runners overlapping `[from, to)`, clipped to it;
     /// live runners count up to `now`.
     async fn usage(&self, from: Timestamp, to: Timestamp, now: Timestamp) -> Result<Vec<UsageRow>, StoreError>;
+
+    // Checkpoints.
+    /// A named progress marker of one of ghr's loops (None when never written).
+    async fn checkpoint_get(&self, name: &str) -> Result<Option<String>, StoreError>;
+    /// Write a progress marker whole (last write wins).
+    async fn checkpoint_set(&self, name: &str, value: &str, now: Timestamp) -> Result<(), StoreError>;
 }
 
 // ---------------------------------------------------------------------------------------------

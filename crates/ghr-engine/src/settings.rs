@@ -27,6 +27,8 @@ pub struct EngineSettings {
     pub max_runtime: Duration,
     pub stale_job_after: Duration,
     pub redelivery_scan: u32,
+    /// How often each active tenant is polled for queued jobs ghr missed; None disables the poll.
+    pub queued_poll: Option<Duration>,
     /// Deliveries and completed jobs older than this are pruned; None keeps everything.
     pub retention: Option<Duration>,
 }
@@ -54,6 +56,7 @@ impl EngineSettings {
             max_runtime: secs(raw.reconciler.max_runtime_seconds),
             stale_job_after: secs(raw.reconciler.stale_job_seconds),
             redelivery_scan: raw.reconciler.redelivery_scan,
+            queued_poll: (raw.reconciler.queued_poll_seconds > 0).then(|| secs(raw.reconciler.queued_poll_seconds)),
             retention: (raw.store.retention_days > 0).then(|| secs(u64::from(raw.store.retention_days) * 86_400)),
         }
     }

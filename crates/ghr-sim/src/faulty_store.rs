@@ -155,4 +155,12 @@ impl Store for FaultyStore {
         self.check("usage")?;
         self.inner.usage(from, to, now).await
     }
+    async fn checkpoint_get(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.check("checkpoint_get")?;
+        self.inner.checkpoint_get(name).await
+    }
+    async fn checkpoint_set(&self, name: &str, value: &str, now: Timestamp) -> Result<(), StoreError> {
+        self.check("checkpoint_set")?;
+        self.inner.checkpoint_set(name, value, now).await
+    }
 }

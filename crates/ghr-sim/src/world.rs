@@ -94,6 +94,8 @@ pub struct World {
     pub restarts: u32,
     /// The longest a job runs once taken (simulated seconds).
     pub max_job_seconds: i64,
+    /// One HTTP client for every emulated runner.
+    http: reqwest::Client,
 }
 
 impl World {
@@ -123,7 +125,7 @@ impl World {
             private_key_pem: SecretString::from(ghr_testkit::TEST_APP_PRIVATE_KEY_PEM),
         });
         client.api_base_url = emulator.base_url().to_owned();
-        client.max_retries = 0;
+        client.retry.max_retries = 0;
         let github: Arc<dyn GitHubApi> =
             Arc::new(GithubClient::new(client).map_err(|e| WorldError::Client(e.to_string()))?);
         let config = ghr_config::Config::builtin();
@@ -145,6 +147,7 @@ impl World {
             down_for: 0,
             restarts: 0,
             max_job_seconds: MAX_JOB_SECONDS,
+            http: reqwest::Client::new(),
         };
         world.start_ghr();
         for &(login, limit) in tenants {
@@ -359,7 +362,7 @@ impl World {
             return "no instance booting".into();
         };
         let Some(RunnerPhase::Booting(jit)) = self.provider.take_phase(&id) else { return "boot raced".into() };
-        match EmulatedRunner::connect(jit.expose_secret(), RunnerOptions::default()).await {
+        match EmulatedRunner::connect_with(self.http.clone(), jit.expose_secret(), RunnerOptions::default()).await {
             Ok(runner) => {
                 self.provider.put_back(&id, RunnerPhase::Waiting(Box::new(runner)));
                 format!("{id}: runner connected")

@@ -197,49 +197,4 @@ impl Reconciler {
         }
         Ok(())
     }
-
-    /// GitHub never redelivers on its own: redeliver recent deliveries that failed and never reached us.
-    pub(super) async fn missed_webhooks(&self, report: &mut ReconcileReport) -> Result<(), EngineError> {
-        if self.settings.redelivery_scan == 0 {
-            return Ok(());
-        }
-        let deliveries = self
-            .ports
-            .github
-            .list_deliveries(self.settings.redelivery_scan)
-            .await
-            .map_err(|source| EngineError::Github { doing: "listing webhook deliveries", source })?;
-        // Newest attempt first; a guid is fine once any attempt succeeded.
-        let mut by_guid: BTreeMap<String, (bool, u64)> = BTreeMap::new();
-        for delivery in &deliveries {
-            let ok = (200..300).contains(&delivery.status_code);
-            let entry = by_guid.entry(delivery.guid.to_string()).or_insert((false, delivery.id));
-            entry.0 |= ok;
-        }
-        for (guid, (delivered, latest_attempt)) in by_guid {
-            if delivered {
-                continue;
-            }
-            if self.ports.store.delivery_seen(&guid.as_str().into()).await.doing("checking a delivery id")? {
-                continue;
-            }
-            let first_request = self.redelivered.lock().map(|mut set| set.insert(guid.clone())).unwrap_or(false);
-            if !first_request {
-                continue;
-            }
-            match self.ports.github.redeliver(latest_attempt).await {
-                Ok(()) => {
-                    tracing::info!(%guid, "requested redelivery of a webhook that never reached ghr");
-                    report.redeliveries_requested += 1;
-                }
-                Err(error) => {
-                    if let Ok(mut set) = self.redelivered.lock() {
-                        set.remove(&guid);
-                    }
-                    tracing::warn!(%guid, error = %error, "redelivery request failed; retrying next pass");
-                }
-            }
-        }
-        Ok(())
-    }
 }

@@ -11,11 +11,13 @@
 //! - deleted tenant → terminate everything; suspended tenant with `on_suspend = terminate` → the same;
 //! - GitHub registrations of ours, offline, with no live runner → delete;
 //! - job queued longer than the stale threshold → ask GitHub; record its real status if it moved on;
-//! - missed webhooks: redeliver the App's failed deliveries that never reached us;
+//! - missed webhooks: redeliver the App's failed deliveries that never reached us, reading back to where the
+//!   last scan stopped; poll active tenants for queued jobs no webhook announced (see [`recovery`]);
 //! - retention (at most hourly): forget deliveries and completed jobs older than `store.retention_days`.
 
 mod fleet;
 mod github;
+pub mod recovery;
 
 use crate::Ports;
 use crate::error::EngineError;
@@ -48,6 +50,8 @@ pub struct ReconcileReport {
     pub ghost_registrations_deleted: usize,
     pub stale_jobs_resolved: usize,
     pub redeliveries_requested: usize,
+    /// Queued jobs found by the queued-jobs poll that no webhook had announced.
+    pub queued_jobs_found: usize,
     /// Old webhook deliveries and completed jobs pruned (retention).
     pub pruned_records: usize,
     /// Rules that could not run this pass (they run again next pass).
@@ -74,6 +78,7 @@ impl ReconcileReport {
         self.count("ghost_registration_deleted", self.ghost_registrations_deleted);
         self.count("stale_job_resolved", self.stale_jobs_resolved);
         self.count("redelivery_requested", self.redeliveries_requested);
+        self.count("queued_job_found", self.queued_jobs_found);
         self.count("pruned_records", self.pruned_records);
     }
 
@@ -90,6 +95,7 @@ impl ReconcileReport {
             + self.ghost_registrations_deleted
             + self.stale_jobs_resolved
             + self.redeliveries_requested
+            + self.queued_jobs_found
             > 0
     }
 }
@@ -105,7 +111,9 @@ pub struct Reconciler {
     /// When each job was last checked against GitHub (stale queued and in-progress jobs), so each is asked
     /// about at most once per `stale_job_after`.
     job_checks: Mutex<HashMap<JobId, Timestamp>>,
-    /// Delivery guids whose redelivery this process already requested.
+    /// When each tenant was last polled for queued jobs.
+    polled: Mutex<HashMap<ghr_core::ids::InstallationId, Timestamp>>,
+    /// Failed delivery attempts whose redelivery this process already requested.
     redelivered: Mutex<HashSet<String>>,
     last: Mutex<Option<(Timestamp, ReconcileReport)>>,
     /// When retention last ran (it runs at most every [`RETENTION_EVERY`]).
@@ -132,6 +140,7 @@ impl Reconciler {
             wake,
             in_flight,
             job_checks: Mutex::new(HashMap::new()),
+            polled: Mutex::new(HashMap::new()),
             redelivered: Mutex::new(HashSet::new()),
             last: Mutex::new(None),
             last_prune: Mutex::new(None),
@@ -179,8 +188,10 @@ impl Reconciler {
         note("ghost_registrations", r, &mut report);
         let r = self.stale_jobs(now, &mut report).await;
         note("stale_jobs", r, &mut report);
-        let r = self.missed_webhooks(&mut report).await;
+        let r = self.missed_webhooks(now, &mut report).await;
         note("missed_webhooks", r, &mut report);
+        let r = self.queued_jobs_poll(now, &mut report).await;
+        note("queued_jobs_poll", r, &mut report);
         let r = self.retention(now, &mut report).await;
         note("retention", r, &mut report);
         report.publish();

@@ -30,6 +30,7 @@ pub use runners::{
     runner_update_follows_lifecycle, usage_clips_to_the_period,
 };
 pub use tenants::{
+    checkpoints_keep_the_last_value,
     delivery_record_deduplicates, tenant_create_is_idempotent, tenant_find_by_org_ignores_case,
     tenant_list_filters_by_status, tenant_org_name_is_unique_among_live_tenants, tenant_update_applies_given_fields,
 };
@@ -61,6 +62,7 @@ where
         tenant_find_by_org_ignores_case,
         tenant_org_name_is_unique_among_live_tenants,
         delivery_record_deduplicates,
+        checkpoints_keep_the_last_value,
         job_observe_moves_forward_only,
         job_observe_completed_before_queued,
         job_observe_keeps_creation_fields,

@@ -1,4 +1,4 @@
-//! Contracts of tenants and webhook deliveries.
+//! Contracts of tenants, webhook deliveries and checkpoints.
 
 use super::fixtures::{Found, at, new_tenant, ok};
 use ghr_core::ids::{DeliveryId, InstallationId, OrgName, TierName};
@@ -200,4 +200,15 @@ pub async fn tenant_org_name_is_unique_among_live_tenants(store: Arc<dyn Store>)
     );
     let old = ok(store.tenant_get(InstallationId(70)).await, "tenant_get").found("tenant 70");
     assert_eq!(old.status, TenantStatus::Deleted, "a refused reactivation writes nothing");
+}
+
+/// Checkpoints read back what was last written, per name; an unknown name has none.
+pub async fn checkpoints_keep_the_last_value(store: Arc<dyn Store>) {
+    let store = store.as_ref();
+    assert_eq!(ok(store.checkpoint_get("scan").await, "checkpoint_get"), None, "never written");
+    ok(store.checkpoint_set("scan", "{\"up_to\":1}", at(1)).await, "checkpoint_set");
+    ok(store.checkpoint_set("other", "x", at(2)).await, "checkpoint_set");
+    ok(store.checkpoint_set("scan", "{\"up_to\":2}", at(3)).await, "checkpoint_set");
+    assert_eq!(ok(store.checkpoint_get("scan").await, "checkpoint_get").as_deref(), Some("{\"up_to\":2}"));
+    assert_eq!(ok(store.checkpoint_get("other").await, "checkpoint_get").as_deref(), Some("x"));
 }

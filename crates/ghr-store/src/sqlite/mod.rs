@@ -4,6 +4,7 @@
 //! write lock before anything is read. That makes each method atomic across tasks, across several
 //! `SqliteStore`s opened on one file (several processes) and across restarts.
 
+mod checkpoints;
 mod codec;
 mod deliveries;
 mod jobs;
@@ -311,6 +312,16 @@ impl Store for SqliteStore {
 
     async fn usage(&self, from: Timestamp, to: Timestamp, now: Timestamp) -> Result<Vec<UsageRow>, StoreError> {
         usage::usage(&self.pool, from, to, now).await
+    }
+
+    async fn checkpoint_get(&self, name: &str) -> Result<Option<String>, StoreError> {
+        checkpoints::get(&self.pool, name).await
+    }
+
+    async fn checkpoint_set(&self, name: &str, value: &str, now: Timestamp) -> Result<(), StoreError> {
+        let mut tx = self.begin_write(checkpoints::OP_SET).await?;
+        checkpoints::set(&mut tx, name, value, now).await?;
+        tx.commit().await.map_err(codec::backend(checkpoints::OP_SET))
     }
 }
 

@@ -126,11 +126,21 @@ pub struct EmulatedRunner {
 impl EmulatedRunner {
     /// Decode the JIT config and connect with its one-time credential.
     pub async fn connect(encoded_jit_config: &str, options: RunnerOptions) -> Result<Self, RunnerError> {
-        let config = JitConfigPayload::decode(encoded_jit_config).map_err(|source| RunnerError::Config { source })?;
         let client = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .build()
             .map_err(|source| RunnerError::Client { source })?;
+        Self::connect_with(client, encoded_jit_config, options).await
+    }
+
+    /// [`EmulatedRunner::connect`] on a given HTTP client (many runners in one process share one: building a
+    /// client loads the TLS roots, which is slow).
+    pub async fn connect_with(
+        client: reqwest::Client,
+        encoded_jit_config: &str,
+        options: RunnerOptions,
+    ) -> Result<Self, RunnerError> {
+        let config = JitConfigPayload::decode(encoded_jit_config).map_err(|source| RunnerError::Config { source })?;
         let base_url = config.url.trim_end_matches('/').to_owned();
         let request = ConnectRequest { runner_id: config.runner_id, credential: config.credential };
         let doing = "connect";
