@@ -29,6 +29,39 @@ pub enum StoreError {
     },
     #[error("stored data is invalid in {op}: {detail}")]
     Corrupt { op: &'static str, detail: String },
+    /// The store cannot make writes durable until an operator acts; nothing was written.
+    #[error("store operation {op} refused: the database {database} {reason}")]
+    Unavailable { op: &'static str, database: String, reason: Unavailability },
+}
+
+/// Why a store refuses writes (see [`StoreError::Unavailable`]); each says what an operator does about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unavailability {
+    #[error(
+        "is read-only: make the database file and its directory writable by the user ghr runs as, then restart ghr"
+    )]
+    ReadOnly,
+    #[error(
+        "was removed while ghr was running, so writes would land in a deleted file and be lost: restore the \
+         database file (and its directory) or point store.url at a writable location, then restart ghr"
+    )]
+    Removed,
+    #[error(
+        "was replaced by another file while ghr was running: restart ghr so that every process writes to the \
+         same file"
+    )]
+    Replaced,
+}
+
+impl Unavailability {
+    /// A short stable name for logs and health answers (`read_only`, `removed`, `replaced`).
+    pub fn code(self) -> &'static str {
+        match self {
+            Unavailability::ReadOnly => "read_only",
+            Unavailability::Removed => "removed",
+            Unavailability::Replaced => "replaced",
+        }
+    }
 }
 
 /// One webhook delivery, recorded before it is acted on (deduplication on the delivery id).
@@ -116,6 +149,11 @@ pub struct Pruned {
 /// Persistent state of ghr. Every method is atomic on its own.
 #[async_trait]
 pub trait Store: Send + Sync {
+    // Health.
+    /// Prove that a write commits durably right now (readiness and start-up checks): fails with
+    /// [`StoreError::Unavailable`] on a read-only, removed or replaced database.
+    async fn check_writable(&self) -> Result<(), StoreError>;
+
     // Tenants.
     /// Create a tenant; if one exists for the installation, return it unchanged with `false`.
     async fn tenant_create(&self, tenant: NewTenant, now: Timestamp) -> Result<(Tenant, bool), StoreError>;
