@@ -226,7 +226,7 @@ fn describe(location: &SqliteLocation) -> String {
     match location {
         SqliteLocation::Memory => "(in memory)".to_owned(),
         SqliteLocation::File(path) => display_path(path),
-        SqliteLocation::ReadOnlyFile(path) => format!("{} (opened read-only)", display_path(path)),
+        SqliteLocation::ReadOnlyFile(path) => format!("{} (opened with ?mode=ro)", display_path(path)),
     }
 }
 
@@ -371,5 +371,9 @@ mod tests {
         assert_eq!(SqliteLocation::parse("sqlite://ghr.db"), SqliteLocation::File("ghr.db".into()));
         assert_eq!(SqliteLocation::parse("sqlite:ghr.db"), SqliteLocation::File("ghr.db".into()));
         assert_eq!(SqliteLocation::parse("data/ghr.db"), SqliteLocation::File("data/ghr.db".into()));
+        assert_eq!(
+            SqliteLocation::parse("sqlite:///var/lib/ghr.db?mode=ro"),
+            SqliteLocation::ReadOnlyFile("/var/lib/ghr.db".into())
+        );
     }
 }
