@@ -413,20 +413,83 @@ pub struct Instance {
     pub instance_type: Option<String>,
 }
 
-/// A provider failure.
+/// The cause of a [`ProviderError`], kept so that logs show the whole chain.
+pub type ProviderCause = Box<dyn std::error::Error + Send + Sync>;
+
+/// A provider failure: what the provider was doing, and the cause when there is one. The message
+/// never repeats the cause (render the chain with [`crate::error::ErrorChain`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
     /// No capacity for any configured instance type / purchase option.
-    #[error("no capacity: {0}")]
-    Capacity(String),
+    #[error("no capacity: {message}")]
+    Capacity {
+        message: String,
+        #[source]
+        source: Option<ProviderCause>,
+    },
     /// Account limit or throttling; retry later.
-    #[error("provider throttled or over quota: {0}")]
-    Throttled(String),
+    #[error("provider throttled or over quota: {message}")]
+    Throttled {
+        message: String,
+        #[source]
+        source: Option<ProviderCause>,
+    },
     /// The configuration cannot work (bad AMI, missing command, ...): retried, but an operator must act.
-    #[error("provider configuration error: {0}")]
-    Config(String),
-    #[error("provider call failed: {0}")]
-    Failed(String),
+    #[error("provider configuration error: {message}")]
+    Config {
+        message: String,
+        #[source]
+        source: Option<ProviderCause>,
+    },
+    #[error("provider call failed: {message}")]
+    Failed {
+        message: String,
+        #[source]
+        source: Option<ProviderCause>,
+    },
+}
+
+impl ProviderError {
+    /// [`ProviderError::Capacity`] without a cause (add one with [`ProviderError::caused_by`]).
+    pub fn capacity(message: impl Into<String>) -> Self {
+        ProviderError::Capacity { message: message.into(), source: None }
+    }
+
+    /// [`ProviderError::Throttled`] without a cause.
+    pub fn throttled(message: impl Into<String>) -> Self {
+        ProviderError::Throttled { message: message.into(), source: None }
+    }
+
+    /// [`ProviderError::Config`] without a cause.
+    pub fn config(message: impl Into<String>) -> Self {
+        ProviderError::Config { message: message.into(), source: None }
+    }
+
+    /// [`ProviderError::Failed`] without a cause.
+    pub fn failed(message: impl Into<String>) -> Self {
+        ProviderError::Failed { message: message.into(), source: None }
+    }
+
+    /// The same error with `cause` as its source.
+    pub fn caused_by(self, cause: impl Into<ProviderCause>) -> Self {
+        let cause = Some(cause.into());
+        match self {
+            ProviderError::Capacity { message, .. } => ProviderError::Capacity { message, source: cause },
+            ProviderError::Throttled { message, .. } => ProviderError::Throttled { message, source: cause },
+            ProviderError::Config { message, .. } => ProviderError::Config { message, source: cause },
+            ProviderError::Failed { message, .. } => ProviderError::Failed { message, source: cause },
+        }
+    }
+
+    /// What the provider was doing, without the cause.
+    pub fn message(&self) -> &str {
+        match self {
+            ProviderError::Capacity { message, .. }
+            | ProviderError::Throttled { message, .. }
+            | ProviderError::Config { message, .. }
+            | ProviderError::Failed { message, .. } => message,
+        }
+    }
 }
 
 /// A place that runs runners: local processes, EC2, ...

@@ -82,7 +82,9 @@ impl Launcher {
                     .increment(1);
                 metrics::counter!(m::LAUNCH_FAILURES, "stage" => "provider").increment(1);
                 self.delete_registration(&runner, &scope, jit.runner_id).await;
-                return self.fail(&runner, Reason::ProviderError, "provider", error.to_string()).await;
+                return self
+                    .fail(&runner, Reason::ProviderError, "provider", ghr_core::error::error_chain(&error))
+                    .await;
             }
         };
         if let Some(received) = job_received_at {
@@ -125,7 +127,7 @@ impl Launcher {
 
     async fn undo(&self, runner: &Runner, scope: &RunnerScope, instance: &InstanceId, github_id: GithubRunnerId) {
         if let Err(error) = self.ports.provider.terminate(instance).await {
-            tracing::warn!(runner = %runner.name, %instance, error = %error, "could not terminate; the reconciler will");
+            tracing::warn!(runner = %runner.name, %instance, error = %ghr_core::error::ErrorChain(&error), "could not terminate; the reconciler will");
         }
         self.delete_registration(runner, scope, github_id).await;
     }
