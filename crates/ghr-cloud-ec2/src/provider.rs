@@ -145,7 +145,7 @@ impl Provider for Ec2Provider {
     async fn launch(&self, request: LaunchRequest) -> Result<Instance, ProviderError> {
         let runner = &request.runner_name;
         if self.config.launch_template.is_none() && request.instance_types.iter().all(|t| t.trim().is_empty()) {
-            return Err(ProviderError::Config(format!(
+            return Err(ProviderError::config(format!(
                 "cannot launch runner {runner}: tier {} lists no instance types and no launch template is configured",
                 request.tier
             )));
@@ -176,17 +176,18 @@ impl Provider for Ec2Provider {
                     tracing::warn!(runner = %runner, attempt = %attempt, error = %err, "no capacity; trying the next option");
                     no_capacity.push(format!("{attempt}: {}", err.code.as_deref().unwrap_or("no capacity")));
                 }
-                ErrorClass::Throttled => return Err(ProviderError::Throttled(format!("{context}: {}", err.chain()))),
-                ErrorClass::Config => return Err(ProviderError::Config(format!("{context}: {}", err.chain()))),
+                ErrorClass::Throttled => return Err(ProviderError::throttled(context).caused_by(err)),
+                ErrorClass::Config => return Err(ProviderError::config(context).caused_by(err)),
                 ErrorClass::NotFound | ErrorClass::Failed => {
                     if err.code.is_none() {
                         self.clean_up_unknown_launch(runner).await;
                     }
-                    return Err(ProviderError::Failed(format!("{context}: {}", err.chain())));
+                    return Err(ProviderError::failed(context).caused_by(err));
                 }
             }
         }
-        Err(ProviderError::Capacity(format!(
+        // Every attempt's answer is in the message: no single one is "the" cause.
+        Err(ProviderError::capacity(format!(
             "no EC2 capacity for runner {runner} after {} attempts: {}",
             no_capacity.len(),
             no_capacity.join("; ")
@@ -206,11 +207,9 @@ impl Provider for Ec2Provider {
                         tracing::debug!(instance_id = %id, error = %err, "instance already gone");
                         Ok(())
                     }
-                    ErrorClass::Throttled => Err(ProviderError::Throttled(format!("{context}: {}", err.chain()))),
-                    ErrorClass::Config => Err(ProviderError::Config(format!("{context}: {}", err.chain()))),
-                    ErrorClass::Capacity | ErrorClass::Failed => {
-                        Err(ProviderError::Failed(format!("{context}: {}", err.chain())))
-                    }
+                    ErrorClass::Throttled => Err(ProviderError::throttled(context).caused_by(err)),
+                    ErrorClass::Config => Err(ProviderError::config(context).caused_by(err)),
+                    ErrorClass::Capacity | ErrorClass::Failed => Err(ProviderError::failed(context).caused_by(err)),
                 }
             }
         }
@@ -224,9 +223,9 @@ impl Provider for Ec2Provider {
         let instances = self.describe_all(filters).await.map_err(|err| {
             let context = format!("listing instances of environment {}", self.config.environment);
             match err.class() {
-                ErrorClass::Throttled => ProviderError::Throttled(format!("{context}: {}", err.chain())),
-                ErrorClass::Config => ProviderError::Config(format!("{context}: {}", err.chain())),
-                _ => ProviderError::Failed(format!("{context}: {}", err.chain())),
+                ErrorClass::Throttled => ProviderError::throttled(context).caused_by(err),
+                ErrorClass::Config => ProviderError::config(context).caused_by(err),
+                _ => ProviderError::failed(context).caused_by(err),
             }
         })?;
         Ok(instances.into_iter().map(listed_instance).collect())
@@ -239,14 +238,15 @@ fn new_client_token() -> String {
 }
 
 fn user_data_error(runner: &RunnerName, err: UserDataError) -> ProviderError {
-    let text = format!("building user data for runner {runner}: {err}");
-    match err {
-        UserDataError::InvalidJitConfig | UserDataError::InvalidRunnerName(_) => ProviderError::Failed(text),
+    let context = format!("building user data for runner {runner}");
+    let kind = match err {
+        UserDataError::InvalidJitConfig | UserDataError::InvalidRunnerName(_) => ProviderError::failed,
         UserDataError::UnknownPlaceholder(_)
         | UserDataError::Unclosed
         | UserDataError::NoJitConfig
-        | UserDataError::TooLarge { .. } => ProviderError::Config(text),
-    }
+        | UserDataError::TooLarge { .. } => ProviderError::config,
+    };
+    kind(context).caused_by(err)
 }
 
 fn launched_instance(launched: Ec2Instance, request: &LaunchRequest, attempt: &LaunchAttempt) -> Instance {
@@ -283,6 +283,7 @@ mod tests {
     use super::*;
 
     use crate::api::{DescribePage, Ec2Instance};
+    use ghr_core::error::error_chain;
     use ghr_core::ids::{InstallationId, OrgName, TierName};
     use secrecy::SecretString;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -342,9 +343,13 @@ mod tests {
         let api = Arc::new(CountingApi::default());
         let provider = Ec2Provider::with_api(api.clone(), config()).unwrap();
         let err = provider.launch(request(&[], "c2VjcmV0")).await.unwrap_err();
-        assert!(matches!(&err, ProviderError::Config(text) if text.contains("no instance types")), "{err}");
+        assert!(
+            matches!(&err, ProviderError::Config { message, .. } if message.contains("no instance types")),
+            "{err}"
+        );
         let err = provider.launch(request(&["t3.small"], "not base64 at all!")).await.unwrap_err();
-        assert!(matches!(&err, ProviderError::Failed(text) if !text.contains("not base64 at all")), "{err}");
+        let chain = error_chain(&err);
+        assert!(matches!(&err, ProviderError::Failed { .. }) && !chain.contains("not base64 at all"), "{chain}");
         assert_eq!(api.0.load(Ordering::SeqCst), 0);
     }
 
@@ -352,9 +357,15 @@ mod tests {
     async fn classifies_failures_of_terminate_and_list() {
         let provider = Ec2Provider::with_api(Arc::new(CountingApi::default()), config()).unwrap();
         let err = provider.terminate(&InstanceId::new("i-1")).await.unwrap_err();
-        assert!(matches!(&err, ProviderError::Failed(text) if text.contains("terminating instance i-1")), "{err}");
+        assert!(
+            matches!(&err, ProviderError::Failed { message, source: Some(_) } if message.contains("terminating instance i-1")),
+            "{err}"
+        );
         let err = provider.list().await.unwrap_err();
-        assert!(matches!(&err, ProviderError::Throttled(text) if text.contains("environment prod")), "{err}");
+        assert!(
+            matches!(&err, ProviderError::Throttled { message, source: Some(_) } if message.contains("environment prod")),
+            "{err}"
+        );
     }
 
     #[tokio::test]
@@ -362,7 +373,7 @@ mod tests {
         let api = Arc::new(CountingApi::default());
         let provider = Ec2Provider::with_api(api.clone(), config()).unwrap();
         let err = provider.launch(request(&["t3.small", "t3.medium"], "c2VjcmV0")).await.unwrap_err();
-        assert!(matches!(&err, ProviderError::Failed(text) if text.contains("InternalError")), "{err}");
+        assert!(matches!(&err, ProviderError::Failed { .. }) && error_chain(&err).contains("InternalError"), "{err}");
         assert_eq!(api.0.load(Ordering::SeqCst), 1, "EC2 answered with a code: no clean-up lookup");
     }
 
@@ -378,7 +389,7 @@ mod tests {
     #[test]
     fn user_data_errors_blame_the_right_party() {
         let runner = RunnerName::new("ghr-1");
-        assert!(matches!(user_data_error(&runner, UserDataError::InvalidJitConfig), ProviderError::Failed(_)));
-        assert!(matches!(user_data_error(&runner, UserDataError::TooLarge { size: 1 }), ProviderError::Config(_)));
+        assert!(matches!(user_data_error(&runner, UserDataError::InvalidJitConfig), ProviderError::Failed { .. }));
+        assert!(matches!(user_data_error(&runner, UserDataError::TooLarge { size: 1 }), ProviderError::Config { .. }));
     }
 }

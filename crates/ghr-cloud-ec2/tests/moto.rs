@@ -13,6 +13,7 @@ use common::{default_network, moto_client, provider_config};
 use ghr_cloud_ec2::api::{DescribePage, DescribeRequest, Ec2Instance, RunInstanceInput};
 use ghr_cloud_ec2::plan::PurchaseOption;
 use ghr_cloud_ec2::{CapacityType, Ec2Api, Ec2ApiError, Ec2Provider, Ec2ProviderConfig, SdkEc2Api};
+use ghr_core::error::error_chain;
 use ghr_core::ids::{InstallationId, InstanceId, OrgName, RunnerName, TierName};
 use ghr_core::ports::{Instance, InstanceState, LaunchRequest, Provider, ProviderError};
 use secrecy::SecretString;
@@ -352,7 +353,10 @@ async fn non_capacity_errors_stop_at_the_first_attempt() {
     config.subnet_ids = vec!["subnet-00000000000000000".into(), fixture.subnets[0].clone()];
     let (provider, injector) = fixture.injected(config, Injection::Nothing);
     let err = provider.launch(request("ghr-bad-subnet-1", &["t3.small", "t3.medium"])).await.expect_err("bad subnet");
-    assert!(matches!(&err, ProviderError::Config(text) if text.contains("InvalidSubnetID.NotFound")), "{err:?}");
+    assert!(
+        matches!(&err, ProviderError::Config { .. }) && error_chain(&err).contains("InvalidSubnetID.NotFound"),
+        "{err:?}"
+    );
     assert_eq!(injector.attempts().len(), 1, "a configuration error is not retried with other options");
     assert!(provider.list().await.expect("list").is_empty());
 
@@ -360,7 +364,7 @@ async fn non_capacity_errors_stop_at_the_first_attempt() {
     let (provider, injector) = fixture
         .injected(fixture.config(&unique_environment("throttled")), Injection::FailFirst(1, "RequestLimitExceeded"));
     let err = provider.launch(request("ghr-throttled-1", &["t3.small", "t3.medium"])).await.expect_err("throttled");
-    assert!(matches!(err, ProviderError::Throttled(_)), "{err:?}");
+    assert!(matches!(err, ProviderError::Throttled { .. }), "{err:?}");
     assert_eq!(injector.attempts().len(), 1);
     assert!(provider.list().await.expect("list").is_empty());
 }
@@ -375,7 +379,7 @@ async fn exhausted_attempts_report_no_capacity() {
     let err = provider.launch(request("ghr-exhausted-1", &["t3.small", "t3.medium"])).await.expect_err("no capacity");
     // 2 types × 2 subnets × (spot, on-demand).
     assert_eq!(injector.attempts().len(), 8);
-    let ProviderError::Capacity(text) = err else { panic!("expected a capacity error, got {err:?}") };
+    let ProviderError::Capacity { message: text, .. } = err else { panic!("expected a capacity error, got {err:?}") };
     assert!(text.contains("after 8 attempts"), "{text}");
     for tried in ["t3.small", "t3.medium", "(spot)", "(on-demand)", "InsufficientInstanceCapacity"] {
         assert!(text.contains(tried), "the error lists {tried}: {text}");
@@ -388,7 +392,7 @@ async fn a_launch_whose_answer_is_lost_leaves_nothing_running() {
     let fixture = Fixture::new().await;
     let (provider, injector) = fixture.injected(fixture.config(&unique_environment("lost")), Injection::LoseAnswer);
     let err = provider.launch(request("ghr-lost-1", &["t3.small"])).await.expect_err("answer lost");
-    assert!(matches!(&err, ProviderError::Failed(text) if text.contains("answer lost")), "{err:?}");
+    assert!(matches!(&err, ProviderError::Failed { .. }) && error_chain(&err).contains("answer lost"), "{err:?}");
     assert_eq!(injector.attempts().len(), 1, "an unknown outcome is not retried with other options");
     assert!(provider.list().await.expect("list").is_empty(), "the instance that did start was terminated");
 }

@@ -6,6 +6,7 @@ mod support;
 
 use ghr_cloud::process::{INHERITED_ENV_VARS, RESERVED_ENV_VARS};
 use ghr_cloud::{ProcessProvider, ProcessProviderConfig};
+use ghr_core::error::error_chain;
 use ghr_core::ids::{InstallationId, TierName};
 use ghr_core::ports::{InstanceState, Provider, ProviderError};
 use support::{JIT, Scene, eventually, files_under, read_when_written, request};
@@ -154,8 +155,9 @@ async fn bad_configuration_is_refused_with_a_fix() {
     ];
     for (config, fragment) in cases {
         match ProcessProvider::new(config) {
-            Err(ProviderError::Config(message)) => {
-                assert!(message.contains(fragment), "{message:?} should mention {fragment:?}")
+            Err(error @ ProviderError::Config { .. }) => {
+                let chain = error_chain(&error);
+                assert!(chain.contains(fragment), "{chain:?} should mention {fragment:?}")
             }
             other => panic!("expected a configuration error mentioning {fragment:?}, got {other:?}"),
         }
@@ -173,7 +175,7 @@ async fn a_program_removed_after_startup_is_a_config_error() {
     std::fs::remove_file(&program).unwrap();
 
     let error = provider.launch(request("ghr-test-42-small-6")).await.unwrap_err();
-    assert!(matches!(error, ProviderError::Config(ref message) if message.contains("runner.sh")), "{error:?}");
+    assert!(matches!(error, ProviderError::Config { .. }) && error_chain(&error).contains("runner.sh"), "{error:?}");
     assert!(provider.list().await.unwrap().is_empty());
 }
 
@@ -187,6 +189,6 @@ async fn a_launch_that_fails_after_the_spawn_leaves_nothing_running() {
     std::fs::write(&instances, "not a directory").unwrap();
 
     let error = provider.launch(request("ghr-test-42-small-7")).await.unwrap_err();
-    assert!(matches!(error, ProviderError::Failed(ref message) if message.contains("state file")), "{error:?}");
+    assert!(matches!(error, ProviderError::Failed { .. }) && error_chain(&error).contains("state file"), "{error:?}");
     eventually("the started process to be killed", || scene.live_processes().is_empty()).await;
 }

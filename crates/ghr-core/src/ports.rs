@@ -29,6 +29,39 @@ pub enum StoreError {
     },
     #[error("stored data is invalid in {op}: {detail}")]
     Corrupt { op: &'static str, detail: String },
+    /// The store cannot make writes durable until an operator acts; nothing was written.
+    #[error("store operation {op} refused: the database {database} {reason}")]
+    Unavailable { op: &'static str, database: String, reason: Unavailability },
+}
+
+/// Why a store refuses writes (see [`StoreError::Unavailable`]); each says what an operator does about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unavailability {
+    #[error(
+        "is read-only: make the database file and its directory writable by the user ghr runs as, then restart ghr"
+    )]
+    ReadOnly,
+    #[error(
+        "was removed while ghr was running, so writes would land in a deleted file and be lost: restore the \
+         database file (and its directory) or point store.url at a writable location, then restart ghr"
+    )]
+    Removed,
+    #[error(
+        "was replaced by another file while ghr was running: restart ghr so that every process writes to the \
+         same file"
+    )]
+    Replaced,
+}
+
+impl Unavailability {
+    /// A short stable name for logs and health answers (`read_only`, `removed`, `replaced`).
+    pub fn code(self) -> &'static str {
+        match self {
+            Unavailability::ReadOnly => "read_only",
+            Unavailability::Removed => "removed",
+            Unavailability::Replaced => "replaced",
+        }
+    }
 }
 
 /// One webhook delivery, recorded before it is acted on (deduplication on the delivery id).
@@ -116,6 +149,11 @@ pub struct Pruned {
 /// Persistent state of ghr. Every method is atomic on its own.
 #[async_trait]
 pub trait Store: Send + Sync {
+    // Health.
+    /// Prove that a write commits durably right now (readiness and start-up checks): fails with
+    /// [`StoreError::Unavailable`] on a read-only, removed or replaced database.
+    async fn check_writable(&self) -> Result<(), StoreError>;
+
     // Tenants.
     /// Create a tenant; if one exists for the installation, return it unchanged with `false`.
     async fn tenant_create(&self, tenant: NewTenant, now: Timestamp) -> Result<(Tenant, bool), StoreError>;
@@ -487,20 +525,83 @@ pub struct Instance {
     pub instance_type: Option<String>,
 }
 
-/// A provider failure.
+/// The cause of a [`ProviderError`], kept so that logs show the whole chain.
+pub type ProviderCause = Box<dyn std::error::Error + Send + Sync>;
+
+/// A provider failure: what the provider was doing, and the cause when there is one. The message
+/// never repeats the cause (render the chain with [`crate::error::ErrorChain`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
     /// No capacity for any configured instance type / purchase option.
-    #[error("no capacity: {0}")]
-    Capacity(String),
+    #[error("no capacity: {message}")]
+    Capacity {
+        message: String,
+        #[source]
+        source: Option<ProviderCause>,
+    },
     /// Account limit or throttling; retry later.
-    #[error("provider throttled or over quota: {0}")]
-    Throttled(String),
+    #[error("provider throttled or over quota: {message}")]
+    Throttled {
+        message: String,
+        #[source]
+        source: Option<ProviderCause>,
+    },
     /// The configuration cannot work (bad AMI, missing command, ...): retried, but an operator must act.
-    #[error("provider configuration error: {0}")]
-    Config(String),
-    #[error("provider call failed: {0}")]
-    Failed(String),
+    #[error("provider configuration error: {message}")]
+    Config {
+        message: String,
+        #[source]
+        source: Option<ProviderCause>,
+    },
+    #[error("provider call failed: {message}")]
+    Failed {
+        message: String,
+        #[source]
+        source: Option<ProviderCause>,
+    },
+}
+
+impl ProviderError {
+    /// [`ProviderError::Capacity`] without a cause (add one with [`ProviderError::caused_by`]).
+    pub fn capacity(message: impl Into<String>) -> Self {
+        ProviderError::Capacity { message: message.into(), source: None }
+    }
+
+    /// [`ProviderError::Throttled`] without a cause.
+    pub fn throttled(message: impl Into<String>) -> Self {
+        ProviderError::Throttled { message: message.into(), source: None }
+    }
+
+    /// [`ProviderError::Config`] without a cause.
+    pub fn config(message: impl Into<String>) -> Self {
+        ProviderError::Config { message: message.into(), source: None }
+    }
+
+    /// [`ProviderError::Failed`] without a cause.
+    pub fn failed(message: impl Into<String>) -> Self {
+        ProviderError::Failed { message: message.into(), source: None }
+    }
+
+    /// The same error with `cause` as its source.
+    pub fn caused_by(self, cause: impl Into<ProviderCause>) -> Self {
+        let cause = Some(cause.into());
+        match self {
+            ProviderError::Capacity { message, .. } => ProviderError::Capacity { message, source: cause },
+            ProviderError::Throttled { message, .. } => ProviderError::Throttled { message, source: cause },
+            ProviderError::Config { message, .. } => ProviderError::Config { message, source: cause },
+            ProviderError::Failed { message, .. } => ProviderError::Failed { message, source: cause },
+        }
+    }
+
+    /// What the provider was doing, without the cause.
+    pub fn message(&self) -> &str {
+        match self {
+            ProviderError::Capacity { message, .. }
+            | ProviderError::Throttled { message, .. }
+            | ProviderError::Config { message, .. }
+            | ProviderError::Failed { message, .. } => message,
+        }
+    }
 }
 
 /// A place that runs runners: local processes, EC2, ...

@@ -15,7 +15,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use ghr_core::ports::Store;
+use ghr_core::ports::{Store, StoreError};
 use ghr_engine::intake::Intake;
 use ghr_engine::reconciler::Reconciler;
 use secrecy::SecretString;
@@ -55,16 +55,26 @@ async fn healthz() -> Response {
     (StatusCode::OK, axum::Json(json!({ "status": "ok" }))).into_response()
 }
 
-/// Ready when the store answers.
+/// Ready when a write to the store commits: a store that answers reads but cannot make a delivery
+/// durable (read-only, removed or replaced database, full disk) is not ready. The answer names the
+/// kind of failure, never the database path (this listener is public); the log has the whole chain.
 async fn readyz(State(app): State<AppState>) -> Response {
-    match app.store.delivery_seen(&"readyz-probe".into()).await {
-        Ok(_) => (StatusCode::OK, axum::Json(json!({ "status": "ready" }))).into_response(),
+    match app.store.check_writable().await {
+        Ok(()) => (StatusCode::OK, axum::Json(json!({ "status": "ready" }))).into_response(),
         Err(error) => {
             tracing::warn!(error = %ghr_engine::error::ErrorChain(&error), "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "status": "store unavailable" }))).into_response()
+            let (reason, detail) = match &error {
+                StoreError::Unavailable { reason, .. } => (reason.code(), format!("the database {reason}")),
+                _ => (STORE_WRITE_FAILED, "a test write to the store failed; the server log has the cause".to_owned()),
+            };
+            let body = json!({ "status": "store unavailable", "reason": reason, "detail": detail });
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
         }
     }
 }
+
+/// `/readyz` reason when the test write failed for another reason than [`StoreError::Unavailable`].
+const STORE_WRITE_FAILED: &str = "write_failed";
 
 async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, axum::Json(json!({ "error": "not_found", "message": "no such route" }))).into_response()

@@ -62,6 +62,10 @@ impl FaultyStore {
 
 #[async_trait]
 impl Store for FaultyStore {
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        self.check("check_writable")?;
+        self.inner.check_writable().await
+    }
     async fn tenant_create(&self, tenant: NewTenant, now: Timestamp) -> Result<(Tenant, bool), StoreError> {
         self.check("tenant_create")?;
         self.inner.tenant_create(tenant, now).await

@@ -127,7 +127,7 @@ impl Provider for SimProvider {
         let mut inner = self.lock();
         if inner.fail_launches > 0 {
             inner.fail_launches -= 1;
-            return Err(ProviderError::Capacity("injected: no capacity for the simulated instance type".into()));
+            return Err(ProviderError::capacity("injected: no capacity for the simulated instance type"));
         }
         inner.next += 1;
         let id = InstanceId::new(format!("sim-{:05}", inner.next));

@@ -48,7 +48,7 @@ impl Provider for InstantProvider {
         let at = Instant::now();
         self.launches
             .lock()
-            .map_err(|_| ProviderError::Failed("poisoned".into()))?
+            .map_err(|_| ProviderError::failed("poisoned"))?
             .push((request.runner_name.to_string(), at));
         Ok(Instance {
             id: InstanceId::new(format!("i-{}", request.runner_name)),

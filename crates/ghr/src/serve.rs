@@ -4,6 +4,7 @@ use crate::cli::ServeArgs;
 use crate::wiring;
 use anyhow::Context;
 use ghr_config::Config;
+use ghr_core::ports::Store;
 use ghr_engine::{EngineSettings, Ports};
 use ghr_server::{RunningServer, ServerConfig};
 use std::net::SocketAddr;
@@ -24,6 +25,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listen = addr(&config, "server.listen", &config.raw.server.listen)?;
     let metrics_listen = addr(&config, "server.metrics_listen", &config.raw.server.metrics_listen)?;
     let store = wiring::store(&config).await?;
+    require_writable(&config, store.as_ref()).await?;
     let github = wiring::github(&config)?;
     let provider = wiring::provider(&config).await?;
     let ports = Ports::new(store, wiring::github_port(github), provider);
@@ -52,6 +54,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     });
     server.wait().await;
     Ok(())
+}
+
+/// Refuse to serve on a store that cannot make a delivery durable: every webhook would fail (or, worse,
+/// be acknowledged and lost) while `/readyz` looked healthy.
+async fn require_writable(config: &Config, store: &dyn Store) -> anyhow::Result<()> {
+    let url = &config.raw.store.url;
+    store.check_writable().await.with_context(|| {
+        format!(
+            "{}: store.url {url} does not accept writes, and ghr serve needs a writable database (fix the cause \
+             that follows, or point store.url at a writable file)",
+            config.source
+        )
+    })
 }
 
 /// SIGTERM or Ctrl-C.

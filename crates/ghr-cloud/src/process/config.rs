@@ -64,7 +64,7 @@ impl ProcessProviderConfig {
     ///
     /// Returns the program's path (searched on the runner's `PATH` when it has no `/`).
     pub fn validate(&self) -> Result<PathBuf, ProviderError> {
-        let config = |message: String| ProviderError::Config(format!("process provider: {message}"));
+        let config = |message: String| ProviderError::config(format!("process provider: {message}"));
         let Some(program) = self.command.first() else {
             return Err(config("command is empty: set it to the runner program followed by its arguments".into()));
         };
@@ -194,7 +194,7 @@ mod tests {
         ];
         for (config, fragment) in cases {
             match config.validate() {
-                Err(ProviderError::Config(message)) => {
+                Err(ProviderError::Config { message, .. }) => {
                     assert!(message.contains(fragment), "{message:?} should mention {fragment:?}")
                 }
                 other => panic!("{:?}: expected a config error mentioning {fragment:?}, got {other:?}", config.command),

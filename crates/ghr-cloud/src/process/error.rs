@@ -92,10 +92,12 @@ pub(crate) enum ProcessError {
 
 pub(crate) use ghr_core::error::error_chain;
 
+/// How a [`ProcessError`] reads at the port; the error itself is kept as the source.
+const PROVIDER_CONTEXT: &str = "process provider";
+
 impl From<ProcessError> for ProviderError {
     fn from(error: ProcessError) -> Self {
-        let text = error_chain(&error);
-        match error {
+        let kind = match error {
             // A program that cannot be started, or a log file that cannot be opened, needs an operator.
             ProcessError::Spawn { ref source, .. } | ProcessError::LogFile { ref source, .. }
                 if matches!(
@@ -103,15 +105,16 @@ impl From<ProcessError> for ProviderError {
                     ErrorKind::NotFound | ErrorKind::PermissionDenied | ErrorKind::NotADirectory
                 ) =>
             {
-                ProviderError::Config(text)
+                ProviderError::config
             }
             // Out of processes or file descriptors: the host is at a limit, retry later.
             ProcessError::Spawn { ref source, .. } | ProcessError::LogFile { ref source, .. }
                 if source.kind() == ErrorKind::WouldBlock || source.raw_os_error() == Some(nix::libc::EMFILE) =>
             {
-                ProviderError::Throttled(text)
+                ProviderError::throttled
             }
-            _ => ProviderError::Failed(text),
-        }
+            _ => ProviderError::failed,
+        };
+        kind(PROVIDER_CONTEXT).caused_by(error)
     }
 }

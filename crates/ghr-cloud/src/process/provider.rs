@@ -67,10 +67,11 @@ impl ProcessProvider {
     pub fn new(config: ProcessProviderConfig) -> Result<Self, ProviderError> {
         let program = config.validate()?;
         let dirs = StateDir::create(&config.state_dir).map_err(|error| {
-            ProviderError::Config(format!(
-                "process provider: state_dir {:?} cannot be created ({error}): fix the path or its permissions",
+            ProviderError::config(format!(
+                "process provider: state_dir {:?} cannot be created: fix the path or its permissions",
                 config.state_dir
             ))
+            .caused_by(error)
         })?;
         let inner = Inner {
             base_environment: config.base_environment(),

@@ -58,7 +58,11 @@ struct Resume {
 
 impl Reconciler {
     /// Redeliver every failed delivery that never reached ghr, reading back to the last scan.
-    pub(super) async fn missed_webhooks(&self, now: Timestamp, report: &mut ReconcileReport) -> Result<(), EngineError> {
+    pub(super) async fn missed_webhooks(
+        &self,
+        now: Timestamp,
+        report: &mut ReconcileReport,
+    ) -> Result<(), EngineError> {
         if self.settings.redelivery_scan == 0 {
             return Ok(());
         }
@@ -88,7 +92,8 @@ impl Reconciler {
             let mut reached = false;
             for delivery in &page.deliveries {
                 newest = Some(newest.map_or(delivery.id, |n| n.max(delivery.id)));
-                if checkpoint.scanned_up_to.is_some_and(|up_to| delivery.id <= up_to) || delivery.delivered_at < oldest {
+                if checkpoint.scanned_up_to.is_some_and(|up_to| delivery.id <= up_to) || delivery.delivered_at < oldest
+                {
                     reached = true;
                     break;
                 }
@@ -109,8 +114,7 @@ impl Reconciler {
             if store.delivery_seen(&guid.as_str().into()).await.doing("checking a delivery id")? {
                 continue;
             }
-            let first_request =
-                self.redelivered.lock().map(|mut set| set.insert(attempt.to_string())).unwrap_or(false);
+            let first_request = self.redelivered.lock().map(|mut set| set.insert(attempt.to_string())).unwrap_or(false);
             if !first_request {
                 continue;
             }
@@ -145,7 +149,11 @@ impl Reconciler {
     }
 
     /// Poll active tenants, least recently polled first, for queued jobs ghr never heard of.
-    pub(super) async fn queued_jobs_poll(&self, now: Timestamp, report: &mut ReconcileReport) -> Result<(), EngineError> {
+    pub(super) async fn queued_jobs_poll(
+        &self,
+        now: Timestamp,
+        report: &mut ReconcileReport,
+    ) -> Result<(), EngineError> {
         let Some(every) = self.settings.queued_poll else { return Ok(()) };
         let tenants = self.ports.store.tenant_list(Some(TenantStatus::Active)).await.doing("listing tenants")?;
         let remaining: BTreeMap<InstallationId, u64> = self.ports.github.usage().remaining.into_iter().collect();

@@ -9,12 +9,14 @@
 //! `reserve_is_atomic_under_concurrency` spawns tasks, so it needs a Tokio runtime.
 
 mod fixtures;
+mod health;
 mod jobs;
 mod reserve;
 mod runners;
 mod tenants;
 
 pub use fixtures::{ENVIRONMENT, at, reserve_request};
+pub use health::check_writable_repeats_without_side_effects;
 pub use jobs::{
     job_list_filters, job_list_wanting_runner_is_fifo, job_observe_completed_before_queued,
     job_observe_keeps_creation_fields, job_observe_moves_forward_only, job_timeline_records_changes,
@@ -30,9 +32,9 @@ pub use runners::{
     runner_update_follows_lifecycle, usage_clips_to_the_period,
 };
 pub use tenants::{
-    checkpoints_keep_the_last_value,
-    delivery_record_deduplicates, tenant_create_is_idempotent, tenant_find_by_org_ignores_case,
-    tenant_list_filters_by_status, tenant_org_name_is_unique_among_live_tenants, tenant_update_applies_given_fields,
+    checkpoints_keep_the_last_value, delivery_record_deduplicates, tenant_create_is_idempotent,
+    tenant_find_by_org_ignores_case, tenant_list_filters_by_status, tenant_org_name_is_unique_among_live_tenants,
+    tenant_update_applies_given_fields,
 };
 
 use ghr_core::ports::Store;
@@ -56,6 +58,7 @@ where
     Fut: Future<Output = Arc<dyn Store>>,
 {
     contracts!(make_store:
+        check_writable_repeats_without_side_effects,
         tenant_create_is_idempotent,
         tenant_update_applies_given_fields,
         tenant_list_filters_by_status,

@@ -4,12 +4,13 @@
 use super::codec::{self, backend};
 use ghr_core::ids::DeliveryId;
 use ghr_core::ports::{DeliveryRecord, StoreError};
-use sqlx::SqlitePool;
+use sqlx::{SqliteConnection, SqlitePool};
 
-const OP_RECORD: &str = "delivery_record";
+pub(super) const OP_RECORD: &str = "delivery_record";
 const OP_SEEN: &str = "delivery_seen";
 
-pub(super) async fn record(pool: &SqlitePool, delivery: &DeliveryRecord) -> Result<bool, StoreError> {
+/// Record a delivery inside the caller's write transaction.
+pub(super) async fn record(conn: &mut SqliteConnection, delivery: &DeliveryRecord) -> Result<bool, StoreError> {
     let installation = codec::id_opt(OP_RECORD, "installation id", delivery.installation_id.map(|i| i.0))?;
     let result = sqlx::query(
         "INSERT INTO webhook_deliveries (delivery_id, event, action, installation_id, received_at) \
@@ -20,7 +21,7 @@ pub(super) async fn record(pool: &SqlitePool, delivery: &DeliveryRecord) -> Resu
     .bind(delivery.action.as_deref())
     .bind(installation)
     .bind(codec::ts(delivery.received_at))
-    .execute(pool)
+    .execute(&mut *conn)
     .await
     .map_err(backend(OP_RECORD))?;
     Ok(result.rows_affected() == 1)
@@ -35,14 +36,11 @@ pub(super) async fn seen(pool: &SqlitePool, id: &DeliveryId) -> Result<bool, Sto
     Ok(row.is_some())
 }
 
-const OP_PRUNE: &str = "prune";
+pub(super) const OP_PRUNE: &str = "prune";
 
 /// Delete old deliveries, and completed jobs last updated before `before` with their timelines, in the
 /// caller's write transaction.
-pub(super) async fn prune(
-    conn: &mut sqlx::SqliteConnection,
-    before: i64,
-) -> Result<ghr_core::ports::Pruned, StoreError> {
+pub(super) async fn prune(conn: &mut SqliteConnection, before: i64) -> Result<ghr_core::ports::Pruned, StoreError> {
     let deliveries = sqlx::query("DELETE FROM webhook_deliveries WHERE received_at < ?")
         .bind(before)
         .execute(&mut *conn)

@@ -17,7 +17,7 @@ const OP_GET: &str = "job_get";
 const OP_LIST: &str = "job_list";
 const OP_WANTING: &str = "job_list_wanting_runner";
 const OP_COUNTS: &str = "job_counts";
-const OP_APPEND: &str = "job_event_append";
+pub(super) const OP_APPEND: &str = "job_event_append";
 const OP_TIMELINE: &str = "job_timeline";
 
 /// The columns of a job row, as a literal so queries stay `&'static str` (see [`job_from_row`]).
@@ -216,9 +216,9 @@ pub(super) async fn set_wait_reason(
     Ok(())
 }
 
-pub(super) async fn append_event(pool: &SqlitePool, event: &JobEvent) -> Result<(), StoreError> {
-    let mut conn = pool.acquire().await.map_err(backend(OP_APPEND))?;
-    insert_event(&mut conn, event, OP_APPEND).await
+/// Append a timeline entry inside the caller's write transaction.
+pub(super) async fn append_event(conn: &mut SqliteConnection, event: &JobEvent) -> Result<(), StoreError> {
+    insert_event(conn, event, OP_APPEND).await
 }
 
 async fn insert_event(conn: &mut SqliteConnection, event: &JobEvent, op: &'static str) -> Result<(), StoreError> {

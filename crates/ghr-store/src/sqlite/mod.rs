@@ -1,17 +1,19 @@
 //! The SQLite store: opening (pragmas, pool, migrations) and the `Store` trait wiring.
 //!
-//! Every read-modify-write runs in a `BEGIN IMMEDIATE` transaction, which takes SQLite's single
-//! write lock before anything is read. That makes each method atomic across tasks, across several
-//! `SqliteStore`s opened on one file (several processes) and across restarts.
+//! Every read-modify-write runs in a `BEGIN IMMEDIATE` transaction (see `write.rs`), which takes
+//! SQLite's single write lock before anything is read. That makes each method atomic across tasks,
+//! across several `SqliteStore`s opened on one file (several processes) and across restarts.
 
 mod checkpoints;
 mod codec;
 mod deliveries;
+mod health;
 mod jobs;
 mod reserve;
 mod runners;
 mod tenants;
 mod usage;
+mod write;
 
 use async_trait::async_trait;
 use ghr_core::Timestamp;
@@ -25,10 +27,13 @@ use ghr_core::reason::Reason;
 use ghr_core::runner::Runner;
 use ghr_core::tenant::{NewTenant, Tenant, TenantStatus, TenantUpdate};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, Transaction};
+use sqlx::{ConnectOptions, Connection, SqliteConnection};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+use write::{BEGIN_WRITE, FileIdentity, Writer};
 
 /// How long a connection waits for another writer (task or process) before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,8 +44,11 @@ const FILE_POOL_SIZE: u32 = 8;
 /// Rows the connection's worker thread buffers ahead of the reader: large listings (100,000
 /// tenants) fetch measurably faster with a deep buffer than with sqlx's default of 50.
 const ROW_BUFFER_SIZE: usize = 1024;
-/// The statement that opens every read-modify-write transaction (takes the write lock first).
-const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+/// sqlx's name for a fresh private in-memory database (a unique shared-cache name per use, so the
+/// pool's connections and the store's anchor connection see the same database).
+const FRESH_MEMORY_DATABASE: &str = "sqlite::memory:";
+/// The URL query that opens a database file read-only.
+const READ_ONLY_QUERY: &str = "?mode=ro";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -51,17 +59,24 @@ pub enum SqliteLocation {
     Memory,
     /// A database file, created if missing.
     File(PathBuf),
+    /// An existing database file opened read-only (`?mode=ro`): reads work, every write is refused
+    /// with [`StoreError::Unavailable`] (inspecting a copy; `ghr serve` refuses to start on it).
+    ReadOnlyFile(PathBuf),
 }
 
 impl SqliteLocation {
-    /// Parse `sqlite::memory:`, `:memory:`, `sqlite://PATH`, `sqlite:PATH` or a bare path.
+    /// Parse `sqlite::memory:`, `:memory:`, `sqlite://PATH`, `sqlite:PATH` or a bare path, each
+    /// optionally followed by `?mode=ro`.
     pub fn parse(location: &str) -> Self {
         let location = location.trim();
         if matches!(location, "sqlite::memory:" | ":memory:" | "sqlite://:memory:" | "sqlite:memory:") {
             return SqliteLocation::Memory;
         }
         let path = location.strip_prefix("sqlite://").or_else(|| location.strip_prefix("sqlite:")).unwrap_or(location);
-        SqliteLocation::File(PathBuf::from(path))
+        match path.strip_suffix(READ_ONLY_QUERY) {
+            Some(path) => SqliteLocation::ReadOnlyFile(PathBuf::from(path)),
+            None => SqliteLocation::File(PathBuf::from(path)),
+        }
     }
 }
 
@@ -87,7 +102,11 @@ struct MigrateFailed {
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: Writer,
     location: SqliteLocation,
+    /// In memory: a connection outside the pool that keeps the database alive while the pool closes
+    /// and reopens its connection (which it does after a failed write transaction).
+    anchor: Option<Arc<tokio::sync::Mutex<Option<SqliteConnection>>>>,
 }
 
 impl SqliteStore {
@@ -104,33 +123,51 @@ impl SqliteStore {
     /// Open the store at a parsed location.
     pub async fn open_at(location: SqliteLocation) -> Result<Self, StoreError> {
         let described = describe(&location);
-        let base =
-            SqliteConnectOptions::new().foreign_keys(true).busy_timeout(BUSY_TIMEOUT).row_buffer_size(ROW_BUFFER_SIZE);
+        let open_failed = |source| StoreError::Backend {
+            op: "open",
+            source: Box::new(OpenFailed { location: described.clone(), source }),
+        };
         // No ping before handing out a connection: a local file has no network link to lose, and the
         // ping would be a worker-thread round trip on every operation.
         let pool_options = SqlitePoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT).test_before_acquire(false);
         let (options, pool_options) = match &location {
-            // One connection that never closes: an in-memory database lives as long as its connection,
-            // and a single connection serialises writers without SQLite's shared-cache locking.
+            // One pooled connection: it serialises writers without SQLite's shared-cache locking (the
+            // anchor connection below only keeps the database alive and never runs a statement).
             SqliteLocation::Memory => (
-                base.in_memory(true),
-                pool_options.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None),
+                SqliteConnectOptions::from_str(FRESH_MEMORY_DATABASE).map_err(open_failed)?,
+                pool_options.max_connections(1).idle_timeout(None).max_lifetime(None),
             ),
-            SqliteLocation::File(path) => (
-                base.filename(path)
-                    .create_if_missing(true)
+            SqliteLocation::File(path) => {
+                create_file(path).map_err(|e| open_failed(sqlx::Error::Io(e)))?;
+                // Connections never create the file: one the pool opens after the database was removed
+                // must fail rather than start an empty database at the old path.
+                let options = SqliteConnectOptions::new()
+                    .filename(path)
                     .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal),
+                    .synchronous(SqliteSynchronous::Normal);
+                (options, pool_options.max_connections(FILE_POOL_SIZE))
+            }
+            SqliteLocation::ReadOnlyFile(path) => (
+                SqliteConnectOptions::new().filename(path).read_only(true),
                 pool_options.max_connections(FILE_POOL_SIZE),
             ),
         };
-        let pool = connect(pool_options, options).await.map_err(|source| StoreError::Backend {
-            op: "open",
-            source: Box::new(OpenFailed { location: described.clone(), source }),
-        })?;
-        migrate(&pool, &described).await?;
+        let options = options.foreign_keys(true).busy_timeout(BUSY_TIMEOUT).row_buffer_size(ROW_BUFFER_SIZE);
+        let anchor = match &location {
+            SqliteLocation::Memory => {
+                Some(Arc::new(tokio::sync::Mutex::new(Some(options.connect().await.map_err(open_failed)?))))
+            }
+            SqliteLocation::File(_) | SqliteLocation::ReadOnlyFile(_) => None,
+        };
+        let pool = connect(pool_options, options).await.map_err(open_failed)?;
+        let file = match &location {
+            SqliteLocation::File(path) => Some(FileIdentity::of(path).map_err(|e| open_failed(sqlx::Error::Io(e)))?),
+            SqliteLocation::Memory | SqliteLocation::ReadOnlyFile(_) => None,
+        };
+        let writer = Writer::new(pool.clone(), described.clone(), file);
+        migrate(&pool, &described).await.map_err(|error| writer.classify(error))?;
         tracing::debug!(location = %described, "SQLite store open");
-        Ok(Self { pool, location })
+        Ok(Self { pool, writer, location, anchor })
     }
 
     /// Where this store lives.
@@ -141,12 +178,19 @@ impl SqliteStore {
     /// Close every connection (waits for running operations). The store refuses work afterwards.
     pub async fn close(&self) {
         self.pool.close().await;
+        if let Some(anchor) = &self.anchor
+            && let Some(conn) = anchor.lock().await.take()
+            && let Err(error) = conn.close().await
+        {
+            tracing::debug!(%error, "closing the in-memory database");
+        }
     }
+}
 
-    /// Start a read-modify-write transaction holding the database's write lock.
-    async fn begin_write(&self, op: &'static str) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.pool.begin_with(BEGIN_WRITE).await.map_err(codec::backend(op))
-    }
+/// Create the database file if it is missing (an empty file is an empty SQLite database), so that
+/// only opening the store creates it.
+fn create_file(path: &Path) -> std::io::Result<()> {
+    std::fs::OpenOptions::new().create(true).append(true).open(path).map(drop)
 }
 
 /// Attempts to open a database another process is creating at the same moment.
@@ -183,6 +227,7 @@ fn describe(location: &SqliteLocation) -> String {
     match location {
         SqliteLocation::Memory => "(in memory)".to_owned(),
         SqliteLocation::File(path) => display_path(path),
+        SqliteLocation::ReadOnlyFile(path) => format!("{} (opened with ?mode=ro)", display_path(path)),
     }
 }
 
@@ -206,8 +251,12 @@ async fn migrate(pool: &SqlitePool, location: &str) -> Result<(), StoreError> {
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        self.writer.run(health::OP_CHECK_WRITABLE, |conn| Box::pin(health::touch(conn))).await
+    }
+
     async fn tenant_create(&self, tenant: NewTenant, now: Timestamp) -> Result<(Tenant, bool), StoreError> {
-        tenants::create(&self.pool, tenant, now).await
+        self.writer.after_autocommit("tenant_create", tenants::create(&self.pool, tenant, now).await)
     }
 
     async fn tenant_get(&self, id: InstallationId) -> Result<Option<Tenant>, StoreError> {
@@ -228,11 +277,14 @@ impl Store for SqliteStore {
         update: TenantUpdate,
         now: Timestamp,
     ) -> Result<Option<Tenant>, StoreError> {
-        tenants::update(&self.pool, id, update, now).await
+        self.writer.after_autocommit("tenant_update", tenants::update(&self.pool, id, update, now).await)
     }
 
     async fn delivery_record(&self, delivery: &DeliveryRecord) -> Result<bool, StoreError> {
-        deliveries::record(&self.pool, delivery).await
+        let delivery = delivery.clone();
+        self.writer
+            .run(deliveries::OP_RECORD, move |conn| Box::pin(async move { deliveries::record(conn, &delivery).await }))
+            .await
     }
 
     async fn delivery_seen(&self, id: &DeliveryId) -> Result<bool, StoreError> {
@@ -240,10 +292,7 @@ impl Store for SqliteStore {
     }
 
     async fn job_observe(&self, observation: JobObservation) -> Result<JobChange, StoreError> {
-        let mut tx = self.begin_write(jobs::OP_OBSERVE).await?;
-        let change = jobs::observe(&mut tx, observation).await?;
-        tx.commit().await.map_err(codec::backend(jobs::OP_OBSERVE))?;
-        Ok(change)
+        self.writer.run(jobs::OP_OBSERVE, move |conn| Box::pin(jobs::observe(conn, observation))).await
     }
 
     async fn job_get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
@@ -259,10 +308,7 @@ impl Store for SqliteStore {
     }
 
     async fn prune(&self, before: Timestamp) -> Result<Pruned, StoreError> {
-        let mut tx = self.begin_write("prune").await?;
-        let pruned = deliveries::prune(&mut tx, codec::ts(before)).await?;
-        tx.commit().await.map_err(codec::backend("prune"))?;
-        Ok(pruned)
+        self.writer.run(deliveries::OP_PRUNE, move |conn| Box::pin(deliveries::prune(conn, codec::ts(before)))).await
     }
 
     async fn job_counts(&self) -> Result<BTreeMap<JobStatus, u64>, StoreError> {
@@ -270,13 +316,15 @@ impl Store for SqliteStore {
     }
 
     async fn job_set_wait_reason(&self, id: JobId, reason: Option<Reason>, at: Timestamp) -> Result<(), StoreError> {
-        let mut tx = self.begin_write(jobs::OP_SET_WAIT_REASON).await?;
-        jobs::set_wait_reason(&mut tx, id, reason, at).await?;
-        tx.commit().await.map_err(codec::backend(jobs::OP_SET_WAIT_REASON))
+        self.writer
+            .run(jobs::OP_SET_WAIT_REASON, move |conn| Box::pin(jobs::set_wait_reason(conn, id, reason, at)))
+            .await
     }
 
     async fn job_event_append(&self, event: JobEvent) -> Result<(), StoreError> {
-        jobs::append_event(&self.pool, &event).await
+        self.writer
+            .run(jobs::OP_APPEND, move |conn| Box::pin(async move { jobs::append_event(conn, &event).await }))
+            .await
     }
 
     async fn job_timeline(&self, id: JobId) -> Result<Vec<JobEvent>, StoreError> {
@@ -284,18 +332,15 @@ impl Store for SqliteStore {
     }
 
     async fn runner_reserve(&self, request: ReserveRequest) -> Result<Reservation, StoreError> {
-        let mut tx = self.begin_write(reserve::OP).await?;
-        let outcome = reserve::reserve(&mut tx, &request).await?;
         // A refusal wrote nothing; committing it just releases the lock like a rollback would.
-        tx.commit().await.map_err(codec::backend(reserve::OP))?;
-        Ok(outcome)
+        self.writer.run(reserve::OP, move |conn| Box::pin(async move { reserve::reserve(conn, &request).await })).await
     }
 
     async fn runner_update(&self, name: &RunnerName, update: RunnerUpdate) -> Result<Option<Runner>, StoreError> {
-        let mut tx = self.begin_write(runners::OP_UPDATE).await?;
-        let runner = runners::update(&mut tx, name, update).await?;
-        tx.commit().await.map_err(codec::backend(runners::OP_UPDATE))?;
-        Ok(runner)
+        let name = name.clone();
+        self.writer
+            .run(runners::OP_UPDATE, move |conn| Box::pin(async move { runners::update(conn, &name, update).await }))
+            .await
     }
 
     async fn runner_get(&self, name: &RunnerName) -> Result<Option<Runner>, StoreError> {
@@ -319,9 +364,12 @@ impl Store for SqliteStore {
     }
 
     async fn checkpoint_set(&self, name: &str, value: &str, now: Timestamp) -> Result<(), StoreError> {
-        let mut tx = self.begin_write(checkpoints::OP_SET).await?;
-        checkpoints::set(&mut tx, name, value, now).await?;
-        tx.commit().await.map_err(codec::backend(checkpoints::OP_SET))
+        let (name, value) = (name.to_owned(), value.to_owned());
+        self.writer
+            .run(checkpoints::OP_SET, move |conn| {
+                Box::pin(async move { checkpoints::set(conn, &name, &value, now).await })
+            })
+            .await
     }
 }
 
@@ -337,5 +385,9 @@ mod tests {
         assert_eq!(SqliteLocation::parse("sqlite://ghr.db"), SqliteLocation::File("ghr.db".into()));
         assert_eq!(SqliteLocation::parse("sqlite:ghr.db"), SqliteLocation::File("ghr.db".into()));
         assert_eq!(SqliteLocation::parse("data/ghr.db"), SqliteLocation::File("data/ghr.db".into()));
+        assert_eq!(
+            SqliteLocation::parse("sqlite:///var/lib/ghr.db?mode=ro"),
+            SqliteLocation::ReadOnlyFile("/var/lib/ghr.db".into())
+        );
     }
 }

@@ -397,7 +397,7 @@ impl Provider for GatedProvider {
             let instance = self.inner.launch(request).await?;
             // The test may have stopped listening; the launch is held all the same.
             let _ = self.launched.send(instance.clone());
-            let permit = self.release.acquire().await.map_err(|_| ProviderError::Failed("gate closed".into()))?;
+            let permit = self.release.acquire().await.map_err(|_| ProviderError::failed("gate closed"))?;
             permit.forget();
             Ok(instance)
         })
