@@ -3,7 +3,8 @@
 #
 # 1. formatting and lints (clippy -D warnings) of every crate, the EC2 provider and `ghr --features ec2` included;
 # 2. the architecture invariant: ghr-core depends on no runtime, database, HTTP client or cloud SDK;
-# 3. every test of the default workspace members (nextest), then doc tests;
+# 3. every test of the default workspace members (nextest), the deterministic simulation (GHR_SIM_SEEDS seeds,
+#    default 1000; a failure prints the command that replays its seed), then doc tests;
 # 4. the EC2 provider's tests against the moto AWS emulator, which this script installs and starts itself.
 #
 # Environment: GHR_TEST_SKIP_EC2=1 skips step 4 and the ec2 lints (a fast inner loop; CI never sets it).
@@ -41,13 +42,18 @@ done < <(git ls-files 'crates/*.rs')
 [ "$tidy_failed" = 0 ] || exit 1
 echo "ok"
 
+# The deterministic simulation runs as its own step so that its seed count is printed.
+sim_seeds="${GHR_SIM_SEEDS:-1000}"
 if command -v cargo-nextest >/dev/null 2>&1 || cargo nextest --version >/dev/null 2>&1; then
     step "tests (nextest)"
-    cargo nextest run --no-fail-fast
+    cargo nextest run --no-fail-fast -E 'not package(ghr-sim)'
+    step "deterministic simulation: ${sim_seeds} seeds, plus the scripted race and outage scenarios"
+    GHR_SIM_SEEDS="$sim_seeds" cargo nextest run -p ghr-sim --no-fail-fast --success-output final
 else
     step "tests (cargo test; cargo-nextest not installed)"
-    cargo test --no-fail-fast
+    GHR_SIM_SEEDS="$sim_seeds" cargo test --no-fail-fast
 fi
+echo "simulation: ${sim_seeds} seeds passed (replay one: cargo run -p ghr-sim -- --seed N --trace)"
 
 step "doc tests"
 cargo test --doc

@@ -22,11 +22,11 @@ use receiver::NetworkFaults;
 use world::{Step, World, WorldError};
 
 /// How many scheduled steps a seed runs before faults stop, by default.
-pub const DEFAULT_STEPS: u32 = 160;
+pub const DEFAULT_STEPS: u32 = 120;
 /// Rounds of the fault-free settling phase before unserved jobs count as lost.
 const SETTLE_ROUNDS: u32 = 200;
 /// Simulated time between two settling rounds.
-const SETTLE_TICK: std::time::Duration = std::time::Duration::from_secs(60);
+const SETTLE_TICK: std::time::Duration = std::time::Duration::from_secs(150);
 /// Network faults while the scheduler runs (percent of first deliveries).
 const CHAOS_NETWORK: NetworkFaults = NetworkFaults { drop_percent: 10, delay_percent: 15, duplicate_percent: 5 };
 

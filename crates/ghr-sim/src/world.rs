@@ -30,7 +30,7 @@ const WEBHOOK_SECRET: &str = "simulation-webhook-secret";
 /// Labels of a GitHub-hosted job: never ghr's.
 const HOSTED_LABELS: [&str; 1] = ["ubuntu-latest"];
 /// The longest a simulated job runs once a runner took it (simulated seconds).
-const MAX_JOB_SECONDS: i64 = 300;
+const MAX_JOB_SECONDS: i64 = 240;
 /// How long to wait (real time) for redeliveries the emulator sends in the background.
 const REDELIVERY_WAIT: Duration = Duration::from_secs(5);
 
@@ -106,15 +106,25 @@ impl World {
 
     /// A world with one org tenant per `(login, limit)`.
     pub async fn with_limits(seed: u64, tenants: &[(&str, u32)]) -> Result<World, WorldError> {
+        Self::build(seed, tenants, |_| {}).await
+    }
+
+    /// A world with one org tenant per `(login, limit)` and GitHub as `github` adjusts it.
+    pub async fn build(
+        seed: u64,
+        tenants: &[(&str, u32)],
+        github: impl FnOnce(&mut EmulatorConfig),
+    ) -> Result<World, WorldError> {
         let start = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
         let clock = Arc::new(ManualClock::new(start));
-        let emulator = GithubEmulator::start(EmulatorConfig {
+        let mut config = EmulatorConfig {
             rate_limit_per_hour: u32::MAX,
             runner_lost_after: Duration::from_secs(24 * 3600),
             seed,
             ..EmulatorConfig::default()
-        })
-        .await?;
+        };
+        github(&mut config);
+        let emulator = GithubEmulator::start(config).await?;
         let receiver = Receiver::start(seed).await?;
         emulator.set_webhook_target(receiver.url(), WEBHOOK_SECRET);
         let inner_store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().await?);
@@ -176,6 +186,12 @@ impl World {
         let ghr = SimGhr::start(self.ports(), self.settings.clone(), WEBHOOK_SECRET);
         self.receiver.set_ghr(Some(ghr.router.clone()));
         self.ghr = Some(ghr);
+    }
+
+    /// Stop the ghr process (an outage): webhooks fail until [`World::start_ghr`].
+    pub fn stop_ghr(&mut self) {
+        self.ghr = None;
+        self.receiver.set_ghr(None);
     }
 
     pub fn set_network(&self, faults: NetworkFaults) {

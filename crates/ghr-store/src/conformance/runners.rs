@@ -129,8 +129,10 @@ pub async fn runner_update_failure_and_field_updates(store: Arc<dyn Store>) {
     assert_eq!(failed.terminated_at, Some(at(10)), "failed stamps terminated_at");
     assert_eq!(failed.launched_at, None, "a runner that never launched has no launched_at");
     assert_eq!(failed.last_error.as_deref(), Some("no capacity"));
-    let relaunch = ok(store.runner_update(&runner.name, RunnerUpdate::state(RunnerState::Launching, at(20))).await, "");
-    assert_eq!(relaunch, Some(failed), "failed is final");
+    let relaunch = ok(store.runner_update(&runner.name, RunnerUpdate::state(RunnerState::Launching, at(20))).await, "")
+        .found("runner_update");
+    assert_eq!(relaunch.state, RunnerState::Failed, "failed is final");
+    assert_eq!((relaunch.launched_at, relaunch.terminated_at), (None, failed.terminated_at), "nothing is stamped");
 }
 
 /// Lists filter on installation, tier and states; live counts cover live states only.
