@@ -115,8 +115,8 @@ impl World {
         tenants: &[(&str, u32)],
         github: impl FnOnce(&mut EmulatorConfig),
     ) -> Result<World, WorldError> {
-        let start = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
-        let clock = Arc::new(ManualClock::new(start));
+        // ghr compares GitHub's timestamps (the emulator's wall clock) with its own: start from the same time.
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
         let mut config = EmulatorConfig {
             rate_limit_per_hour: u32::MAX,
             runner_lost_after: Duration::from_secs(24 * 3600),
@@ -186,6 +186,14 @@ impl World {
         let ghr = SimGhr::start(self.ports(), self.settings.clone(), WEBHOOK_SECRET);
         self.receiver.set_ghr(Some(ghr.router.clone()));
         self.ghr = Some(ghr);
+    }
+
+    /// Change ghr's settings; a running ghr restarts with them.
+    pub fn configure(&mut self, change: impl FnOnce(&mut EngineSettings)) {
+        change(Arc::make_mut(&mut self.settings));
+        if self.ghr.is_some() {
+            self.start_ghr();
+        }
     }
 
     /// Stop the ghr process (an outage): webhooks fail until [`World::start_ghr`].

@@ -109,6 +109,8 @@ async fn an_outage_under_a_steady_load_loses_no_job() {
     const OUTAGE_SECONDS: u64 = 60;
     let mut world = World::with_limits(13, &[("acme", 20), ("globex", 20), ("initech", 20)]).await.expect("world");
     world.max_job_seconds = 60;
+    // The failed-delivery scan alone must recover them (the queued-jobs poll is the next test's subject).
+    world.configure(|settings| settings.queued_poll = None);
     let tenants: Vec<_> = world.tenants.iter().map(|t| t.installation).collect();
     world.stop_ghr();
     let total = JOBS_PER_SECOND * OUTAGE_SECONDS;
@@ -128,6 +130,7 @@ async fn an_outage_under_a_steady_load_loses_no_job() {
         "every self-hosted job completed"
     );
     assert_eq!(world.provider.terminations(), 0, "no runner was killed; every one exited after its job");
+    assert!(world.receiver.redeliveries() >= served as u64, "the scan redelivered every failed job delivery");
     println!(
         "outage: {total} jobs queued during {OUTAGE_SECONDS}s down, {served} self-hosted served, 0 lost, {} redeliveries, \
          settled in {rounds} rounds of 30s",
