@@ -6,6 +6,7 @@ use ghr_core::job::JobStatus;
 use ghr_core::ports::RunnerFilter;
 use ghr_core::runner::{Runner, RunnerState};
 use ghr_sim::invariants;
+use ghr_sim::receiver::NetworkFaults;
 use ghr_sim::world::{Step, World};
 use std::time::Duration;
 
@@ -159,4 +160,33 @@ async fn jobs_whose_deliveries_are_gone_are_found_by_the_poll() {
         timeline.iter().any(|e| e.kind == ghr_core::job::event_kind::FOUND_BY_POLL),
         "the oldest job was found by the poll: {timeline:?}"
     );
+}
+
+/// The `completed` delivery of a running job is lost for good (the failed-delivery scan is off here): ghr
+/// asks GitHub about jobs running longer than `stale_job_seconds` and records the completion. (Before the
+/// fix only queued jobs were checked, and the job stayed `in_progress` in ghr forever.)
+#[tokio::test]
+async fn a_job_whose_completed_delivery_is_lost_is_closed_from_the_api() {
+    let mut world = World::with_limits(15, &[("acme", 1)]).await.expect("world");
+    world.configure(|settings| settings.redelivery_scan = 0);
+    let acme = world.tenants[0].installation;
+    world.max_job_seconds = 0;
+    let job_id = world.queue(acme, &SMALL).await.expect("queue");
+    for s in [Step::Dispatch, Step::AdvanceLaunch, Step::AdvanceLaunch, Step::AdvanceLaunch, Step::Boot, Step::Poll] {
+        step(&mut world, s).await;
+    }
+    world.set_network(NetworkFaults { drop_percent: 100, ..NetworkFaults::NONE });
+    step(&mut world, Step::Finish).await;
+    step(&mut world, Step::PowerOff).await;
+    world.set_network(NetworkFaults::NONE);
+    let running = world.inner_store.job_get(job_id).await.expect("job").expect("recorded");
+    assert_eq!(running.status, JobStatus::InProgress, "ghr never heard of the completion");
+
+    world.clock.advance(world.settings.stale_job_after + Duration::from_secs(1));
+    step(&mut world, Step::Reconcile).await;
+    let closed = world.inner_store.job_get(job_id).await.expect("job").expect("recorded");
+    assert_eq!(closed.status, JobStatus::Completed, "{closed:?}");
+    let timeline = world.inner_store.job_timeline(job_id).await.expect("timeline");
+    assert!(timeline.iter().any(|e| e.kind == ghr_core::job::event_kind::STATUS_FROM_API), "{timeline:?}");
+    settle(&mut world, Duration::from_secs(30)).await;
 }

@@ -122,3 +122,30 @@ async fn a_job_no_tier_matches_is_recorded_and_never_launched() {
     let explanation = detail["explanation"].as_str().expect("an explanation");
     assert!(explanation.starts_with("not for ghr: no_matching_tier"), "{explanation}");
 }
+
+/// GitHub fills `started_at` even on a queued job: ghr records a queued job as not started. GitHub-hosted
+/// jobs of a tenant org (and jobs of runners that are not ghr's) are not timed by
+/// `ghr_job_queued_to_in_progress_seconds`: it measures ghr's service only.
+#[tokio::test]
+async fn queued_jobs_have_not_started_and_only_ghr_runners_are_timed() {
+    let h = Harness::start_serving_metrics().await;
+    let acme = h.install("acme").await;
+    let source = JobSource::from_emulator(&h, acme, "app");
+    let ours = JobId(91_001);
+    assert_applied(&deliver(&h, &source.delivery("queued", ours, &SMALL, None)).await, "queued");
+    let queued = job(&h, ours).await.expect("recorded");
+    assert_eq!(queued.started_at, None, "a queued job has not started, whatever GitHub's started_at says");
+
+    let hosted = JobId(91_002);
+    assert_applied(&deliver(&h, &source.delivery("queued", hosted, &["ubuntu-latest"], None)).await, "queued");
+    let started = source.delivery("in_progress", hosted, &["ubuntu-latest"], Some("GitHub Actions 7"));
+    assert_applied(&deliver(&h, &started).await, "in_progress");
+    assert!(job(&h, hosted).await.is_some_and(|j| j.started_at.is_some()), "a running job has started");
+
+    let text = h.metrics().await;
+    let count = text
+        .lines()
+        .find_map(|line| line.strip_prefix("ghr_job_queued_to_in_progress_seconds_count "))
+        .map(|v| v.trim().parse::<f64>().unwrap_or(-1.0));
+    assert!(count.is_none_or(|n| n == 0.0), "no job of ghr's runners started yet: {count:?}\n{text}");
+}
