@@ -190,3 +190,47 @@ async fn a_job_whose_completed_delivery_is_lost_is_closed_from_the_api() {
     assert!(timeline.iter().any(|e| e.kind == ghr_core::job::event_kind::STATUS_FROM_API), "{timeline:?}");
     settle(&mut world, Duration::from_secs(30)).await;
 }
+
+/// A runner ghr believes idle is running a job whose webhooks were all lost: when the surplus-idle rule
+/// wants it gone, GitHub refuses to delete its registration (422, still running a job), and ghr keeps the
+/// runner and marks it busy. (Before the fix the 422 was ignored and the instance terminated under the job.)
+#[tokio::test]
+async fn a_runner_github_reports_busy_is_not_terminated_as_surplus() {
+    let mut world = World::with_limits(16, &[("acme", 2)]).await.expect("world");
+    world.configure(|settings| {
+        settings.redelivery_scan = 0;
+        settings.queued_poll = None;
+    });
+    let acme = world.tenants[0].installation;
+    world.max_job_seconds = 3600;
+    let first = world.queue(acme, &SMALL).await.expect("queue");
+    let cancelled = world.queue(acme, &SMALL).await.expect("queue");
+    step(&mut world, Step::Dispatch).await;
+    for _ in 0..6 {
+        step(&mut world, Step::AdvanceLaunch).await;
+    }
+    for s in [Step::Boot, Step::Boot, Step::Reconcile] {
+        step(&mut world, s).await;
+    }
+    assert!(runners(&world, acme).await.iter().all(|r| r.state == RunnerState::Idle), "both registered");
+
+    // A third job whose webhooks never reach ghr; the second is cancelled (ghr hears of that).
+    world.set_network(NetworkFaults { drop_percent: 100, ..NetworkFaults::NONE });
+    world.queue(acme, &SMALL).await.expect("queue");
+    world.set_network(NetworkFaults::NONE);
+    world.emulator.cancel_job(cancelled).await.expect("cancel");
+    step(&mut world, Step::Poll).await;
+    assert!(world.emulator.job(first).is_some_and(|j| j.runner_name.is_some()), "the oldest job is taken first");
+    world.set_network(NetworkFaults { drop_percent: 100, ..NetworkFaults::NONE });
+    step(&mut world, Step::Poll).await;
+    world.set_network(NetworkFaults::NONE);
+
+    let idle: Vec<_> = runners(&world, acme).await.into_iter().filter(|r| r.state == RunnerState::Idle).collect();
+    assert_eq!(idle.len(), 1, "ghr believes one runner idle");
+    world.clock.advance(world.settings.orphan_grace + Duration::from_secs(1));
+    step(&mut world, Step::Reconcile).await;
+    let kept = runners(&world, acme).await.into_iter().find(|r| r.name == idle[0].name).expect("runner");
+    assert_eq!(kept.state, RunnerState::Busy, "GitHub's 422 marks it busy: {kept:?}");
+    assert_eq!(world.provider.alive().len(), 2, "both runners still run their jobs");
+    assert_eq!(world.provider.terminations(), 0);
+}
