@@ -16,6 +16,8 @@ mod usage;
 mod write;
 
 use async_trait::async_trait;
+use backon::Retryable;
+use ghr_core::retry::RetryPolicy;
 use ghr_core::Timestamp;
 use ghr_core::cost::UsageRow;
 use ghr_core::ids::{DeliveryId, InstallationId, JobId, OrgName, RunnerName};
@@ -193,26 +195,24 @@ fn create_file(path: &Path) -> std::io::Result<()> {
     std::fs::OpenOptions::new().create(true).append(true).open(path).map(drop)
 }
 
-/// Attempts to open a database another process is creating at the same moment.
-const OPEN_ATTEMPTS: u32 = 50;
-/// Pause between those attempts.
-const OPEN_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
+/// Retries of opening a database another process is creating at the same moment: the workspace's one
+/// retry policy ([`RetryPolicy`]), with short delays (the lock is held for milliseconds).
+const OPEN_RETRY: RetryPolicy = RetryPolicy {
+    base_delay: std::time::Duration::from_millis(20),
+    max_delay: std::time::Duration::from_millis(500),
+    max_retries: 20,
+    jitter: true,
+};
 
 /// Connect, retrying while the file is busy. Switching a brand-new file to WAL takes an exclusive lock
 /// that SQLite does not wait for (no busy handler), so processes starting together on a new file can see
 /// `database is locked` once; the next attempt finds WAL already on.
 async fn connect(pool_options: SqlitePoolOptions, options: SqliteConnectOptions) -> Result<SqlitePool, sqlx::Error> {
-    let mut attempt = 1;
-    loop {
-        match pool_options.clone().connect_with(options.clone()).await {
-            Err(error) if attempt < OPEN_ATTEMPTS && is_busy(&error) => {
-                tracing::debug!(attempt, %error, "SQLite file busy while opening; retrying");
-                attempt += 1;
-                tokio::time::sleep(OPEN_RETRY_DELAY).await;
-            }
-            other => return other,
-        }
-    }
+    (|| pool_options.clone().connect_with(options.clone()))
+        .retry(OPEN_RETRY.backoff())
+        .when(is_busy)
+        .notify(|error, delay| tracing::debug!(%error, ?delay, "SQLite file busy while opening; retrying"))
+        .await
 }
 
 /// SQLITE_BUSY or SQLITE_LOCKED (and their extended codes).
