@@ -132,7 +132,7 @@ async fn queued_jobs_have_not_started_and_only_ghr_runners_are_timed() {
     let acme = h.install("acme").await;
     let source = JobSource::from_emulator(&h, acme, "app");
     let ours = JobId(91_001);
-    assert_applied(&deliver(&h, &source.delivery("queued", ours, &SMALL, None)).await, "queued");
+    assert_applied(&deliver(&h, &source.delivery("queued", ours, SMALL, None)).await, "queued");
     let queued = job(&h, ours).await.expect("recorded");
     assert_eq!(queued.started_at, None, "a queued job has not started, whatever GitHub's started_at says");
 
