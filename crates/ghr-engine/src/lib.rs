@@ -10,6 +10,7 @@
 //! Invariant: every decision about limits is made by the store's atomic `runner_reserve`; nothing here
 //! counts runners on its own to decide whether another may start.
 
+pub mod assembly;
 pub mod dispatcher;
 pub mod error;
 pub mod intake;

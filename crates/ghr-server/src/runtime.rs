@@ -4,11 +4,11 @@
 use crate::admin::LocalAdmin;
 use crate::{AppState, metrics_router, router};
 use ghr_engine::Ports;
+use ghr_engine::assembly::Engine;
 use ghr_engine::dispatcher::Dispatcher;
-use ghr_engine::intake::Intake;
 use ghr_engine::reconciler::Reconciler;
 use ghr_engine::settings::EngineSettings;
-use ghr_engine::teardown::{self, Teardown};
+use ghr_engine::teardown::Teardown;
 use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -72,28 +72,8 @@ impl RunningServer {
         } = config;
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let dispatcher_wake = Arc::new(Notify::new());
-        let reconciler_wake = Arc::new(Notify::new());
-
-        let (teardown_handle, teardown_queue) = teardown::channel();
-        let teardown = Teardown::new(ports.clone(), dispatcher_wake.clone());
-        let dispatcher = Dispatcher::new(ports.clone(), settings.clone(), dispatcher_wake.clone(), teardown.clone());
-        let reconciler = Reconciler::new(
-            ports.clone(),
-            settings.clone(),
-            teardown.clone(),
-            dispatcher_wake.clone(),
-            reconciler_wake.clone(),
-            dispatcher.launches_in_flight(),
-        );
-        let intake = Intake::new(
-            ports.store.clone(),
-            ports.clock.clone(),
-            settings.clone(),
-            dispatcher_wake.clone(),
-            reconciler_wake.clone(),
-            teardown_handle,
-        );
+        let Engine { dispatcher, reconciler, teardown, teardown_queue, intake, dispatcher_wake } =
+            Engine::assemble(&ports, settings.clone());
         let state = AppState {
             intake,
             webhook_secret,

@@ -4,17 +4,16 @@
 
 use axum::Router;
 use ghr_engine::Ports;
+use ghr_engine::assembly::Engine;
 use ghr_engine::dispatcher::Dispatcher;
-use ghr_engine::intake::Intake;
 use ghr_engine::launch::{LaunchOutcome, Launcher, MintedLaunch, PendingLaunch, StartedLaunch};
 use ghr_engine::reconciler::Reconciler;
 use ghr_engine::settings::EngineSettings;
-use ghr_engine::teardown::{self, Teardown, TeardownQueue};
+use ghr_engine::teardown::{Teardown, TeardownQueue};
 use ghr_server::AppState;
 use ghr_server::admin::LocalAdmin;
 use secrecy::SecretString;
 use std::sync::Arc;
-use tokio::sync::Notify;
 
 /// The path ghr serves webhooks on.
 pub const WEBHOOK_PATH: &str = "/webhook";
@@ -50,27 +49,8 @@ pub struct SimGhr {
 
 impl SimGhr {
     pub fn start(ports: Ports, settings: Arc<EngineSettings>, webhook_secret: &str) -> SimGhr {
-        let dispatcher_wake = Arc::new(Notify::new());
-        let reconciler_wake = Arc::new(Notify::new());
-        let (teardown_handle, teardown_queue) = teardown::channel();
-        let teardown = Teardown::new(ports.clone(), dispatcher_wake.clone());
-        let dispatcher = Dispatcher::new(ports.clone(), settings.clone(), dispatcher_wake.clone(), teardown.clone());
-        let reconciler = Reconciler::new(
-            ports.clone(),
-            settings.clone(),
-            teardown.clone(),
-            dispatcher_wake.clone(),
-            reconciler_wake.clone(),
-            dispatcher.launches_in_flight(),
-        );
-        let intake = Intake::new(
-            ports.store.clone(),
-            ports.clock.clone(),
-            settings.clone(),
-            dispatcher_wake.clone(),
-            reconciler_wake,
-            teardown_handle,
-        );
+        let Engine { dispatcher, reconciler, teardown, teardown_queue, intake, dispatcher_wake } =
+            Engine::assemble(&ports, settings.clone());
         let state = AppState {
             intake,
             webhook_secret: SecretString::from(webhook_secret.to_owned()),

@@ -17,7 +17,6 @@ mod write;
 
 use async_trait::async_trait;
 use backon::Retryable;
-use ghr_core::retry::RetryPolicy;
 use ghr_core::Timestamp;
 use ghr_core::cost::UsageRow;
 use ghr_core::ids::{DeliveryId, InstallationId, JobId, OrgName, RunnerName};
@@ -26,6 +25,7 @@ use ghr_core::ports::{
     DeliveryRecord, JobFilter, Pruned, Reservation, ReserveRequest, RunnerFilter, RunnerUpdate, Store, StoreError,
 };
 use ghr_core::reason::Reason;
+use ghr_core::retry::RetryPolicy;
 use ghr_core::runner::Runner;
 use ghr_core::tenant::{NewTenant, Tenant, TenantStatus, TenantUpdate};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};

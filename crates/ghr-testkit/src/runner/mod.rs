@@ -176,7 +176,6 @@ impl EmulatedRunner {
 
     async fn wait_for_job(&self) -> Result<Waited, RunnerError> {
         let idle_deadline = self.options.idle_timeout.map(|timeout| Instant::now() + timeout);
-        let doing = "wait for a job";
         loop {
             let wait = match idle_deadline {
                 Some(deadline) => {
@@ -188,17 +187,27 @@ impl EmulatedRunner {
                 }
                 None => self.options.poll_wait,
             };
-            let request = AcquireRequest {
-                session: self.session.clone(),
-                wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-            };
-            let response = self.post(ACQUIRE_PATH, &request, wait + REQUEST_SLACK, doing).await?;
-            match response.status() {
-                StatusCode::OK => return read_json(response, doing).await.map(Waited::Job),
-                StatusCode::NO_CONTENT => {}
-                StatusCode::GONE => return Ok(Waited::Deregistered),
-                _ => return Err(refused(response, doing).await),
+            match self.acquire(wait).await? {
+                Polled::Job(job) => return Ok(Waited::Job(job)),
+                Polled::Nothing => {}
+                Polled::Deregistered => return Ok(Waited::Deregistered),
             }
+        }
+    }
+
+    /// One poll, held open for at most `wait`.
+    async fn acquire(&self, wait: Duration) -> Result<Polled, RunnerError> {
+        let doing = "wait for a job";
+        let request = AcquireRequest {
+            session: self.session.clone(),
+            wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+        };
+        let response = self.post(ACQUIRE_PATH, &request, wait + REQUEST_SLACK, doing).await?;
+        match response.status() {
+            StatusCode::OK => read_json(response, doing).await.map(Polled::Job),
+            StatusCode::NO_CONTENT => Ok(Polled::Nothing),
+            StatusCode::GONE => Ok(Polled::Deregistered),
+            _ => Err(refused(response, doing).await),
         }
     }
 
@@ -218,15 +227,7 @@ impl EmulatedRunner {
                 }
             }
         }
-        let conclusion = self.options.conclusion.clone().unwrap_or_else(|| job.conclusion.clone());
-        let request = CompleteRequest { session: self.session.clone(), job_id: job.job_id, conclusion };
-        let doing = "report the job's completion";
-        let response = self.post(COMPLETE_PATH, &request, SHORT_REQUEST_TIMEOUT, doing).await?;
-        if response.status() == StatusCode::GONE {
-            return Ok(RunEnd::Deregistered);
-        }
-        let answer: CompleteResponse = read_json(expect_ok(response, doing).await?, doing).await?;
-        Ok(RunEnd::Completed { job, conclusion: answer.conclusion })
+        self.finish(&job).await
     }
 
     async fn post<T: Serialize>(
@@ -242,18 +243,10 @@ impl EmulatedRunner {
     /// One poll that does not wait: a job if GitHub assigns one now (step-wise use, e.g. a simulation that
     /// decides when each runner acts).
     pub async fn poll_once(&self) -> Result<Polled, RunnerError> {
-        let doing = "poll for a job";
-        let request = AcquireRequest { session: self.session.clone(), wait_ms: 0 };
-        let response = self.post(ACQUIRE_PATH, &request, SHORT_REQUEST_TIMEOUT, doing).await?;
-        match response.status() {
-            StatusCode::OK => read_json(response, doing).await.map(Polled::Job),
-            StatusCode::NO_CONTENT => Ok(Polled::Nothing),
-            StatusCode::GONE => Ok(Polled::Deregistered),
-            _ => Err(refused(response, doing).await),
-        }
+        self.acquire(Duration::ZERO).await
     }
 
-    /// Report a job taken with [`EmulatedRunner::poll_once`] as done, at once (step-wise use).
+    /// Report a job as done (at once, when taken with [`EmulatedRunner::poll_once`]).
     pub async fn finish(&self, job: &AssignedJob) -> Result<RunEnd, RunnerError> {
         let conclusion = self.options.conclusion.clone().unwrap_or_else(|| job.conclusion.clone());
         let request = CompleteRequest { session: self.session.clone(), job_id: job.job_id, conclusion };
