@@ -72,7 +72,14 @@ fn tenants_on_a_sqlite_file() {
     // Bad input: a clear message and a non-zero exit, never a panic, nothing changed.
     assert!(fails(&["tenants", "show", "nobody", "--db", db]).contains("no tenant"));
     assert!(fails(&["tenants", "set-tier", "acme", "huge", "--db", db]).contains("known tiers: small, medium, large"));
-    assert!(fails(&["tenants", "set-tier", "acme", "small", "--max-runners", "0", "--db", db]).contains("at least 1"));
+    assert!(
+        fails(&["tenants", "set-tier", "acme", "small", "--max-runners", "0", "--db", db])
+            .contains("expected 1 to 10000")
+    );
+    assert!(
+        fails(&["tenants", "set-tier", "acme", "small", "--max-runners", "4294967295", "--db", db])
+            .contains("expected 1 to 10000")
+    );
     assert!(fails(&["tenants", "add", "1001", "--org", "acme", "--db", db]).contains("already exists"));
     assert!(fails(&["tenants", "list", "--status", "gone", "--db", db]).contains("expected one of"));
     let unchanged: Value = serde_json::from_str(&ok(&["tenants", "show", "acme", "--json", "--db", db])).unwrap();
