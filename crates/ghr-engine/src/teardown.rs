@@ -171,9 +171,22 @@ impl Teardown {
     /// the runner must stay: GitHub says it is running a job (422; it is marked busy) or GitHub could not be
     /// asked (the next pass asks again).
     async fn release_registration(&self, runner: &Runner) -> Result<bool, EngineError> {
-        let (Some(github_id), Some(scope)) = (runner.github_runner_id, self.scope_of(runner).await?) else {
-            // Never registered (no id) or the tenant is gone: nothing at GitHub can be running a job.
+        let Some(scope) = self.scope_of(runner).await? else {
+            // The tenant is gone: GitHub no longer lets the App manage its runners.
             return Ok(true);
+        };
+        let github_id = match runner.github_runner_id {
+            Some(id) => id,
+            // A launch that died before recording its registration (the instance was adopted by name): find
+            // the registration by name, or it never registered and cannot be running a job.
+            None => match self.registration_by_name(runner, &scope).await {
+                Ok(Some(id)) => id,
+                Ok(None) => return Ok(true),
+                Err(error) => {
+                    tracing::warn!(runner = %runner.name, error = %ErrorChain(&error), "could not look the registration up; keeping the runner until GitHub answers");
+                    return Ok(false);
+                }
+            },
         };
         match self.ports.github.delete_runner(runner.installation_id, &scope, github_id).await {
             Ok(()) => Ok(true),
@@ -188,6 +201,26 @@ impl Teardown {
                 Ok(false)
             }
         }
+    }
+
+    /// The GitHub id of the registration named like `runner` in `scope`, recorded on the runner when found.
+    pub(crate) async fn registration_by_name(
+        &self,
+        runner: &Runner,
+        scope: &RunnerScope,
+    ) -> Result<Option<ghr_core::ids::GithubRunnerId>, GithubError> {
+        let registrations = self.ports.github.list_runners(runner.installation_id, scope).await?;
+        let Some(found) = registrations.into_iter().find(|r| r.name == runner.name.as_str()) else {
+            return Ok(None);
+        };
+        let update = RunnerUpdate {
+            github_runner_id: Some(found.id),
+            ..RunnerUpdate::state(runner.state, self.ports.clock.now())
+        };
+        if let Err(error) = self.ports.store.runner_update(&runner.name, update).await {
+            tracing::warn!(runner = %runner.name, error = %ErrorChain(&error), "could not record a registration found by name");
+        }
+        Ok(Some(found.id))
     }
 
     /// Where a runner is registered on GitHub (None when the tenant is gone from the store).

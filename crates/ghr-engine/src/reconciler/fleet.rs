@@ -134,7 +134,16 @@ impl Reconciler {
     ) -> Result<(), EngineError> {
         let live = self.live_runners().await?;
         for runner in live.iter().filter(|r| r.state == RunnerState::Launching) {
-            let registered = match (runner.github_runner_id, self.teardown.scope_of(runner).await?) {
+            let scope = self.teardown.scope_of(runner).await?;
+            let github_id = match (runner.github_runner_id, &scope) {
+                // An adopted instance (its launch died before recording the registration): look it up by name.
+                (None, Some(scope)) => self.teardown.registration_by_name(runner, scope).await.unwrap_or_else(|error| {
+                    tracing::debug!(runner = %runner.name, error = %crate::error::ErrorChain(&error), "could not look a registration up");
+                    None
+                }),
+                (id, _) => id,
+            };
+            let registered = match (github_id, scope) {
                 (Some(id), Some(scope)) => {
                     match self.ports.github.get_runner(runner.installation_id, &scope, id).await {
                         Ok(found) => found.is_some_and(|r| r.online || r.busy),
