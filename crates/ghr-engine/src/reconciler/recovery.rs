@@ -3,7 +3,8 @@
 //! **Failed-delivery scan.** GitHub never redelivers on its own. Each pass reads the App's *failed*
 //! deliveries (`status=failure`), newest first, following the cursor back to the newest attempt the last
 //! complete scan had read (a checkpoint in the store, so a restart resumes) or to GitHub's retention
-//! ([`DELIVERY_RETENTION`]); every delivery that never reached ghr (its id is not recorded) is redelivered,
+//! ([`DELIVERY_RETENTION`]), never past a delivery young enough to have been in flight ([`IN_FLIGHT_MARGIN`]);
+//! every delivery that never reached ghr (its id is not recorded) is redelivered,
 //! oldest first. A scan cut short by [`MAX_SCAN_PAGES`] keeps its cursor in the checkpoint and continues next
 //! pass. Steady state costs one request per pass; an outage of N deliveries costs ⌈N/100⌉ pages and N
 //! redelivery requests, once.
@@ -32,6 +33,10 @@ use std::time::Duration;
 pub const SCAN_CHECKPOINT: &str = "failed_delivery_scan";
 /// How long GitHub keeps webhook deliveries: nothing older can be redelivered.
 pub const DELIVERY_RETENTION: Duration = Duration::from_secs(3 * 24 * 3600);
+/// How recent a delivery may be and still be in flight at GitHub (GitHub gives a receiver 10 s, and lists a
+/// delivery once it has ended): the checkpoint never moves past a delivery younger than this, so one that
+/// was still being attempted during a scan, and is listed later with a smaller id, is still read.
+pub const IN_FLIGHT_MARGIN: Duration = Duration::from_secs(60);
 /// Pages of failed deliveries read per pass at most (100 each); a longer backlog continues next pass.
 pub const MAX_SCAN_PAGES: u32 = 50;
 /// GitHub's largest page of deliveries.
@@ -70,6 +75,7 @@ impl Reconciler {
         let saved = store.checkpoint_get(SCAN_CHECKPOINT).await.doing("reading the delivery-scan checkpoint")?;
         let checkpoint: ScanCheckpoint = saved.and_then(|text| serde_json::from_str(&text).ok()).unwrap_or_default();
         let oldest = now - chrono::Duration::from_std(DELIVERY_RETENTION).unwrap_or(chrono::Duration::MAX);
+        let settled_before = now - chrono::Duration::from_std(IN_FLIGHT_MARGIN).unwrap_or(chrono::Duration::MAX);
         let (mut cursor, mut newest) = match &checkpoint.resume {
             Some(resume) => (Some(resume.cursor.clone()), Some(resume.newest)),
             None => (None, None),
@@ -91,7 +97,9 @@ impl Reconciler {
                 .map_err(|source| EngineError::Github { doing: "listing failed webhook deliveries", source })?;
             let mut reached = false;
             for delivery in &page.deliveries {
-                newest = Some(newest.map_or(delivery.id, |n| n.max(delivery.id)));
+                if delivery.delivered_at <= settled_before {
+                    newest = Some(newest.map_or(delivery.id, |n| n.max(delivery.id)));
+                }
                 if checkpoint.scanned_up_to.is_some_and(|up_to| delivery.id <= up_to) || delivery.delivered_at < oldest
                 {
                     reached = true;
@@ -133,7 +141,7 @@ impl Reconciler {
             }
         }
         let next = match (complete, all_requested) {
-            (true, true) => ScanCheckpoint { scanned_up_to: newest.or(checkpoint.scanned_up_to), resume: None },
+            (true, true) => ScanCheckpoint { scanned_up_to: newest.max(checkpoint.scanned_up_to), resume: None },
             // A redelivery request failed: read the same span again next pass.
             (_, false) => checkpoint.clone(),
             (false, true) => ScanCheckpoint {
