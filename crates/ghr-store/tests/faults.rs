@@ -185,6 +185,23 @@ async fn a_removed_database_refuses_writes() {
     assert!(message.contains("removed") && message.contains("restart"), "{message}");
 }
 
+/// Deleting only the write-ahead log (`ghr.db-wal`) loses every commit not yet checkpointed — all of a young
+/// database — so it is refused like a removed database, before anything more is acknowledged.
+#[tokio::test]
+async fn a_removed_write_ahead_log_refuses_writes() {
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    let path = dir.path().join("ghr.db");
+    let store = open(&path).await;
+    store.tenant_create(tenant(1), at(0)).await.expect("tenant_create");
+    let wal = dir.path().join("ghr.db-wal");
+    assert!(wal.exists(), "a WAL store keeps its log while connections are open");
+    std::fs::remove_file(&wal).expect("remove the write-ahead log");
+
+    assert_unavailable(store.check_writable().await, Unavailability::Removed, &path);
+    assert_unavailable(store.delivery_record(&delivery("d-1")).await, Unavailability::Removed, &path);
+    assert_unavailable(store.job_observe(queued(1, "org-1/app")).await, Unavailability::Removed, &path);
+}
+
 /// Replacing the database file (moved away, another file put in its place) is refused the same way.
 #[tokio::test]
 async fn a_replaced_database_refuses_writes() {

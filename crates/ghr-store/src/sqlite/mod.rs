@@ -155,19 +155,26 @@ impl SqliteStore {
             ),
         };
         let options = options.foreign_keys(true).busy_timeout(BUSY_TIMEOUT).row_buffer_size(ROW_BUFFER_SIZE);
-        let anchor = match &location {
-            SqliteLocation::Memory => {
-                Some(Arc::new(tokio::sync::Mutex::new(Some(options.connect().await.map_err(open_failed)?))))
-            }
+        let memory_anchor = match &location {
+            SqliteLocation::Memory => Some(options.connect().await.map_err(open_failed)?),
             SqliteLocation::File(_) | SqliteLocation::ReadOnlyFile(_) => None,
         };
-        let pool = connect(pool_options, options).await.map_err(open_failed)?;
-        let file = match &location {
-            SqliteLocation::File(path) => Some(FileIdentity::of(path).map_err(|e| open_failed(sqlx::Error::Io(e)))?),
-            SqliteLocation::Memory | SqliteLocation::ReadOnlyFile(_) => None,
+        let pool = connect(pool_options, options.clone()).await.map_err(open_failed)?;
+        let unchecked = Writer::new(pool.clone(), described.clone(), None);
+        migrate(&pool, &described).await.map_err(|error| unchecked.classify(error))?;
+        // A file store holds one connection open for its whole life as well: SQLite then never deletes the
+        // write-ahead log (it does when the last connection closes), so a log that disappears or changes was
+        // removed behind ghr's back, and every commit checks for that (see `write.rs`).
+        let (anchor, file) = match &location {
+            SqliteLocation::File(path) => {
+                let anchor = options.connect().await.map_err(open_failed)?;
+                (Some(anchor), Some(FileIdentity::of(path).map_err(|e| open_failed(sqlx::Error::Io(e)))?))
+            }
+            SqliteLocation::Memory => (memory_anchor, None),
+            SqliteLocation::ReadOnlyFile(_) => (None, None),
         };
+        let anchor = anchor.map(|conn| Arc::new(tokio::sync::Mutex::new(Some(conn))));
         let writer = Writer::new(pool.clone(), described.clone(), file);
-        migrate(&pool, &described).await.map_err(|error| writer.classify(error))?;
         tracing::debug!(location = %described, "SQLite store open");
         Ok(Self { pool, writer, location, anchor })
     }

@@ -18,6 +18,8 @@ use std::pin::Pin;
 
 /// The statement that opens every read-modify-write transaction (takes the write lock first).
 pub(super) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+/// The name SQLite gives a database's write-ahead log: the database path plus this.
+const WAL_SUFFIX: &str = "-wal";
 /// SQLite's primary result code for a write to a read-only database (`SQLITE_READONLY`).
 const SQLITE_READONLY: i32 = 8;
 /// Extended result codes carry the primary code in their low byte.
@@ -99,7 +101,20 @@ impl Writer {
         };
         let unavailable = |reason| StoreError::Unavailable { op, database: self.database.clone(), reason };
         match file.current() {
-            Ok(identity) if identity == file.identity => Ok(()),
+            // In WAL mode the write-ahead log holds every commit not yet checkpointed (all of a young database):
+            // while this connection is open SQLite keeps it, so a missing one was deleted behind ghr's back and
+            // commits would land in a file nothing names.
+            Ok(identity) if identity == file.identity => match file.current_wal() {
+                Ok(wal) if file.wal_identity.is_none_or(|opened| opened == wal) => Ok(()),
+                // Another log than the one opened: the original was deleted (SQLite then starts a new one for
+                // the next connection that writes), and the commits it held are gone.
+                Ok(_) => Err(unavailable(Unavailability::Removed)),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Err(unavailable(Unavailability::Removed)),
+                Err(source) => Err(StoreError::Backend {
+                    op,
+                    source: Box::new(IdentityUnknown { database: self.database.clone(), source }),
+                }),
+            },
             Ok(_) => Err(unavailable(Unavailability::Replaced)),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Err(unavailable(Unavailability::Removed)),
             Err(source) => Err(StoreError::Backend {
@@ -152,18 +167,43 @@ struct IdentityUnknown {
 pub(super) struct FileIdentity {
     path: PathBuf,
     identity: (u64, u64),
+    /// The write-ahead log next to it (`<path>-wal`), which exists while any connection is open.
+    wal: PathBuf,
+    /// Which file the log was when the store opened (None: no log then, so any log found later is accepted).
+    wal_identity: Option<(u64, u64)>,
 }
 
 impl FileIdentity {
     /// Remember what `path` names now.
     pub(super) fn of(path: &Path) -> std::io::Result<Self> {
         let identity = identity(path)?;
-        Ok(Self { path: path.to_owned(), identity })
+        let mut wal = path.as_os_str().to_owned();
+        wal.push(WAL_SUFFIX);
+        let wal = PathBuf::from(wal);
+        let wal_identity = identity_of_wal(&wal)?;
+        Ok(Self { path: path.to_owned(), identity, wal, wal_identity })
     }
 
     /// What the path names now (one `stat`).
     fn current(&self) -> std::io::Result<(u64, u64)> {
         identity(&self.path)
+    }
+
+    /// What the log's path names now (one `stat`); NotFound when the log is gone. A store opened without a
+    /// log (not in WAL mode) has nothing to check.
+    fn current_wal(&self) -> std::io::Result<(u64, u64)> {
+        match self.wal_identity {
+            Some(_) => identity(&self.wal),
+            None => Ok((0, 0)),
+        }
+    }
+}
+
+fn identity_of_wal(wal: &Path) -> std::io::Result<Option<(u64, u64)>> {
+    match identity(wal) {
+        Ok(identity) => Ok(Some(identity)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error),
     }
 }
 
