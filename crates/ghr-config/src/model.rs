@@ -216,7 +216,9 @@ pub struct ReconcilerSection {
     pub orphan_grace_seconds: u64,
     /// A runner not registered with GitHub within this is terminated and its demand put back. Default 600 s.
     pub bootstrap_timeout_seconds: u64,
-    /// A runner older than this is terminated. Default 6 h.
+    /// A runner older than this is terminated, even under a job. Default 5 days and 1 hour: GitHub lets a job on
+    /// a self-hosted runner run for up to 5 days, so the default never cuts a legitimate job short; lower it to
+    /// cap what one stuck runner can cost.
     pub max_runtime_seconds: u64,
     /// A job queued longer than this is checked against GitHub. Default 600 s.
     pub stale_job_seconds: u64,
@@ -235,7 +237,7 @@ impl Default for ReconcilerSection {
             interval_seconds: 30,
             orphan_grace_seconds: 120,
             bootstrap_timeout_seconds: 600,
-            max_runtime_seconds: 6 * 3600,
+            max_runtime_seconds: 5 * 24 * 3600 + 3600,
             stale_job_seconds: 600,
             redelivery_scan: 100,
             queued_poll_seconds: 900,
