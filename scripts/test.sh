@@ -47,7 +47,7 @@ sim_seeds="${GHR_SIM_SEEDS:-1000}"
 if command -v cargo-nextest >/dev/null 2>&1 || cargo nextest --version >/dev/null 2>&1; then
     step "tests (nextest)"
     cargo nextest run --no-fail-fast -E 'not package(ghr-sim)'
-    step "deterministic simulation: ${sim_seeds} seeds, plus the scripted race and outage scenarios"
+    step "deterministic simulation: ${sim_seeds} seeds, 24 long seeds of 600 steps, the scripted race and outage scenarios"
     GHR_SIM_SEEDS="$sim_seeds" cargo nextest run -p ghr-sim --no-fail-fast --success-output final
 else
     step "tests (cargo test; cargo-nextest not installed)"

@@ -46,9 +46,9 @@ pub struct SeedReport {
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     #[error(
-        "seed {seed}: invariant violated after step {step}: {violation}\nreplay: cargo run -p ghr-sim -- --seed {seed} --trace"
+        "seed {seed}: invariant violated after step {step}: {violation}\nreplay: cargo run -p ghr-sim -- --seed {seed} --steps {steps} --trace"
     )]
-    Violation { seed: u64, step: u32, violation: String, trace: Vec<String> },
+    Violation { seed: u64, steps: u32, step: u32, violation: String, trace: Vec<String> },
     #[error("seed {seed}: the world could not be built or driven")]
     World {
         seed: u64,
@@ -110,7 +110,7 @@ pub async fn run_seed(seed: u64, options: RunOptions) -> Result<SeedReport, SimE
         let text = world.run(step).await;
         record(&mut trace, options.trace, step_no, &text);
         if let Err(violation) = invariants::check_step(&world).await {
-            return Err(SimError::Violation { seed, step: step_no, violation, trace });
+            return Err(SimError::Violation { seed, steps: options.steps, step: step_no, violation, trace });
         }
         report.steps += 1;
     }
@@ -132,7 +132,13 @@ pub async fn run_seed(seed: u64, options: RunOptions) -> Result<SeedReport, SimE
             record(&mut trace, options.trace, options.steps + round, &text);
         }
         if let Err(violation) = invariants::check_step(&world).await {
-            return Err(SimError::Violation { seed, step: options.steps + round, violation, trace });
+            return Err(SimError::Violation {
+                seed,
+                steps: options.steps,
+                step: options.steps + round,
+                violation,
+                trace,
+            });
         }
         if invariants::settled(&world).await.is_ok() {
             break;
@@ -141,7 +147,7 @@ pub async fn run_seed(seed: u64, options: RunOptions) -> Result<SeedReport, SimE
     report.jobs = world.emulator.jobs().len();
     if let Err(violation) = invariants::settled(&world).await {
         let step = options.steps + report.settle_rounds;
-        return Err(SimError::Violation { seed, step, violation, trace });
+        return Err(SimError::Violation { seed, steps: options.steps, step, violation, trace });
     }
     Ok(report)
 }

@@ -1,6 +1,7 @@
 //! The randomized simulation as a test: `GHR_SIM_SEEDS` seeds (default [`DEFAULT_SEEDS`]) starting at
 //! `GHR_SIM_FIRST_SEED` (default 0), spread over [`SHARDS`] test functions so they run in parallel.
-//! A failure names its seed and the command that replays it.
+//! Two more shards run long seeds ([`LONG_STEPS`] steps each). A failure names its seed and the command that
+//! replays it.
 
 use ghr_sim::{RunOptions, run_seed};
 
@@ -8,6 +9,11 @@ use ghr_sim::{RunOptions, run_seed};
 const DEFAULT_SEEDS: u64 = 1000;
 /// Test functions the seeds are spread over (seed `s` runs in shard `s % SHARDS`).
 const SHARDS: u64 = 10;
+/// Long runs: seeds of many more steps, where restarts, outages and slow launches pile up.
+const LONG_SEEDS_PER_SHARD: u64 = 12;
+const LONG_STEPS: u32 = 600;
+/// Long-run seeds start here, apart from the short ones.
+const LONG_FIRST_SEED: u64 = 1_000_000;
 
 fn env_number(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
@@ -27,6 +33,26 @@ async fn shard(index: u64) {
         ran += 1;
     }
     println!("simulation shard {index}/{SHARDS}: {ran} seeds passed (seeds {first}..{} in all)", first + count);
+}
+
+async fn long_shard(index: u64) {
+    let first = env_number("GHR_SIM_FIRST_SEED", 0) + LONG_FIRST_SEED + index * LONG_SEEDS_PER_SHARD;
+    for seed in first..first + LONG_SEEDS_PER_SHARD {
+        if let Err(error) = run_seed(seed, RunOptions { steps: LONG_STEPS, trace: false }).await {
+            panic!("{error}");
+        }
+    }
+    println!("simulation long shard {index}: {LONG_SEEDS_PER_SHARD} seeds of {LONG_STEPS} steps passed");
+}
+
+#[tokio::test]
+async fn long_shard_0() {
+    long_shard(0).await;
+}
+
+#[tokio::test]
+async fn long_shard_1() {
+    long_shard(1).await;
 }
 
 macro_rules! shards {
