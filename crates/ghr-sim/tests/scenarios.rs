@@ -234,3 +234,35 @@ async fn a_runner_github_reports_busy_is_not_terminated_as_surplus() {
     assert_eq!(world.provider.alive().len(), 2, "both runners still run their jobs");
     assert_eq!(world.provider.terminations(), 0);
 }
+
+/// ghr restarts after a launch started its instance but before it recorded it; the runner connects late and
+/// takes its job while GitHub's `in_progress` is lost. The reconciler adopts the instance by its name tag
+/// and finds its registration by name: the runner is registered and busy, so neither the bootstrap timeout
+/// nor the surplus rule removes it. (Before the fix the adopted runner, with no registration id, was judged
+/// never registered and terminated under its job: simulation seed 30081 at 1,000 steps.)
+#[tokio::test]
+async fn an_adopted_runner_that_took_its_job_is_not_terminated() {
+    let mut world = World::with_limits(17, &[("acme", 1)]).await.expect("world");
+    world.configure(|settings| settings.redelivery_scan = 0);
+    let acme = world.tenants[0].installation;
+    world.max_job_seconds = 3600;
+    world.queue(acme, &SMALL).await.expect("queue");
+    for s in [Step::Dispatch, Step::AdvanceLaunch, Step::AdvanceLaunch, Step::Restart, Step::Boot] {
+        step(&mut world, s).await;
+    }
+    world.set_network(NetworkFaults { drop_percent: 100, ..NetworkFaults::NONE });
+    step(&mut world, Step::Poll).await;
+    world.set_network(NetworkFaults::NONE);
+    let unrecorded = runners(&world, acme).await.remove(0);
+    assert!(unrecorded.instance_id.is_none() && unrecorded.github_runner_id.is_none(), "{unrecorded:?}");
+
+    world.clock.advance(world.settings.orphan_grace + Duration::from_secs(1));
+    step(&mut world, Step::Reconcile).await;
+    world.clock.advance(world.settings.bootstrap_timeout + Duration::from_secs(1));
+    step(&mut world, Step::Reconcile).await;
+    let kept = runners(&world, acme).await.remove(0);
+    assert!(kept.instance_id.is_some() && kept.github_runner_id.is_some(), "adopted and found by name: {kept:?}");
+    assert!(kept.state.is_live(), "{kept:?}");
+    assert_eq!(world.provider.alive().len(), 1, "the runner still runs its job");
+    assert_eq!(world.provider.terminations(), 0);
+}
