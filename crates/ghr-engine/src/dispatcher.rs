@@ -231,7 +231,11 @@ impl Dispatcher {
                         match (&mut sink, permit) {
                             (LaunchSink::Collect(launches), _) => launches.push(pending),
                             (LaunchSink::Spawn, Some(permit)) => self.spawn_launch(pending, permit),
-                            (LaunchSink::Spawn, None) => {}
+                            // A spawning pass always holds a permit here; never leave a reserved runner unlaunched
+                            // silently (the reconciler releases it after the orphan grace).
+                            (LaunchSink::Spawn, None) => {
+                                tracing::error!(runner = %pending.runner.name, "reserved runner has no launch permit; the reconciler releases it")
+                            }
                         }
                     }
                     Reservation::NoDemand => {

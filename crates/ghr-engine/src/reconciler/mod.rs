@@ -114,7 +114,7 @@ pub struct Reconciler {
     /// When each tenant was last polled for queued jobs.
     polled: Mutex<HashMap<ghr_core::ids::InstallationId, Timestamp>>,
     /// Failed delivery attempts whose redelivery this process already requested.
-    redelivered: Mutex<HashSet<String>>,
+    redelivered: Mutex<HashSet<u64>>,
     last: Mutex<Option<(Timestamp, ReconcileReport)>>,
     /// When retention last ran (it runs at most every [`RETENTION_EVERY`]).
     last_prune: Mutex<Option<Timestamp>>,

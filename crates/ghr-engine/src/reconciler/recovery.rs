@@ -122,7 +122,7 @@ impl Reconciler {
             if store.delivery_seen(&guid.as_str().into()).await.doing("checking a delivery id")? {
                 continue;
             }
-            let first_request = self.redelivered.lock().map(|mut set| set.insert(attempt.to_string())).unwrap_or(false);
+            let first_request = self.redelivered.lock().map(|mut set| set.insert(attempt)).unwrap_or(false);
             if !first_request {
                 continue;
             }
@@ -134,7 +134,7 @@ impl Reconciler {
                 Err(error) => {
                     all_requested = false;
                     if let Ok(mut set) = self.redelivered.lock() {
-                        set.remove(&attempt.to_string());
+                        set.remove(&attempt);
                     }
                     tracing::warn!(%guid, error = %ErrorChain(&error), "redelivery request failed; retrying next pass");
                 }
