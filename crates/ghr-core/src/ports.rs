@@ -138,6 +138,9 @@ pub struct JobFilter {
     pub limit: Option<u32>,
 }
 
+/// Live runners per (tenant, tier, state): the series of the runners gauge.
+pub type RunnerSeries = BTreeMap<(InstallationId, TierName, RunnerState), u32>;
+
 /// What [`Store::prune`] removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pruned {
@@ -162,6 +165,8 @@ pub trait Store: Send + Sync {
     async fn tenant_find_by_org(&self, org: &OrgName) -> Result<Option<Tenant>, StoreError>;
     /// All tenants, or those with one status, ordered by installation id.
     async fn tenant_list(&self, status: Option<TenantStatus>) -> Result<Vec<Tenant>, StoreError>;
+    /// How many tenants are in each status (statuses with none are absent).
+    async fn tenant_counts(&self) -> Result<BTreeMap<TenantStatus, u64>, StoreError>;
     /// Apply an update and stamp `updated_at`; None when the tenant does not exist.
     /// The caller derives `max_runners` from a new tier (see the engine's tenant service).
     async fn tenant_update(
@@ -186,6 +191,13 @@ pub trait Store: Send + Sync {
     async fn job_list_wanting_runner(&self) -> Result<Vec<Job>, StoreError>;
     /// How many jobs are in each status (statuses with none are absent).
     async fn job_counts(&self) -> Result<BTreeMap<JobStatus, u64>, StoreError>;
+    /// One tenant's jobs that want a runner (queued and matched to a tier), counted by wait reason
+    /// (`None`: no reason recorded, a runner is starting for it). Statuses with none are absent. Costs in
+    /// proportion to that tenant's waiting jobs, not to the whole queue.
+    async fn job_waiting_counts(
+        &self,
+        installation: InstallationId,
+    ) -> Result<BTreeMap<Option<Reason>, u64>, StoreError>;
     /// Set or clear the wait reason; appends a timeline entry only when it changes.
     async fn job_set_wait_reason(&self, id: JobId, reason: Option<Reason>, at: Timestamp) -> Result<(), StoreError>;
     /// Append a timeline entry.
@@ -205,10 +217,14 @@ pub trait Store: Send + Sync {
     async fn runner_list(&self, filter: RunnerFilter) -> Result<Vec<Runner>, StoreError>;
     /// Live runner counts per installation (for metrics and the demo's invariant checks).
     async fn runner_live_counts(&self) -> Result<BTreeMap<InstallationId, u32>, StoreError>;
+    /// Live runners per (tenant, tier, state); only series with at least one runner are present. Costs in
+    /// proportion to the live runners, however many tenants or terminated runners there are.
+    async fn runner_live_series(&self) -> Result<RunnerSeries, StoreError>;
 
     // Retention.
     /// Forget webhook deliveries received before `before`, and completed jobs (with their timelines) last
-    /// updated before it. Runners are kept: they are the usage and billing record.
+    /// updated before it. Runners are kept: they are the usage and billing record. A store deletes in bounded
+    /// batches (each atomic on its own), so a large pass never blocks writers for long.
     async fn prune(&self, before: Timestamp) -> Result<Pruned, StoreError>;
 
     // Usage.

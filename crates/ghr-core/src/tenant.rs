@@ -39,7 +39,7 @@ impl FromStr for OrgType {
 }
 
 /// Lifecycle status of a tenant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TenantStatus {
     /// Installed, awaiting operator approval (only with `onboarding = "approval"`).

@@ -1,8 +1,7 @@
 //! Prometheus exposition: one process-wide recorder, rendered on its own listener, plus the gauges the
 //! server refreshes from the store.
 
-use ghr_core::ports::{RunnerFilter, Store};
-use ghr_core::runner::RunnerState;
+use ghr_core::ports::Store;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -65,18 +64,19 @@ pub fn refresh_github(github: &dyn ghr_core::ports::GitHubApi) {
     }
 }
 
-/// Refresh the gauges that mirror the store: runners by tenant/tier/state, tenants by status.
-/// Tenant is a label here: its cardinality is the number of onboarded tenants, bounded by the operator.
-/// `seen` carries the series set last time, so one that emptied is set to 0 rather than left stale.
+/// Refresh the gauges that mirror the store: runners by tenant/tier/state, jobs by status, tenants by status.
+///
+/// Every read costs in proportion to what is live, not to the tables: the runner series come from an index over
+/// live runners only (terminated runners, kept as the usage record, are never read), and jobs and tenants per
+/// status are counts the store keeps as rows change. Tenant is a label of the runners gauge only for tenants that
+/// have live runners (at most the live runners' count of series, bounded by the limits); `seen` carries the series
+/// set last time, so one that emptied is set to 0 once rather than left stale.
 pub async fn refresh_gauges(store: &dyn Store, seen: &mut RunnerSeries) -> Result<(), ghr_core::ports::StoreError> {
-    let runners =
-        store.runner_list(RunnerFilter { states: RunnerState::LIVE.to_vec(), ..RunnerFilter::default() }).await?;
-    let mut counts: BTreeMap<(String, String, &'static str), u32> = BTreeMap::new();
-    for runner in &runners {
-        *counts
-            .entry((runner.installation_id.to_string(), runner.tier.to_string(), runner.state.as_str()))
-            .or_default() += 1;
-    }
+    let live = store.runner_live_series().await?;
+    let counts: BTreeMap<(String, String, &'static str), u32> = live
+        .into_iter()
+        .map(|((tenant, tier, state), n)| ((tenant.to_string(), tier.to_string(), state.as_str()), n))
+        .collect();
     for key in seen.iter().filter(|key| !counts.contains_key(*key)) {
         let (tenant, tier, state) = key.clone();
         metrics::gauge!(ghr_engine::metrics::RUNNERS, "tenant" => tenant, "tier" => tier, "state" => state).set(0.0);
@@ -84,16 +84,15 @@ pub async fn refresh_gauges(store: &dyn Store, seen: &mut RunnerSeries) -> Resul
     *seen = counts.keys().cloned().collect();
     for ((tenant, tier, state), n) in counts {
         metrics::gauge!(ghr_engine::metrics::RUNNERS, "tenant" => tenant, "tier" => tier, "state" => state)
-            .set(n as f64);
+            .set(f64::from(n));
     }
     let jobs = store.job_counts().await?;
     for status in ghr_core::job::JobStatus::ALL {
         metrics::gauge!(JOBS, "status" => status.as_str()).set(jobs.get(&status).copied().unwrap_or(0) as f64);
     }
-    let tenants = store.tenant_list(None).await?;
+    let tenants = store.tenant_counts().await?;
     for status in ghr_core::tenant::TenantStatus::ALL {
-        let n = tenants.iter().filter(|t| t.status == status).count();
-        metrics::gauge!(TENANTS, "status" => status.as_str()).set(n as f64);
+        metrics::gauge!(TENANTS, "status" => status.as_str()).set(tenants.get(&status).copied().unwrap_or(0) as f64);
     }
     Ok(())
 }

@@ -9,7 +9,8 @@ use ghr_core::cost::UsageRow;
 use ghr_core::ids::{DeliveryId, InstallationId, JobId, OrgName, RunnerName};
 use ghr_core::job::{Job, JobChange, JobEvent, JobObservation, JobStatus};
 use ghr_core::ports::{
-    DeliveryRecord, JobFilter, Pruned, Reservation, ReserveRequest, RunnerFilter, RunnerUpdate, Store, StoreError,
+    DeliveryRecord, JobFilter, Pruned, Reservation, ReserveRequest, RunnerFilter, RunnerSeries, RunnerUpdate, Store,
+    StoreError,
 };
 use ghr_core::reason::Reason;
 use ghr_core::runner::Runner;
@@ -82,6 +83,10 @@ impl Store for FaultyStore {
         self.check("tenant_list")?;
         self.inner.tenant_list(status).await
     }
+    async fn tenant_counts(&self) -> Result<BTreeMap<TenantStatus, u64>, StoreError> {
+        self.check("tenant_counts")?;
+        self.inner.tenant_counts().await
+    }
     async fn tenant_update(
         &self,
         id: InstallationId,
@@ -119,6 +124,13 @@ impl Store for FaultyStore {
         self.check("job_counts")?;
         self.inner.job_counts().await
     }
+    async fn job_waiting_counts(
+        &self,
+        installation: InstallationId,
+    ) -> Result<BTreeMap<Option<Reason>, u64>, StoreError> {
+        self.check("job_waiting_counts")?;
+        self.inner.job_waiting_counts(installation).await
+    }
     async fn job_set_wait_reason(&self, id: JobId, reason: Option<Reason>, at: Timestamp) -> Result<(), StoreError> {
         self.check("job_set_wait_reason")?;
         self.inner.job_set_wait_reason(id, reason, at).await
@@ -150,6 +162,10 @@ impl Store for FaultyStore {
     async fn runner_live_counts(&self) -> Result<BTreeMap<InstallationId, u32>, StoreError> {
         self.check("runner_live_counts")?;
         self.inner.runner_live_counts().await
+    }
+    async fn runner_live_series(&self) -> Result<RunnerSeries, StoreError> {
+        self.check("runner_live_series")?;
+        self.inner.runner_live_series().await
     }
     async fn prune(&self, before: Timestamp) -> Result<Pruned, StoreError> {
         self.check("prune")?;

@@ -8,6 +8,7 @@
 //! The contracts use whole-second timestamps (stores keep at least millisecond precision), and
 //! `reserve_is_atomic_under_concurrency` spawns tasks, so it needs a Tokio runtime.
 
+mod counts;
 mod fixtures;
 mod health;
 mod jobs;
@@ -15,6 +16,7 @@ mod reserve;
 mod runners;
 mod tenants;
 
+pub use counts::counts_match_a_recount_after_mixed_changes;
 pub use fixtures::{ENVIRONMENT, at, reserve_request};
 pub use health::check_writable_repeats_without_side_effects;
 pub use jobs::{
@@ -87,5 +89,6 @@ where
         runner_bound_before_its_launch_is_recorded,
         runner_list_and_live_counts,
         usage_clips_to_the_period,
+        counts_match_a_recount_after_mixed_changes,
     );
 }

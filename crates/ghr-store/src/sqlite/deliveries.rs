@@ -1,5 +1,5 @@
-//! Webhook deliveries on SQLite: record once per delivery id, so redeliveries change nothing; and retention
-//! (old deliveries and old completed jobs are pruned).
+//! Webhook deliveries on SQLite: record once per delivery id, so redeliveries change nothing (retention is
+//! in `retention.rs`).
 
 use super::codec::{self, backend};
 use ghr_core::ids::DeliveryId;
@@ -34,32 +34,4 @@ pub(super) async fn seen(pool: &SqlitePool, id: &DeliveryId) -> Result<bool, Sto
         .await
         .map_err(backend(OP_SEEN))?;
     Ok(row.is_some())
-}
-
-pub(super) const OP_PRUNE: &str = "prune";
-
-/// Delete old deliveries, and completed jobs last updated before `before` with their timelines, in the
-/// caller's write transaction.
-pub(super) async fn prune(conn: &mut SqliteConnection, before: i64) -> Result<ghr_core::ports::Pruned, StoreError> {
-    let deliveries = sqlx::query("DELETE FROM webhook_deliveries WHERE received_at < ?")
-        .bind(before)
-        .execute(&mut *conn)
-        .await
-        .map_err(backend(OP_PRUNE))?
-        .rows_affected();
-    let job_events = sqlx::query(
-        "DELETE FROM job_events WHERE job_id IN (SELECT job_id FROM jobs WHERE status = 'completed' AND updated_at < ?)",
-    )
-    .bind(before)
-    .execute(&mut *conn)
-    .await
-    .map_err(backend(OP_PRUNE))?
-    .rows_affected();
-    let jobs = sqlx::query("DELETE FROM jobs WHERE status = 'completed' AND updated_at < ?")
-        .bind(before)
-        .execute(&mut *conn)
-        .await
-        .map_err(backend(OP_PRUNE))?
-        .rows_affected();
-    Ok(ghr_core::ports::Pruned { deliveries, jobs, job_events })
 }

@@ -9,14 +9,12 @@ use ghr_core::ports::{JobFilter, StoreError};
 use ghr_core::reason::Reason;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
-use std::collections::BTreeMap;
 
 pub(super) const OP_OBSERVE: &str = "job_observe";
 pub(super) const OP_SET_WAIT_REASON: &str = "job_set_wait_reason";
 const OP_GET: &str = "job_get";
 const OP_LIST: &str = "job_list";
 const OP_WANTING: &str = "job_list_wanting_runner";
-const OP_COUNTS: &str = "job_counts";
 pub(super) const OP_APPEND: &str = "job_event_append";
 const OP_TIMELINE: &str = "job_timeline";
 
@@ -131,11 +129,19 @@ pub(super) async fn get(pool: &SqlitePool, id: JobId) -> Result<Option<Job>, Sto
 
 /// Newest first (by first sight, then job id), at most `limit`.
 pub(super) async fn list(pool: &SqlitePool, filter: JobFilter) -> Result<Vec<Job>, StoreError> {
+    let Some(mut query) = list_query(&filter) else {
+        return Ok(Vec::new());
+    };
+    let rows = query.build().fetch_all(pool).await.map_err(backend(OP_LIST))?;
+    rows.iter().map(|row| job_from_row(OP_LIST, row)).collect()
+}
+
+/// The listing's statement: every combination of filters is a range scan of one index in the order asked for
+/// (migrations 0001 and 0005), so a limit stops it early. None when no job can match.
+pub(super) fn list_query(filter: &JobFilter) -> Option<QueryBuilder<Sqlite>> {
     let mut query = QueryBuilder::<Sqlite>::new(concat!("SELECT ", job_columns!(), " FROM jobs WHERE 1 = 1"));
     if let Some(installation) = filter.installation_id {
-        let Ok(key) = i64::try_from(installation.0) else {
-            return Ok(Vec::new());
-        };
+        let key = i64::try_from(installation.0).ok()?;
         query.push(" AND installation_id = ").push_bind(key);
     }
     if let Some(status) = filter.status {
@@ -148,8 +154,7 @@ pub(super) async fn list(pool: &SqlitePool, filter: JobFilter) -> Result<Vec<Job
     if let Some(limit) = filter.limit {
         query.push(" LIMIT ").push_bind(i64::from(limit));
     }
-    let rows = query.build().fetch_all(pool).await.map_err(backend(OP_LIST))?;
-    rows.iter().map(|row| job_from_row(OP_LIST, row)).collect()
+    Some(query)
 }
 
 /// Queued jobs matched to a tier, oldest first. The literal `'queued'` lets SQLite use the partial index.
@@ -163,21 +168,6 @@ pub(super) async fn list_wanting_runner(pool: &SqlitePool) -> Result<Vec<Job>, S
     .await
     .map_err(backend(OP_WANTING))?;
     rows.iter().map(|row| job_from_row(OP_WANTING, row)).collect()
-}
-
-/// Jobs per status.
-pub(super) async fn counts(pool: &SqlitePool) -> Result<BTreeMap<JobStatus, u64>, StoreError> {
-    let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
-        .fetch_all(pool)
-        .await
-        .map_err(backend(OP_COUNTS))?;
-    let mut counts = BTreeMap::new();
-    for row in &rows {
-        let c = Columns::new(OP_COUNTS, row);
-        let n = u64::try_from(c.int("n")?).unwrap_or(0);
-        counts.insert(c.parse::<JobStatus>("status")?, n);
-    }
-    Ok(counts)
 }
 
 /// Set or clear the wait reason inside the caller's write transaction; a timeline entry is

@@ -6,10 +6,14 @@
 
 mod checkpoints;
 mod codec;
+mod counts;
 mod deliveries;
 mod health;
 mod jobs;
+#[cfg(test)]
+mod plans;
 mod reserve;
+mod retention;
 mod runners;
 mod tenants;
 mod usage;
@@ -22,7 +26,8 @@ use ghr_core::cost::UsageRow;
 use ghr_core::ids::{DeliveryId, InstallationId, JobId, OrgName, RunnerName};
 use ghr_core::job::{Job, JobChange, JobEvent, JobObservation, JobStatus};
 use ghr_core::ports::{
-    DeliveryRecord, JobFilter, Pruned, Reservation, ReserveRequest, RunnerFilter, RunnerUpdate, Store, StoreError,
+    DeliveryRecord, JobFilter, Pruned, Reservation, ReserveRequest, RunnerFilter, RunnerSeries, RunnerUpdate, Store,
+    StoreError,
 };
 use ghr_core::reason::Reason;
 use ghr_core::retry::RetryPolicy;
@@ -39,6 +44,9 @@ use write::{BEGIN_WRITE, FileIdentity, Writer};
 
 /// How long a connection waits for another writer (task or process) before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The size the write-ahead log is cut back to whenever a checkpoint resets it: without a limit the file
+/// stays at its high-water mark (hundreds of MB after a burst) for the life of the process.
+const JOURNAL_SIZE_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 /// How long a caller waits for a free pooled connection.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections per file-backed store: WAL lets readers run beside the one writer.
@@ -146,7 +154,8 @@ impl SqliteStore {
                 let options = SqliteConnectOptions::new()
                     .filename(path)
                     .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal);
+                    .synchronous(SqliteSynchronous::Normal)
+                    .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT_BYTES.to_string());
                 (options, pool_options.max_connections(FILE_POOL_SIZE))
             }
             SqliteLocation::ReadOnlyFile(path) => (
@@ -177,6 +186,12 @@ impl SqliteStore {
         let writer = Writer::new(pool.clone(), described.clone(), file);
         tracing::debug!(location = %described, "SQLite store open");
         Ok(Self { pool, writer, location, anchor })
+    }
+
+    /// Checkpoint the write-ahead log and truncate it to zero bytes (retention does this after it deleted
+    /// anything). False when readers still used the log, so it could not be truncated now.
+    pub async fn truncate_wal(&self) -> Result<bool, StoreError> {
+        Ok(retention::truncate_wal(&self.pool, BUSY_TIMEOUT).await?.complete)
     }
 
     /// Where this store lives.
@@ -278,6 +293,10 @@ impl Store for SqliteStore {
         tenants::list(&self.pool, status).await
     }
 
+    async fn tenant_counts(&self) -> Result<BTreeMap<TenantStatus, u64>, StoreError> {
+        counts::tenants(&self.pool).await
+    }
+
     async fn tenant_update(
         &self,
         id: InstallationId,
@@ -315,11 +334,19 @@ impl Store for SqliteStore {
     }
 
     async fn prune(&self, before: Timestamp) -> Result<Pruned, StoreError> {
-        self.writer.run(deliveries::OP_PRUNE, move |conn| Box::pin(deliveries::prune(conn, codec::ts(before)))).await
+        let file_backed = matches!(self.location, SqliteLocation::File(_));
+        retention::prune(&self.writer, &self.pool, file_backed, codec::ts(before), BUSY_TIMEOUT).await
     }
 
     async fn job_counts(&self) -> Result<BTreeMap<JobStatus, u64>, StoreError> {
-        jobs::counts(&self.pool).await
+        counts::jobs(&self.pool).await
+    }
+
+    async fn job_waiting_counts(
+        &self,
+        installation: InstallationId,
+    ) -> Result<BTreeMap<Option<Reason>, u64>, StoreError> {
+        counts::waiting(&self.pool, installation).await
     }
 
     async fn job_set_wait_reason(&self, id: JobId, reason: Option<Reason>, at: Timestamp) -> Result<(), StoreError> {
@@ -360,6 +387,10 @@ impl Store for SqliteStore {
 
     async fn runner_live_counts(&self) -> Result<BTreeMap<InstallationId, u32>, StoreError> {
         runners::live_counts(&self.pool).await
+    }
+
+    async fn runner_live_series(&self) -> Result<RunnerSeries, StoreError> {
+        counts::live_series(&self.pool).await
     }
 
     async fn usage(&self, from: Timestamp, to: Timestamp, now: Timestamp) -> Result<Vec<UsageRow>, StoreError> {
