@@ -7,6 +7,8 @@
 pub mod conformance;
 mod sqlite;
 
+#[cfg(feature = "bench")]
+pub use sqlite::seed;
 pub use sqlite::{SqliteLocation, SqliteStore};
 
 use ghr_core::ports::{Store, StoreError};

@@ -15,6 +15,8 @@ mod plans;
 mod reserve;
 mod retention;
 mod runners;
+#[cfg(feature = "bench")]
+pub mod seed;
 mod tenants;
 mod usage;
 mod write;
