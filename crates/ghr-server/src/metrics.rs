@@ -3,8 +3,10 @@
 
 use ghr_core::ports::Store;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_util::MetricKindMask;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 /// Counter: webhook requests received, by `event`.
 pub const WEBHOOKS_RECEIVED: &str = "ghr_webhooks_received_total";
@@ -29,6 +31,13 @@ pub const GITHUB_RATE_LIMIT_REMAINING: &str = "ghr_github_rate_limit_remaining";
 const LATENCY_BUCKETS: &[f64] =
     &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0];
 
+/// A gauge series not set for this long leaves the exposition. Every gauge is set by a periodic loop (the gauges
+/// every 5 s, the dispatcher's waiting counts every pass, at least every tick), so only series nothing reports
+/// any more go: a tenant's runner series, set to 0 once when its last runner went, disappears after this, which
+/// keeps the runners gauge's cardinality to the tenants that had live runners lately instead of every tenant
+/// that ever had one.
+const GAUGE_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// The (tenant, tier, state) series of the runners gauge emitted by the last refresh.
 pub type RunnerSeries = std::collections::BTreeSet<(String, String, &'static str)>;
 
@@ -39,6 +48,7 @@ pub fn prometheus() -> Result<PrometheusHandle, String> {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
+                .idle_timeout(MetricKindMask::GAUGE, Some(GAUGE_IDLE_TIMEOUT))
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
                 .map_err(|e| e.to_string())?
                 .build_recorder();

@@ -46,6 +46,8 @@ const IDLE_WINDOW: Duration = Duration::from_secs(30);
 /// A pass that takes longer than this is reported as such, not waited for.
 const PASS_TIMEOUT: Duration = Duration::from_secs(120);
 const TIER: &str = "small";
+/// Calls averaged per timed read.
+const READS: u32 = 20;
 const RUNNER_PREFIX: &str = "bench-runner-";
 /// Job ids of each seeded population start at distinct bases.
 const BUSY_JOB_BASE: u64 = 1_000_000_000;
@@ -182,6 +184,63 @@ impl Bench {
     }
 }
 
+fn files(path: &std::path::Path, when: &str) {
+    let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0.0, |m| m.len() as f64 / 1_048_576.0);
+    let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
+    println!("files {when}: database {:.0} MiB, write-ahead log {:.1} MiB", size(path), size(&wal));
+}
+
+/// Mean time of `READS` calls of `read`.
+async fn time_read<F, Fut, T>(label: &str, mut read: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let started = Instant::now();
+    for _ in 0..READS {
+        std::hint::black_box(read().await);
+    }
+    println!("{label}: {:.2?} per call", started.elapsed() / READS);
+}
+
+/// The reads of the gauges (every 5 s), of `tenants show` and of a reason-filtered listing at full size, next
+/// to the whole-table reads they replace.
+async fn reads(bench: &Bench) {
+    let store = bench.store.as_ref();
+    time_read("gauge read: jobs per status (kept counts)", || store.job_counts()).await;
+    time_read("gauge read: tenants per status (kept counts)", || store.tenant_counts()).await;
+    time_read("gauge read: live runners per tenant/tier/state (live-runner index)", || store.runner_live_series())
+        .await;
+    let admin = ghr_server::admin::LocalAdmin::new(bench.ports.store.clone(), bench.settings.clone());
+    let tenant = bench.at_limit.nth(1).to_string();
+    time_read("tenants show <tenant at its limit>", || ghr_server::admin::Admin::tenant_show(&admin, &tenant)).await;
+    let filter = ghr_core::ports::JobFilter {
+        wait_reason: Some(Reason::TenantAtLimit),
+        limit: Some(100),
+        ..ghr_core::ports::JobFilter::default()
+    };
+    time_read("job_list by reason tenant_at_limit, limit 100", || store.job_list(filter.clone())).await;
+    let by_status = ghr_core::ports::JobFilter {
+        installation_id: Some(bench.at_limit.nth(2)),
+        status: Some(JobStatus::Completed),
+        limit: Some(100),
+        ..ghr_core::ports::JobFilter::default()
+    };
+    time_read("job_list by tenant and status completed, limit 100", || store.job_list(by_status.clone())).await;
+    let started = Instant::now();
+    let all = store.tenant_list(None).await.expect("tenant list").len();
+    println!(
+        "for comparison, tenant_list(None) (the tenants gauge's old read, {all} tenants): {:.1?}",
+        started.elapsed()
+    );
+    let started = Instant::now();
+    let queue = store.job_list_wanting_runner().await.expect("queue").len();
+    println!(
+        "for comparison, job_list_wanting_runner ({queue} jobs; the old tenants show read it whole): {:.1?}",
+        started.elapsed()
+    );
+}
+
 async fn seed_waiting(store: &SqliteStore, at_limit: Installations, from: u64, to: u64) {
     let seed = JobSeed {
         first_job: WAITING_JOB_BASE + from,
@@ -279,6 +338,8 @@ async fn run() {
         bench.delivery_cost(&format!("at {waiting} waiting jobs ({stored_so_far} stored)")).await;
     }
 
+    reads(&bench).await;
+
     // One engine beside the server's, on the same store: its passes are timed alone.
     let engine = Engine::assemble(&bench.ports, bench.settings.clone());
     let started = Instant::now();
@@ -309,9 +370,11 @@ async fn run() {
         IDLE_WINDOW,
         idle * 100.0
     );
-    let wal = std::fs::metadata(format!("{}-wal", path.display())).map(|m| m.len()).unwrap_or(0);
-    let db = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    println!("database {:.0} MiB, write-ahead log {:.0} MiB", db as f64 / 1048576.0, wal as f64 / 1048576.0);
+    files(&path, "before retention");
+    let started = Instant::now();
+    let pruned = store.prune(Utc::now() + chrono::Duration::days(1)).await.expect("prune");
+    println!("retention: {pruned:?} in {:.1?}, in batches of at most 1,000 jobs", started.elapsed());
+    files(&path, "after retention");
     bench.server.shutdown().await;
     let _ = emulator.shutdown().await;
 }

@@ -118,7 +118,12 @@ impl Admin for LocalAdmin {
         let waiting = self.store.job_waiting_counts(tenant.installation_id).await.map_err(store_error)?;
         let waiting_jobs = waiting
             .into_iter()
-            .map(|(reason, n)| (reason.map_or_else(|| "starting".to_owned(), |r| r.code().to_owned()), u32::try_from(n).unwrap_or(u32::MAX)))
+            .map(|(reason, n)| {
+                (
+                    reason.map_or_else(|| "starting".to_owned(), |r| r.code().to_owned()),
+                    u32::try_from(n).unwrap_or(u32::MAX),
+                )
+            })
             .collect();
         Ok(TenantDetail { live_runners: runners.len() as u32, live_by_tier, waiting_jobs, tenant })
     }

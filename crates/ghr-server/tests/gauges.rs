@@ -1,0 +1,92 @@
+//! The gauges that mirror the store (`metrics::refresh_gauges`): runners by tenant/tier/state from the live
+//! runners only, jobs and tenants by status from the store's kept counts, and a series that emptied set to 0.
+
+use chrono::Utc;
+use ghr_core::ids::{InstallationId, RunnerName};
+use ghr_core::job::{JobObservation, JobStatus};
+use ghr_core::ports::{Reservation, RunnerUpdate, Store};
+use ghr_core::runner::RunnerState;
+use ghr_core::tenant::{NewTenant, OrgType, TenantMetadata, TenantStatus, TenantUpdate};
+use ghr_server::metrics::{RunnerSeries, refresh_gauges};
+use ghr_store::SqliteStore;
+use ghr_store::conformance::{at, reserve_request};
+use metrics_exporter_prometheus::PrometheusBuilder;
+
+fn tenant(id: u64) -> NewTenant {
+    NewTenant {
+        installation_id: InstallationId(id),
+        org_name: format!("org-{id}").as_str().into(),
+        org_type: OrgType::Organization,
+        status: TenantStatus::Active,
+        tier: "small".into(),
+        max_runners: 5,
+        metadata: TenantMetadata::default(),
+    }
+}
+
+fn queued(job: u64, installation: u64) -> JobObservation {
+    JobObservation {
+        job_id: ghr_core::ids::JobId(job),
+        installation_id: InstallationId(installation),
+        repository: "org/app".to_owned(),
+        labels: vec!["self-hosted".to_owned(), "small".to_owned()],
+        tier: Some("small".into()),
+        status: JobStatus::Queued,
+        conclusion: None,
+        runner_name: None,
+        queued_at: None,
+        started_at: None,
+        completed_at: None,
+        observed_at: at(job as i64),
+    }
+}
+
+async fn reserve(store: &dyn Store, installation: u64) -> RunnerName {
+    match store.runner_reserve(reserve_request(installation, "small", 1)).await.expect("reserve") {
+        Reservation::Reserved(runner) => runner.name,
+        other => panic!("expected a reservation, got {other:?}"),
+    }
+}
+
+#[test]
+fn gauges_mirror_live_runners_and_kept_counts() {
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let store = SqliteStore::open_in_memory().await.expect("store");
+        for id in [1, 2, 3] {
+            store.tenant_create(tenant(id), at(0)).await.expect("tenant");
+        }
+        let deleted = TenantUpdate { status: Some(TenantStatus::Deleted), ..TenantUpdate::default() };
+        store.tenant_update(InstallationId(3), deleted, at(1)).await.expect("delete tenant 3");
+        for (job, installation) in [(10, 1), (11, 1), (12, 2)] {
+            store.job_observe(queued(job, installation)).await.expect("job");
+        }
+        let busy = reserve(&store, 1).await;
+        let gone = reserve(&store, 2).await;
+        store.runner_update(&busy, RunnerUpdate::state(RunnerState::Busy, Utc::now())).await.expect("busy");
+
+        let mut seen = RunnerSeries::new();
+        refresh_gauges(&store, &mut seen).await.expect("refresh");
+        let text = handle.render();
+        for line in [
+            r#"ghr_runners{tenant="1",tier="small",state="busy"} 1"#,
+            r#"ghr_runners{tenant="2",tier="small",state="requested"} 1"#,
+            r#"ghr_jobs{status="queued"} 3"#,
+            r#"ghr_jobs{status="completed"} 0"#,
+            r#"ghr_tenants{status="active"} 2"#,
+            r#"ghr_tenants{status="deleted"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line} in:\n{text}");
+        }
+
+        store.runner_update(&gone, RunnerUpdate::state(RunnerState::Terminated, Utc::now())).await.expect("gone");
+        refresh_gauges(&store, &mut seen).await.expect("refresh");
+        let text = handle.render();
+        let emptied = r#"ghr_runners{tenant="2",tier="small",state="requested"} 0"#;
+        assert!(text.lines().any(|l| l == emptied), "an emptied series reads 0:\n{text}");
+        assert_eq!(seen.len(), 1, "only tenant 1's live series is carried: {seen:?}");
+    });
+}
