@@ -4,7 +4,9 @@
 --    tenants per status every few seconds; a GROUP BY over a million jobs (or a hundred thousand tenants)
 --    costs a scan of an index as large as the table each time, while a trigger costs one small UPDATE per
 --    insert, status change or delete. The triggers run inside the statement that fires them, so a count
---    commits (or rolls back) with its row: a reader never sees one without the other.
+--    commits (or rolls back) with its row: a reader never sees one without the other. Writes to `jobs` and
+--    `tenants` must not use REPLACE conflict resolution (`INSERT OR REPLACE`, `REPLACE INTO`): its implicit
+--    delete fires no trigger, so the count would drift. Upserts (`ON CONFLICT ... DO UPDATE`) are fine.
 -- 2. Indexes that make every job listing (newest first, by tenant, status and/or wait reason, with a limit)
 --    a range scan in index order: no full scan, no sort.
 -- 3. A partial index over completed jobs by last update: retention deletes in small batches, each found
