@@ -176,9 +176,10 @@ impl Bench {
         let cpu = cpu_seconds() - cpu;
         println!(
             "delivery cost {label}: {deliveries} deliveries, {:.0} µs wall and {:.0} µs process CPU per delivery \
-             (incl. the sender and the dispatcher passes the deliveries woke)",
+             (incl. the sender and the dispatcher passes the deliveries woke); VmRSS {:.0} MiB",
             wall.as_secs_f64() * 1e6 / deliveries as f64,
-            cpu * 1e6 / deliveries as f64
+            cpu * 1e6 / deliveries as f64,
+            memory().0
         );
         self.store.seed_complete_jobs_of(target, Utc::now()).await.expect("clear delivered jobs");
     }
@@ -274,7 +275,11 @@ async fn run() {
         runner_prefix: Some(RUNNER_PREFIX.into()),
     };
     store.seed_jobs(&running, Utc::now()).await.expect("seed running jobs");
-    println!("seeded {tenants} tenants, {live} busy runners and their jobs in {:.1?}", started.elapsed());
+    println!(
+        "seeded {tenants} tenants, {live} busy runners and their jobs in {:.1?}; VmRSS {:.0} MiB",
+        started.elapsed(),
+        memory().0
+    );
 
     let emulator = GithubEmulator::start(EmulatorConfig { rate_limit_per_hour: u32::MAX, ..EmulatorConfig::default() })
         .await
@@ -344,13 +349,14 @@ async fn run() {
     let engine = Engine::assemble(&bench.ports, bench.settings.clone());
     let started = Instant::now();
     match tokio::time::timeout(PASS_TIMEOUT, engine.dispatcher.pass()).await {
-        Ok(report) => println!("dispatcher pass: {:.1?} ({report:?})", started.elapsed()),
+        Ok(report) => println!("dispatcher pass: {:.1?} ({report:?}); VmRSS {:.0} MiB", started.elapsed(), memory().0),
         Err(_) => println!("dispatcher pass: longer than {PASS_TIMEOUT:?}"),
     }
     let started = Instant::now();
     match tokio::time::timeout(PASS_TIMEOUT, engine.reconciler.pass(Utc::now())).await {
         Ok(report) => {
-            println!("reconciler pass: {:.1?} ({} rule errors)", started.elapsed(), report.errors.len());
+            let errors = report.errors.len();
+            println!("reconciler pass: {:.1?} ({errors} rule errors); VmRSS {:.0} MiB", started.elapsed(), memory().0);
             if let Some(first) = report.errors.first() {
                 println!("  first rule error: {first}");
             }
