@@ -8,6 +8,7 @@ mod checkpoints;
 mod codec;
 mod deliveries;
 mod health;
+mod intake;
 mod jobs;
 mod reserve;
 mod runners;
@@ -20,6 +21,7 @@ use backon::Retryable;
 use ghr_core::Timestamp;
 use ghr_core::cost::UsageRow;
 use ghr_core::ids::{DeliveryId, InstallationId, JobId, OrgName, RunnerName};
+use ghr_core::intake::{JobIntake, JobIntakeOutcome};
 use ghr_core::job::{Job, JobChange, JobEvent, JobObservation, JobStatus};
 use ghr_core::ports::{
     DeliveryRecord, JobFilter, Pruned, Reservation, ReserveRequest, RunnerFilter, RunnerUpdate, Store, StoreError,
@@ -299,7 +301,9 @@ impl Store for SqliteStore {
     }
 
     async fn job_observe(&self, observation: JobObservation) -> Result<JobChange, StoreError> {
-        self.writer.run(jobs::OP_OBSERVE, move |conn| Box::pin(jobs::observe(conn, observation))).await
+        self.writer
+            .run(jobs::OP_OBSERVE, move |conn| Box::pin(async move { jobs::observe(conn, &observation).await }))
+            .await
     }
 
     async fn job_get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
@@ -377,6 +381,10 @@ impl Store for SqliteStore {
                 Box::pin(async move { checkpoints::set(conn, &name, &value, now).await })
             })
             .await
+    }
+
+    async fn intake_jobs(&self, batch: Vec<JobIntake>) -> Vec<Result<JobIntakeOutcome, StoreError>> {
+        intake::intake(&self.writer, batch).await
     }
 }
 
