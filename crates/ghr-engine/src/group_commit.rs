@@ -16,6 +16,7 @@
 use ghr_core::intake::{JobIntake, JobIntakeOutcome};
 use ghr_core::ports::{Store, StoreError};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::oneshot;
 
@@ -37,11 +38,29 @@ pub struct GroupCommit {
     store: Arc<dyn Store>,
     queue: Mutex<VecDeque<(JobIntake, Reply)>>,
     writer: Arc<tokio::sync::Mutex<()>>,
+    stats: Arc<Stats>,
+}
+
+/// Batches written and deliveries in them, since start.
+#[derive(Debug, Default)]
+struct Stats {
+    batches: AtomicU64,
+    deliveries: AtomicU64,
 }
 
 impl GroupCommit {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store, queue: Mutex::new(VecDeque::new()), writer: Arc::new(tokio::sync::Mutex::new(())) }
+        Self {
+            store,
+            queue: Mutex::new(VecDeque::new()),
+            writer: Arc::new(tokio::sync::Mutex::new(())),
+            stats: Arc::default(),
+        }
+    }
+
+    /// `(batches, deliveries)` written so far: their ratio is the mean batch size.
+    pub fn written(&self) -> (u64, u64) {
+        (self.stats.batches.load(Ordering::Relaxed), self.stats.deliveries.load(Ordering::Relaxed))
     }
 
     /// Apply one delivery in the next batch; returns once that batch committed (or failed).
@@ -63,6 +82,8 @@ impl GroupCommit {
                 let take = queue.len().min(MAX_BATCH);
                 queue.drain(..take).collect()
             };
+            self.stats.batches.fetch_add(1, Ordering::Relaxed);
+            self.stats.deliveries.fetch_add(batch.len() as u64, Ordering::Relaxed);
             let store = self.store.clone();
             let written = tokio::spawn(async move {
                 let _writer = writer;
@@ -97,4 +118,93 @@ async fn write(store: &dyn Store, batch: Vec<(JobIntake, Reply)>) {
 
 fn lost() -> StoreError {
     StoreError::Backend { op: OP, source: Box::new(BatchLost) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ghr_core::ids::{DeliveryId, InstallationId, JobId};
+    use ghr_core::intake::JobIntakeChange;
+    use ghr_core::job::{JobChange, JobObservation, JobStatus};
+    use ghr_core::ports::DeliveryRecord;
+    use ghr_store::SqliteStore;
+
+    /// More concurrent deliveries than fit one batch.
+    const DELIVERIES: u64 = 300;
+    /// A job id no store can hold: its delivery fails in the middle of a batch.
+    const IMPOSSIBLE_JOB: u64 = u64::MAX;
+
+    fn item(delivery: &str, job: u64) -> JobIntake {
+        let now = chrono::Utc::now();
+        let observation = JobObservation {
+            job_id: JobId(job),
+            installation_id: InstallationId(1),
+            repository: "acme/app".to_owned(),
+            labels: vec!["self-hosted".to_owned()],
+            tier: Some("small".into()),
+            status: JobStatus::Queued,
+            conclusion: None,
+            runner_name: None,
+            queued_at: None,
+            started_at: None,
+            completed_at: None,
+            observed_at: now,
+        };
+        JobIntake {
+            delivery: DeliveryRecord {
+                delivery_id: DeliveryId::new(delivery),
+                event: "workflow_job".to_owned(),
+                action: Some("queued".to_owned()),
+                installation_id: Some(InstallationId(1)),
+                received_at: now,
+            },
+            job: Some(JobIntakeChange { observation, initial_wait_reason: None, runner: None }),
+        }
+    }
+
+    /// Many concurrent submits, with every delivery id sent twice, every job reported by two delivery ids and
+    /// one impossible member: all are answered, each job is created exactly once, the impossible one fails
+    /// alone and stays unrecorded, and the deliveries shared transactions.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_deliveries_share_batches_and_apply_exactly_once() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&dir.path().join("ghr.db").display().to_string()).await.expect("open the store"),
+        );
+        let commit = Arc::new(GroupCommit::new(store.clone()));
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 0..DELIVERIES {
+            for copy in 0..2 {
+                let commit = commit.clone();
+                let job = if n == DELIVERIES / 2 { IMPOSSIBLE_JOB } else { 1_000 + n / 2 };
+                tasks.spawn(async move { (n, copy, commit.submit(item(&format!("d-{n}"), job)).await) });
+            }
+        }
+        let (mut created, mut unchanged, mut duplicates, mut failed) = (0, 0, 0, 0);
+        while let Some(joined) = tasks.join_next().await {
+            let (n, _, result) = joined.expect("a submit task");
+            match result {
+                Ok(JobIntakeOutcome::Recorded { change: Some(JobChange::Created), .. }) => created += 1,
+                Ok(JobIntakeOutcome::Recorded { change: Some(JobChange::Unchanged), .. }) => unchanged += 1,
+                Ok(JobIntakeOutcome::Duplicate) => duplicates += 1,
+                Ok(other) => panic!("delivery {n}: unexpected {other:?}"),
+                Err(_) => {
+                    assert_eq!(n, DELIVERIES / 2, "only the impossible delivery fails");
+                    failed += 1;
+                }
+            }
+        }
+        // 300 delivery ids over 150 jobs, one id impossible (both of its copies fail).
+        assert_eq!(failed, 2, "both copies of the impossible delivery fail");
+        assert_eq!(created, DELIVERIES / 2, "each job is created exactly once");
+        assert_eq!(unchanged, DELIVERIES - 1 - DELIVERIES / 2, "the job's second delivery id changes nothing");
+        assert_eq!(duplicates, DELIVERIES - 1, "each repeated delivery id is a duplicate");
+        for n in 0..DELIVERIES {
+            let seen = store.delivery_seen(&DeliveryId::new(format!("d-{n}"))).await.expect("delivery_seen");
+            assert_eq!(seen, n != DELIVERIES / 2, "delivery d-{n} recorded exactly when applied");
+        }
+        let (batches, deliveries) = commit.written();
+        assert_eq!(deliveries, 2 * DELIVERIES, "every submit was written once");
+        assert!(batches < deliveries, "concurrent deliveries shared transactions: {batches} batches");
+    }
 }
