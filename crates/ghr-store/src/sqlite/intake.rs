@@ -1,8 +1,8 @@
 //! Webhook intake on SQLite: a batch of deliveries applied in one write transaction (group commit).
 //!
-//! Per delivery: insert the delivery record (`ON CONFLICT DO NOTHING`, which is the deduplication: no
-//! separate lookup), then the job observation with its timeline entries and initial wait reason, then the
-//! runner binding. All of one batch commits once, through the one write path (`write.rs`: `BEGIN IMMEDIATE`,
+//! Per delivery (`intake_item.rs`): insert the delivery record (`ON CONFLICT DO NOTHING`, which is the
+//! deduplication: no separate lookup), then the job observation with its timeline entries and initial wait
+//! reason, then the runner binding. All of one batch commits once, through the one write path (`write.rs`: `BEGIN IMMEDIATE`,
 //! the database file check, a failed connection closed). The record is written before the change it
 //! guards, but in the same transaction: a delivery is never durable without its effects.
 //!
@@ -11,12 +11,10 @@
 //! transaction itself fails (begin, the file check, commit), every item is tried alone, so each learns its
 //! own fate. Both happen only on failure: the common path costs one `BEGIN` and one `COMMIT` per batch.
 
+use super::intake_item;
 use super::write::Writer;
-use super::{deliveries, jobs, runners};
 use ghr_core::intake::{JobIntake, JobIntakeOutcome};
-use ghr_core::job::JobChange;
-use ghr_core::ports::{RunnerUpdate, StoreError};
-use sqlx::SqliteConnection;
+use ghr_core::ports::StoreError;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -85,7 +83,7 @@ async fn attempt(
             Box::pin(async move {
                 let mut outcomes = Vec::with_capacity(indexes.len());
                 for (position, index) in indexes.into_iter().enumerate() {
-                    match apply(conn, &work_items[index]).await {
+                    match intake_item::apply(conn, &work_items[index]).await {
                         Ok(outcome) => outcomes.push(outcome),
                         Err(error) => {
                             marker.store(position, Ordering::Relaxed);
@@ -104,29 +102,4 @@ async fn attempt(
         };
         AttemptFailed { item, error }
     })
-}
-
-/// One delivery inside the batch's transaction.
-async fn apply(conn: &mut SqliteConnection, item: &JobIntake) -> Result<JobIntakeOutcome, StoreError> {
-    if !deliveries::record(conn, &item.delivery).await? {
-        return Ok(JobIntakeOutcome::Duplicate);
-    }
-    let Some(change) = &item.job else {
-        return Ok(JobIntakeOutcome::Recorded { job: None, change: None, runner: None });
-    };
-    let observation = &change.observation;
-    let job_change = jobs::observe_with_reason(conn, observation, change.initial_wait_reason).await?;
-    let runner = match &change.runner {
-        // GitHub decides which runner runs which job: bind it whenever the job moved (a duplicate changes
-        // nothing, so it binds nothing either).
-        Some(binding) if job_change != JobChange::Unchanged => {
-            let update = RunnerUpdate {
-                job_id: Some(observation.job_id),
-                ..RunnerUpdate::state(binding.state, observation.observed_at)
-            };
-            runners::update(conn, &binding.name, update).await?.map(Box::new)
-        }
-        _ => None,
-    };
-    Ok(JobIntakeOutcome::Recorded { job: Some(observation.job_id), change: Some(job_change), runner })
 }

@@ -29,60 +29,39 @@ macro_rules! job_columns {
 }
 
 /// Record an observation inside the caller's write transaction.
-pub(super) async fn observe(conn: &mut SqliteConnection, obs: &JobObservation) -> Result<JobChange, StoreError> {
-    observe_with_reason(conn, obs, None).await
-}
-
-/// Record an observation inside the caller's write transaction; a job it creates starts with
-/// `initial_wait_reason` (and its `waiting` timeline entry), written by the same statements as the job.
-pub(super) async fn observe_with_reason(
-    conn: &mut SqliteConnection,
-    obs: &JobObservation,
-    initial_wait_reason: Option<Reason>,
-) -> Result<JobChange, StoreError> {
+pub(super) async fn observe(conn: &mut SqliteConnection, obs: JobObservation) -> Result<JobChange, StoreError> {
     let key = codec::id(OP_OBSERVE, "job id", obs.job_id.0)?;
     let current = sqlx::query("SELECT status FROM jobs WHERE job_id = ?")
         .bind(key)
         .fetch_optional(&mut *conn)
         .await
         .map_err(backend(OP_OBSERVE))?;
-    let status_event = JobEvent {
-        job_id: obs.job_id,
-        at: obs.observed_at,
-        kind: obs.status.as_str().to_owned(),
-        detail: status_detail(obs),
-    };
-    match current {
+    let change = match current {
         None => {
-            insert(conn, key, obs, initial_wait_reason).await?;
-            match initial_wait_reason {
-                Some(reason) => {
-                    let waiting = JobEvent {
-                        job_id: obs.job_id,
-                        at: obs.observed_at,
-                        kind: event_kind::WAITING.to_owned(),
-                        detail: reason.code().to_owned(),
-                    };
-                    insert_two_events(conn, &status_event, &waiting).await?;
-                }
-                None => insert_event(conn, &status_event, OP_OBSERVE).await?,
-            }
-            Ok(JobChange::Created)
+            insert(conn, key, &obs).await?;
+            JobChange::Created
         }
         Some(row) => {
             let from: JobStatus = Columns::new(OP_OBSERVE, &row).parse("status")?;
             if !from.advances_to(obs.status) {
                 return Ok(JobChange::Unchanged);
             }
-            advance(conn, key, obs).await?;
-            insert_event(conn, &status_event, OP_OBSERVE).await?;
-            Ok(JobChange::Advanced { from })
+            advance(conn, key, &obs).await?;
+            JobChange::Advanced { from }
         }
-    }
+    };
+    let event = JobEvent {
+        job_id: obs.job_id,
+        at: obs.observed_at,
+        kind: obs.status.as_str().to_owned(),
+        detail: status_detail(&obs),
+    };
+    insert_event(conn, &event, OP_OBSERVE).await?;
+    Ok(change)
 }
 
 /// The timeline detail of a status entry: who runs the job, or how it ended.
-fn status_detail(obs: &JobObservation) -> String {
+pub(super) fn status_detail(obs: &JobObservation) -> String {
     match obs.status {
         JobStatus::Queued => String::new(),
         JobStatus::InProgress => obs.runner_name.as_ref().map(|name| name.as_str().to_owned()).unwrap_or_default(),
@@ -90,16 +69,11 @@ fn status_detail(obs: &JobObservation) -> String {
     }
 }
 
-async fn insert(
-    conn: &mut SqliteConnection,
-    key: i64,
-    obs: &JobObservation,
-    wait_reason: Option<Reason>,
-) -> Result<(), StoreError> {
+async fn insert(conn: &mut SqliteConnection, key: i64, obs: &JobObservation) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO jobs (job_id, installation_id, repository, labels, tier, status, conclusion, runner_name, \
              wait_reason, received_at, queued_at, started_at, completed_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)",
     )
     .bind(key)
     .bind(codec::id(OP_OBSERVE, "installation id", obs.installation_id.0)?)
@@ -109,7 +83,6 @@ async fn insert(
     .bind(obs.status.as_str())
     .bind(obs.conclusion.as_deref())
     .bind(obs.runner_name.as_ref().map(RunnerName::as_str))
-    .bind(wait_reason.map(Reason::code))
     .bind(codec::ts(obs.observed_at))
     .bind(codec::ts_opt(obs.queued_at))
     .bind(codec::ts_opt(obs.started_at))
@@ -257,23 +230,6 @@ async fn insert_event(conn: &mut SqliteConnection, event: &JobEvent, op: &'stati
         .execute(&mut *conn)
         .await
         .map_err(backend(op))?;
-    Ok(())
-}
-
-/// Two timeline entries of one job in one statement (a new job's status and its first wait reason), in order.
-async fn insert_two_events(conn: &mut SqliteConnection, first: &JobEvent, second: &JobEvent) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO job_events (job_id, at, kind, detail) VALUES (?, ?, ?, ?), (?, ?, ?, ?)")
-        .bind(codec::id(OP_OBSERVE, "job id", first.job_id.0)?)
-        .bind(codec::ts(first.at))
-        .bind(first.kind.as_str())
-        .bind(first.detail.as_str())
-        .bind(codec::id(OP_OBSERVE, "job id", second.job_id.0)?)
-        .bind(codec::ts(second.at))
-        .bind(second.kind.as_str())
-        .bind(second.detail.as_str())
-        .execute(&mut *conn)
-        .await
-        .map_err(backend(OP_OBSERVE))?;
     Ok(())
 }
 

@@ -9,6 +9,7 @@ mod codec;
 mod deliveries;
 mod health;
 mod intake;
+mod intake_item;
 mod jobs;
 mod reserve;
 mod runners;
@@ -301,9 +302,7 @@ impl Store for SqliteStore {
     }
 
     async fn job_observe(&self, observation: JobObservation) -> Result<JobChange, StoreError> {
-        self.writer
-            .run(jobs::OP_OBSERVE, move |conn| Box::pin(async move { jobs::observe(conn, &observation).await }))
-            .await
+        self.writer.run(jobs::OP_OBSERVE, move |conn| Box::pin(jobs::observe(conn, observation))).await
     }
 
     async fn job_get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
