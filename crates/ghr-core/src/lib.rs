@@ -11,6 +11,7 @@ pub mod error;
 pub mod event;
 pub mod ids;
 pub mod input;
+pub mod intake;
 pub mod job;
 pub mod labels;
 pub mod ports;

@@ -5,6 +5,7 @@
 use crate::Timestamp;
 use crate::cost::UsageRow;
 use crate::ids::{DeliveryId, GithubRunnerId, InstallationId, InstanceId, JobId, OrgName, RunnerName, TierName};
+use crate::intake::{JobIntake, JobIntakeOutcome};
 use crate::job::{Job, JobChange, JobEvent, JobObservation, JobStatus};
 use crate::reason::Reason;
 use crate::runner::{Runner, RunnerState};
@@ -237,6 +238,14 @@ pub trait Store: Send + Sync {
     async fn checkpoint_get(&self, name: &str) -> Result<Option<String>, StoreError>;
     /// Write a progress marker whole (last write wins).
     async fn checkpoint_set(&self, name: &str, value: &str, now: Timestamp) -> Result<(), StoreError>;
+
+    // Intake
+    /// Apply webhook deliveries in one write transaction (group commit); one outcome per item, in order.
+    /// Per item, atomically: deduplicate on the delivery id, record the job observation (forward-only, with
+    /// its timeline entries and initial wait reason), bind the runner it names, record the delivery. Items
+    /// apply in order, so a later duplicate in the same batch sees the earlier one. An item that fails leaves
+    /// nothing behind and does not fail the others; an `Ok` outcome is durable when this returns.
+    async fn intake_jobs(&self, batch: Vec<JobIntake>) -> Vec<Result<JobIntakeOutcome, StoreError>>;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,10 +3,16 @@
 //! Fast by design (store writes only): GitHub gives up after 10 s. Slow work — launching and terminating
 //! runners — is signalled to the dispatcher and the teardown worker, which run after the answer.
 //! Idempotent: a redelivery (same `X-GitHub-Delivery`) changes nothing, and job status only moves forward,
-//! so duplicate or out-of-order deliveries are harmless. The delivery is recorded *after* it was applied,
-//! so a failure leaves it unrecorded and a redelivery can still apply it.
+//! so duplicate or out-of-order deliveries are harmless. The delivery is recorded together with (or after)
+//! what it did, so a failure leaves it unrecorded and a redelivery can still apply it.
+//!
+//! `workflow_job` deliveries (the hot path) and deliveries that are only recorded go through group commit
+//! ([`crate::group_commit`]): deduplication, the job, its timeline, its runner binding and the delivery
+//! record in one transaction shared with concurrent deliveries. Installation events (rare: onboarding,
+//! suspension, renames) take the tenant service's own writes.
 
 use crate::error::{EngineError, StoreContext};
+use crate::group_commit::GroupCommit;
 use crate::metrics as m;
 use crate::settings::EngineSettings;
 use crate::teardown::{TeardownCause, TeardownHandle};
@@ -14,10 +20,11 @@ use crate::tenants::{Onboarded, TenantService};
 use ghr_core::clock::Clock;
 use ghr_core::event::{InstallationAction, WebhookEvent, WorkflowJob, WorkflowJobAction};
 use ghr_core::ids::{InstallationId, RunnerName};
+use ghr_core::intake::{JobIntake, JobIntakeChange, JobIntakeOutcome, RunnerBinding};
 use ghr_core::job::{JobChange, JobObservation, JobStatus};
 use ghr_core::labels::match_tier;
-use ghr_core::ports::{DeliveryRecord, RunnerUpdate, Store};
-use ghr_core::runner::RunnerState;
+use ghr_core::ports::{DeliveryRecord, Store};
+use ghr_core::reason::Reason;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -39,6 +46,7 @@ pub struct Intake {
     dispatcher_wake: Arc<Notify>,
     reconciler_wake: Arc<Notify>,
     teardown: TeardownHandle,
+    batches: Arc<GroupCommit>,
 }
 
 impl Intake {
@@ -51,21 +59,53 @@ impl Intake {
         teardown: TeardownHandle,
     ) -> Self {
         let tenants = TenantService::new(store.clone(), settings.clone());
-        Self { store, clock, settings, tenants, dispatcher_wake, reconciler_wake, teardown }
+        let batches = Arc::new(GroupCommit::new(store.clone()));
+        Self { store, clock, settings, tenants, dispatcher_wake, reconciler_wake, teardown, batches }
     }
 
     /// Apply one delivery. Errors are the system's (store); the caller answers 5xx and the delivery stays
     /// unrecorded so that a redelivery applies it.
     pub async fn handle(&self, delivery: DeliveryRecord, event: WebhookEvent) -> Result<IntakeOutcome, EngineError> {
+        let event_name = delivery.event.clone();
+        let outcome = match event {
+            WebhookEvent::WorkflowJob { action, installation_id, job } => {
+                self.handle_job(delivery, action, installation_id, job).await?
+            }
+            WebhookEvent::Ping => self.record_only(delivery, "ping").await?,
+            WebhookEvent::Ignored { .. } => self.record_only(delivery, "event type not used").await?,
+            tenant_event @ (WebhookEvent::Installation { .. } | WebhookEvent::InstallationTargetRenamed { .. }) => {
+                self.handle_tenant_event(&delivery, tenant_event).await?
+            }
+        };
+        let label = match outcome {
+            IntakeOutcome::Duplicate => "duplicate",
+            IntakeOutcome::Ignored(_) => "ignored",
+            IntakeOutcome::Applied(_) => "applied",
+        };
+        metrics::counter!(m::WEBHOOK_EVENTS, "event" => event_name, "outcome" => label).increment(1);
+        Ok(outcome)
+    }
+
+    /// Installation events: check the id, apply through the tenant service, then record the delivery.
+    async fn handle_tenant_event(
+        &self,
+        delivery: &DeliveryRecord,
+        event: WebhookEvent,
+    ) -> Result<IntakeOutcome, EngineError> {
         if self.store.delivery_seen(&delivery.delivery_id).await.doing("checking a delivery id")? {
-            metrics::counter!(m::WEBHOOK_EVENTS, "event" => delivery.event.clone(), "outcome" => "duplicate")
-                .increment(1);
             return Ok(IntakeOutcome::Duplicate);
         }
         let outcome = self.apply(event).await?;
-        self.store.delivery_record(&delivery).await.doing("recording a delivery")?;
-        metrics::counter!(m::WEBHOOK_EVENTS, "event" => delivery.event.clone(), "outcome" => if matches!(outcome, IntakeOutcome::Ignored(_)) { "ignored" } else { "applied" }).increment(1);
+        self.store.delivery_record(delivery).await.doing("recording a delivery")?;
         Ok(outcome)
+    }
+
+    /// A delivery that changes nothing but is recorded (so a redelivery is recognised), in a shared batch.
+    async fn record_only(&self, delivery: DeliveryRecord, why: &'static str) -> Result<IntakeOutcome, EngineError> {
+        match self.batches.submit(JobIntake { delivery, job: None }).await.doing("recording a delivery")? {
+            JobIntakeOutcome::Duplicate => Ok(IntakeOutcome::Duplicate),
+            JobIntakeOutcome::Recorded { .. } => Ok(IntakeOutcome::Ignored(why)),
+        }
     }
 
     async fn apply(&self, event: WebhookEvent) -> Result<IntakeOutcome, EngineError> {
@@ -117,63 +157,73 @@ impl Intake {
                     None => Ok(IntakeOutcome::Ignored("no such tenant")),
                 }
             }
-            WebhookEvent::WorkflowJob { action, installation_id, job } => {
-                let Some(installation_id) = installation_id else {
-                    return Ok(IntakeOutcome::Ignored("workflow_job without installation"));
-                };
-                self.apply_job(action, installation_id, job).await
+            // Routed by `handle`; never reach here.
+            WebhookEvent::WorkflowJob { .. } | WebhookEvent::Ping | WebhookEvent::Ignored { .. } => {
+                Ok(IntakeOutcome::Ignored("event type not used"))
             }
-            WebhookEvent::Ping => Ok(IntakeOutcome::Ignored("ping")),
-            WebhookEvent::Ignored { .. } => Ok(IntakeOutcome::Ignored("event type not used")),
         }
     }
 
-    async fn apply_job(
+    /// A `workflow_job` delivery: one member of the next intake batch, then the wake-ups its change calls for.
+    async fn handle_job(
         &self,
+        delivery: DeliveryRecord,
         action: WorkflowJobAction,
-        installation_id: InstallationId,
+        installation_id: Option<InstallationId>,
         job: WorkflowJob,
     ) -> Result<IntakeOutcome, EngineError> {
+        let Some(installation_id) = installation_id else {
+            return self.record_only(delivery, "workflow_job without installation").await;
+        };
         let status = match action {
             WorkflowJobAction::Queued | WorkflowJobAction::Waiting => JobStatus::Queued,
             WorkflowJobAction::InProgress => JobStatus::InProgress,
             WorkflowJobAction::Completed => JobStatus::Completed,
-            WorkflowJobAction::Other(_) => return Ok(IntakeOutcome::Ignored("workflow_job action not used")),
+            WorkflowJobAction::Other(_) => return self.record_only(delivery, "workflow_job action not used").await,
         };
         let now = self.clock.now();
         let tier = match_tier(&self.settings.catalog, &job.labels).map(|t| t.name.clone());
-        let runner_name = job.runner_name.clone().filter(|n| !n.is_empty()).map(RunnerName::new);
+        let runner_name = job.runner_name.filter(|n| !n.is_empty()).map(RunnerName::new);
+        let (job_id, created_at, started_at) = (job.id, job.created_at, job.started_at);
         let observation = JobObservation {
-            job_id: job.id,
+            job_id,
             installation_id,
-            repository: job.repository.clone(),
-            labels: job.labels.clone(),
+            repository: job.repository,
+            labels: job.labels,
             tier: tier.clone(),
             status,
-            conclusion: job.conclusion.clone(),
+            conclusion: job.conclusion,
             runner_name: runner_name.clone(),
-            queued_at: job.created_at,
+            queued_at: created_at,
             // GitHub fills `started_at` on queued jobs too; a job has started only once it is in progress.
-            started_at: (status >= JobStatus::InProgress).then(|| job.started_at.unwrap_or(now)),
+            started_at: (status >= JobStatus::InProgress).then(|| started_at.unwrap_or(now)),
             completed_at: job.completed_at.or((status == JobStatus::Completed).then_some(now)),
             observed_at: now,
         };
-        let change = self.store.job_observe(observation).await.doing("recording a workflow job")?;
-        if change == JobChange::Unchanged {
-            return Ok(IntakeOutcome::Ignored("job state already recorded"));
-        }
-        if change == JobChange::Created {
-            let tier_label = tier.as_ref().map(|t| t.to_string()).unwrap_or_else(|| "none".into());
-            metrics::counter!(m::JOBS_RECEIVED, "tier" => tier_label).increment(1);
+        let change = JobIntakeChange {
+            observation,
             // Not ours: say so on the job itself, so `jobs?reason=no_matching_tier` finds it.
-            if tier.is_none() && status == JobStatus::Queued {
-                self.store
-                    .job_set_wait_reason(job.id, Some(ghr_core::reason::Reason::NoMatchingTier), now)
-                    .await
-                    .doing("recording that no tier matches a job")?;
+            initial_wait_reason: (tier.is_none() && status == JobStatus::Queued).then_some(Reason::NoMatchingTier),
+            // GitHub may report this before the launch recorded the runner: binding a `requested` runner is
+            // legal, and the launch keeps the binding when it records the instance.
+            runner: runner_name.clone().and_then(|name| RunnerBinding::for_status(name, status)),
+        };
+        let (change, runner) = match self.batches.submit(JobIntake { delivery, job: Some(change) }).await {
+            Ok(JobIntakeOutcome::Duplicate) => return Ok(IntakeOutcome::Duplicate),
+            Ok(JobIntakeOutcome::Recorded { change, runner, .. }) => (change, runner),
+            Err(error) => return Err(error).doing("recording a workflow job"),
+        };
+        match change {
+            None | Some(JobChange::Unchanged) => return Ok(IntakeOutcome::Ignored("job state already recorded")),
+            Some(JobChange::Created) => {
+                let tier_label = tier.as_ref().map(|t| t.to_string()).unwrap_or_else(|| "none".into());
+                metrics::counter!(m::JOBS_RECEIVED, "tier" => tier_label).increment(1);
             }
+            Some(JobChange::Advanced { .. }) => {}
         }
         metrics::counter!(m::JOB_TRANSITIONS, "status" => status.as_str()).increment(1);
+        // Only jobs that ran on ghr's runners: GitHub-hosted jobs of tenant orgs are not ours to time or tear down.
+        let ours = runner.is_some();
         match status {
             JobStatus::Queued => {
                 if tier.is_some() {
@@ -181,23 +231,15 @@ impl Intake {
                 }
             }
             JobStatus::InProgress => {
-                // GitHub may report this before the launch recorded the runner: binding a `requested` runner is
-                // legal, and the launch keeps the binding when it records the instance.
-                if let Some(name) = &runner_name
-                    && self.mark_runner(name, RunnerState::Busy, job.id, now).await?
-                    && let Some(queued) = job.created_at
-                {
-                    // Only jobs that ran on ghr's runners: GitHub-hosted jobs of tenant orgs are not ours to time.
-                    let started = job.started_at.unwrap_or(now);
+                if ours && let Some(queued) = created_at {
+                    let started = started_at.unwrap_or(now);
                     let seconds = (started - queued).num_milliseconds().max(0) as f64 / 1000.0;
                     metrics::histogram!(m::QUEUED_TO_IN_PROGRESS).record(seconds);
                 }
             }
             JobStatus::Completed => {
-                if let Some(name) = &runner_name
-                    && self.mark_runner(name, RunnerState::Finished, job.id, now).await?
-                {
-                    self.teardown.runner(name.clone(), TeardownCause::JobCompleted);
+                if ours && let Some(name) = runner_name {
+                    self.teardown.runner(name, TeardownCause::JobCompleted);
                 }
                 // A completed job frees nothing by itself, but a job completing without a runner (cancelled)
                 // changes demand: let the dispatcher recount.
@@ -205,19 +247,6 @@ impl Intake {
             }
         }
         Ok(IntakeOutcome::Applied(status.as_str()))
-    }
-
-    /// Bind a job to one of our runners. Returns false when the runner is not ours (GitHub-hosted, or
-    /// another system's) — GitHub, not ghr, decides which runner takes which job.
-    async fn mark_runner(
-        &self,
-        name: &RunnerName,
-        state: RunnerState,
-        job: ghr_core::ids::JobId,
-        at: ghr_core::Timestamp,
-    ) -> Result<bool, EngineError> {
-        let update = RunnerUpdate { job_id: Some(job), ..RunnerUpdate::state(state, at) };
-        Ok(self.store.runner_update(name, update).await.doing("binding a job to its runner")?.is_some())
     }
 }
 

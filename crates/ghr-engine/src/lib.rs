@@ -13,6 +13,7 @@
 pub mod assembly;
 pub mod dispatcher;
 pub mod error;
+pub mod group_commit;
 pub mod intake;
 pub mod launch;
 pub mod metrics;

@@ -21,7 +21,7 @@ use ghr_core::ids::DeliveryId;
 use ghr_core::ports::DeliveryRecord;
 use ghr_core::text::{Clipped, clip};
 use ghr_engine::intake::IntakeOutcome;
-use ghr_github::webhook::{parse_event, verify_signature};
+use ghr_github::webhook::{ParsedDelivery, parse_delivery, verify_signature};
 use serde_json::json;
 use std::time::Instant;
 use tracing::Instrument;
@@ -82,14 +82,15 @@ async fn handle(app: &AppState, headers: &HeaderMap, body: Result<Bytes, BytesRe
         return reject(StatusCode::BAD_REQUEST, "missing_delivery", "X-GitHub-Delivery header missing");
     };
     metrics::counter!(m::WEBHOOKS_RECEIVED, "event" => event.clone()).increment(1);
-    let parsed = match parse_event(&event, &body) {
+    // One decode of the body gives the event and everything the delivery record needs.
+    let ParsedDelivery { event: parsed, action } = match parse_delivery(&event, &body) {
         Ok(parsed) => parsed,
         Err(error) => return reject(StatusCode::BAD_REQUEST, "malformed", error.to_string()),
     };
     let record = DeliveryRecord {
         delivery_id: DeliveryId::new(delivery.clone()),
         event: event.clone(),
-        action: action_of(&body),
+        action,
         installation_id: parsed.installation_id(),
         received_at: Utc::now(),
     };
@@ -154,13 +155,4 @@ fn check_content_type(headers: &HeaderMap, body: &[u8]) -> Result<(), String> {
 /// would otherwise be recorded once and make every later delivery without an id a "duplicate").
 fn header_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned)
-}
-
-/// The `action` field, for the delivery record (best effort; the body was already parsed).
-fn action_of(body: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct WithAction {
-        action: Option<String>,
-    }
-    serde_json::from_slice::<WithAction>(body).ok().and_then(|w| w.action)
 }

@@ -6,6 +6,8 @@
 mod auth;
 #[path = "webhook/bad_input.rs"]
 mod bad_input;
+#[path = "webhook/concurrency.rs"]
+mod concurrency;
 #[path = "webhook/installations.rs"]
 mod installations;
 #[path = "webhook/intake.rs"]

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use ghr_core::Timestamp;
 use ghr_core::cost::UsageRow;
 use ghr_core::ids::{DeliveryId, InstallationId, JobId, OrgName, RunnerName};
+use ghr_core::intake::{JobIntake, JobIntakeOutcome};
 use ghr_core::job::{Job, JobChange, JobEvent, JobObservation, JobStatus};
 use ghr_core::ports::{
     DeliveryRecord, JobFilter, Pruned, Reservation, ReserveRequest, RunnerFilter, RunnerSeries, RunnerUpdate, Store,
@@ -182,5 +183,15 @@ impl Store for FaultyStore {
     async fn checkpoint_set(&self, name: &str, value: &str, now: Timestamp) -> Result<(), StoreError> {
         self.check("checkpoint_set")?;
         self.inner.checkpoint_set(name, value, now).await
+    }
+    async fn intake_jobs(&self, batch: Vec<JobIntake>) -> Vec<Result<JobIntakeOutcome, StoreError>> {
+        // A failed transaction fails every delivery of its batch, the way a full disk would.
+        if self.check("intake_jobs").is_err() {
+            return batch
+                .iter()
+                .map(|_| Err(StoreError::Backend { op: "intake_jobs", source: Box::new(InjectedFault) }))
+                .collect();
+        }
+        self.inner.intake_jobs(batch).await
     }
 }

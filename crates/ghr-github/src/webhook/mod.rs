@@ -5,7 +5,8 @@ mod payload;
 mod signature;
 
 pub use parse::{
-    EVENT_INSTALLATION, EVENT_INSTALLATION_TARGET, EVENT_PING, EVENT_WORKFLOW_JOB, ParseError, parse_event,
+    EVENT_INSTALLATION, EVENT_INSTALLATION_TARGET, EVENT_PING, EVENT_WORKFLOW_JOB, ParseError, ParsedDelivery,
+    parse_delivery, parse_event,
 };
 pub use signature::{SIGNATURE_HEADER, SIGNATURE_PREFIX, SignatureError, sign, verify_signature};
 

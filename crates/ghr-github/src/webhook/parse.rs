@@ -1,7 +1,8 @@
 //! Turns a verified delivery (`X-GitHub-Event` plus raw JSON body) into a domain [`WebhookEvent`].
 
 use super::payload::{
-    InstallationPayload, InstallationTargetPayload, RawAccount, RawSender, RawWorkflowJob, WorkflowJobPayload,
+    ActionOnly, InstallationPayload, InstallationTargetPayload, RawAccount, RawSender, RawWorkflowJob,
+    WorkflowJobPayload,
 };
 use ghr_core::event::{
     Account, IGNORED_ENTERPRISE, IGNORED_EVENT_TYPE, IGNORED_RENAME_WITHOUT_NAME, IGNORED_TARGET_ACTION,
@@ -45,15 +46,51 @@ impl From<InvalidInput> for ParseError {
     }
 }
 
+/// A parsed delivery: the domain event and the payload's `action` (for the delivery record), from one decode
+/// of the body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedDelivery {
+    pub event: WebhookEvent,
+    /// The payload's `action` field, when it has one.
+    pub action: Option<String>,
+}
+
 /// Parse a delivery. `event` is the `X-GitHub-Event` header; events ghr does not act on become
 /// [`WebhookEvent::Ignored`] without their body being read.
 pub fn parse_event(event: &str, body: &[u8]) -> Result<WebhookEvent, ParseError> {
     match event {
-        EVENT_INSTALLATION => parse_installation(decode(event, body)?),
-        EVENT_INSTALLATION_TARGET => parse_installation_target(decode(event, body)?),
-        EVENT_WORKFLOW_JOB => parse_workflow_job(decode(event, body)?),
-        EVENT_PING => Ok(WebhookEvent::Ping),
+        EVENT_INSTALLATION | EVENT_INSTALLATION_TARGET | EVENT_WORKFLOW_JOB | EVENT_PING => {
+            parse_delivery(event, body).map(|parsed| parsed.event)
+        }
         other => Ok(WebhookEvent::Ignored { event: other.to_owned(), reason: IGNORED_EVENT_TYPE }),
+    }
+}
+
+/// Parse a delivery into its event and its `action`, decoding the body once. The body of an event ghr does
+/// not act on is read for its `action` only, best effort (such a delivery is acknowledged whatever it holds);
+/// a `ping` is not read.
+pub fn parse_delivery(event: &str, body: &[u8]) -> Result<ParsedDelivery, ParseError> {
+    match event {
+        EVENT_INSTALLATION => {
+            let payload: InstallationPayload = decode(event, body)?;
+            let action = payload.action.clone();
+            Ok(ParsedDelivery { event: parse_installation(payload)?, action })
+        }
+        EVENT_INSTALLATION_TARGET => {
+            let payload: InstallationTargetPayload = decode(event, body)?;
+            let action = payload.action.clone();
+            Ok(ParsedDelivery { event: parse_installation_target(payload)?, action })
+        }
+        EVENT_WORKFLOW_JOB => {
+            let payload: WorkflowJobPayload = decode(event, body)?;
+            let action = payload.action.clone();
+            Ok(ParsedDelivery { event: parse_workflow_job(payload)?, action })
+        }
+        EVENT_PING => Ok(ParsedDelivery { event: WebhookEvent::Ping, action: None }),
+        other => Ok(ParsedDelivery {
+            event: WebhookEvent::Ignored { event: other.to_owned(), reason: IGNORED_EVENT_TYPE },
+            action: serde_json::from_slice::<ActionOnly>(body).ok().and_then(|payload| payload.action),
+        }),
     }
 }
 
@@ -396,6 +433,26 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn one_decode_yields_the_event_and_its_action() {
+        let mut body = job_body();
+        body["action"] = json!("in_progress");
+        let parsed = parse_delivery("workflow_job", body.to_string().as_bytes()).unwrap();
+        assert_eq!(parsed.action.as_deref(), Some("in_progress"));
+        assert_eq!(parsed.event, parse_json("workflow_job", body).unwrap());
+        let installation = installation_body(json!({"login": "acme", "id": 9, "type": "Organization"}));
+        let parsed = parse_delivery("installation", installation.to_string().as_bytes()).unwrap();
+        assert_eq!(parsed.action.as_deref(), Some("created"));
+        let parsed = parse_delivery("push", br#"{"action": "edited", "ref": "main"}"#).unwrap();
+        assert_eq!(parsed.action.as_deref(), Some("edited"), "unused events keep their action");
+        assert_eq!(parse_delivery("push", b"not json").unwrap().action, None, "best effort for unused events");
+        assert_eq!(
+            parse_delivery("ping", b"{\"zen\": \"x\"}").unwrap(),
+            ParsedDelivery { event: WebhookEvent::Ping, action: None }
+        );
+        assert!(parse_delivery("workflow_job", b"{").is_err());
     }
 
     #[test]

@@ -4,6 +4,12 @@
 use ghr_core::Timestamp;
 use serde::Deserialize;
 
+/// Any other event: only its `action`, for the delivery record.
+#[derive(Debug, Deserialize)]
+pub(super) struct ActionOnly {
+    pub action: Option<String>,
+}
+
 /// `installation.*` events.
 #[derive(Debug, Deserialize)]
 pub(super) struct InstallationPayload {

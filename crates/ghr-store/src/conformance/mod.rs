@@ -11,6 +11,7 @@
 mod counts;
 mod fixtures;
 mod health;
+mod intake;
 mod jobs;
 mod reserve;
 mod runners;
@@ -19,6 +20,9 @@ mod tenants;
 pub use counts::counts_match_a_recount_after_mixed_changes;
 pub use fixtures::{ENVIRONMENT, at, reserve_request};
 pub use health::check_writable_repeats_without_side_effects;
+pub use intake::{
+    intake_across_batches_moves_forward_only, intake_batch_applies_each_delivery_once, intake_failing_item_fails_alone,
+};
 pub use jobs::{
     job_list_filters, job_list_wanting_runner_is_fifo, job_observe_completed_before_queued,
     job_observe_keeps_creation_fields, job_observe_moves_forward_only, job_timeline_records_changes,
@@ -90,5 +94,8 @@ where
         runner_list_and_live_counts,
         usage_clips_to_the_period,
         counts_match_a_recount_after_mixed_changes,
+        intake_batch_applies_each_delivery_once,
+        intake_across_batches_moves_forward_only,
+        intake_failing_item_fails_alone,
     );
 }

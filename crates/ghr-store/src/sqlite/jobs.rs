@@ -59,7 +59,7 @@ pub(super) async fn observe(conn: &mut SqliteConnection, obs: JobObservation) ->
 }
 
 /// The timeline detail of a status entry: who runs the job, or how it ended.
-fn status_detail(obs: &JobObservation) -> String {
+pub(super) fn status_detail(obs: &JobObservation) -> String {
     match obs.status {
         JobStatus::Queued => String::new(),
         JobStatus::InProgress => obs.runner_name.as_ref().map(|name| name.as_str().to_owned()).unwrap_or_default(),

@@ -9,6 +9,8 @@ mod codec;
 mod counts;
 mod deliveries;
 mod health;
+mod intake;
+mod intake_item;
 mod jobs;
 #[cfg(test)]
 mod plans;
@@ -26,6 +28,7 @@ use backon::Retryable;
 use ghr_core::Timestamp;
 use ghr_core::cost::UsageRow;
 use ghr_core::ids::{DeliveryId, InstallationId, JobId, OrgName, RunnerName};
+use ghr_core::intake::{JobIntake, JobIntakeOutcome};
 use ghr_core::job::{Job, JobChange, JobEvent, JobObservation, JobStatus};
 use ghr_core::ports::{
     DeliveryRecord, JobFilter, Pruned, Reservation, ReserveRequest, RunnerFilter, RunnerSeries, RunnerUpdate, Store,
@@ -410,6 +413,10 @@ impl Store for SqliteStore {
                 Box::pin(async move { checkpoints::set(conn, &name, &value, now).await })
             })
             .await
+    }
+
+    async fn intake_jobs(&self, batch: Vec<JobIntake>) -> Vec<Result<JobIntakeOutcome, StoreError>> {
+        intake::intake(&self.writer, batch).await
     }
 }
 
