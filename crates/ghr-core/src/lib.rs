@@ -13,6 +13,7 @@ pub mod ids;
 pub mod input;
 pub mod job;
 pub mod labels;
+pub mod planner;
 pub mod ports;
 pub mod reason;
 pub mod retry;
