@@ -6,6 +6,8 @@ use crate::Timestamp;
 use crate::cost::UsageRow;
 use crate::ids::{DeliveryId, GithubRunnerId, InstallationId, InstanceId, JobId, OrgName, RunnerName, TierName};
 use crate::job::{Job, JobChange, JobEvent, JobObservation, JobStatus};
+use crate::planner::dispatch::DemandSnapshot;
+use crate::planner::fleet::FleetRecords;
 use crate::reason::Reason;
 use crate::runner::{Runner, RunnerState};
 use crate::tenant::{NewTenant, Tenant, TenantStatus, TenantUpdate};
@@ -138,6 +140,15 @@ pub struct JobFilter {
     pub limit: Option<u32>,
 }
 
+/// Which tenants a [`Store::demand_snapshot`] reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DemandQuery {
+    /// These tenants only; None for every tenant with a queued job matched to a tier (a full pass).
+    pub tenants: Option<Vec<InstallationId>>,
+    /// The deployment-wide cap on live runners: a tenant is without headroom when it is reached.
+    pub global_cap: Option<u32>,
+}
+
 /// What [`Store::prune`] removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pruned {
@@ -221,6 +232,20 @@ pub trait Store: Send + Sync {
     async fn checkpoint_get(&self, name: &str) -> Result<Option<String>, StoreError>;
     /// Write a progress marker whole (last write wins).
     async fn checkpoint_set(&self, name: &str, value: &str, now: Timestamp) -> Result<(), StoreError>;
+
+    // Planner snapshot
+    /// Demand and supply for one dispatch plan, read at one instant: the tenants asked for, their live
+    /// runners (all tiers), their unbound runners per key, the live runners of every tenant (when a global cap
+    /// is given) and their queued jobs matched to a tier, oldest first. Of a tenant without headroom
+    /// ([`crate::planner::reserve::has_headroom`]: inactive, at its limit, or the global cap reached; or no
+    /// tenant record at all) only the jobs without a wait reason are read: its others keep their reason and
+    /// cost nothing.
+    async fn demand_snapshot(&self, query: DemandQuery) -> Result<DemandSnapshot, StoreError>;
+    /// The fleet for one reconciler plan, read at one instant: every live runner, the tenants of the live
+    /// runners and of the stale jobs, queued jobs matched to a tier per key of the tenants that have unbound
+    /// runners, and the jobs queued (matched to a tier) since `stale_before` or earlier, or in progress (matched
+    /// to a tier) since then.
+    async fn fleet_records(&self, stale_before: Timestamp) -> Result<FleetRecords, StoreError>;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,8 +8,11 @@ use ghr_core::Timestamp;
 use ghr_core::cost::UsageRow;
 use ghr_core::ids::{DeliveryId, InstallationId, JobId, OrgName, RunnerName};
 use ghr_core::job::{Job, JobChange, JobEvent, JobObservation, JobStatus};
+use ghr_core::planner::dispatch::DemandSnapshot;
+use ghr_core::planner::fleet::FleetRecords;
 use ghr_core::ports::{
-    DeliveryRecord, JobFilter, Pruned, Reservation, ReserveRequest, RunnerFilter, RunnerUpdate, Store, StoreError,
+    DeliveryRecord, DemandQuery, JobFilter, Pruned, Reservation, ReserveRequest, RunnerFilter, RunnerUpdate, Store,
+    StoreError,
 };
 use ghr_core::reason::Reason;
 use ghr_core::runner::Runner;
@@ -166,5 +169,13 @@ impl Store for FaultyStore {
     async fn checkpoint_set(&self, name: &str, value: &str, now: Timestamp) -> Result<(), StoreError> {
         self.check("checkpoint_set")?;
         self.inner.checkpoint_set(name, value, now).await
+    }
+    async fn demand_snapshot(&self, query: DemandQuery) -> Result<DemandSnapshot, StoreError> {
+        self.check("demand_snapshot")?;
+        self.inner.demand_snapshot(query).await
+    }
+    async fn fleet_records(&self, stale_before: Timestamp) -> Result<FleetRecords, StoreError> {
+        self.check("fleet_records")?;
+        self.inner.fleet_records(stale_before).await
     }
 }

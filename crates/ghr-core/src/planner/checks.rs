@@ -14,11 +14,11 @@ use std::time::Duration;
 /// Jobs checked against GitHub per pass at most, to bound API use.
 pub const STALE_JOBS_PER_PASS: usize = 50;
 
-/// Whether a job has been queued (since first sight), or in progress and ours (since it started), for at
-/// least `stale`.
+/// Whether a job of ours (matched to a tier) has been queued (since first sight), or in progress (since it
+/// started), for at least `stale`.
 pub fn is_stale(job: &Job, now: Timestamp, stale: Duration) -> bool {
     match job.status {
-        JobStatus::Queued => older_than(Some(job.received_at), now, stale),
+        JobStatus::Queued => job.tier.is_some() && older_than(Some(job.received_at), now, stale),
         JobStatus::InProgress => job.tier.is_some() && older_than(job.started_at.or(Some(job.updated_at)), now, stale),
         JobStatus::Completed => false,
     }

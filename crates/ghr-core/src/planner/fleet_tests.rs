@@ -1,11 +1,11 @@
 //! Table tests of the fleet plan and the GitHub checks: one row per rule the reconciler applies.
 
+use super::DemandKey;
 use super::checks::{busy_runner_checks, ghost_registrations, registration_scopes, stale_job_checks};
 use super::fixtures::*;
 use super::fleet::{
     FleetAction, FleetRecords, FleetSettings, FleetSnapshot, NEVER_LAUNCHED, NEVER_RECORDED, TenantTeardown, plan_fleet,
 };
-use super::DemandKey;
 use crate::ids::{GithubRunnerId, InstallationId, InstanceId, JobId, RunnerName};
 use crate::job::JobStatus;
 use crate::ports::{GithubRunner, Instance, RunnerScope};

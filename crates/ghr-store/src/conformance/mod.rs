@@ -13,6 +13,7 @@ mod health;
 mod jobs;
 mod reserve;
 mod runners;
+mod snapshot;
 mod tenants;
 
 pub use fixtures::{ENVIRONMENT, at, reserve_request};
@@ -30,6 +31,10 @@ pub use reserve::{
 pub use runners::{
     runner_bound_before_its_launch_is_recorded, runner_list_and_live_counts, runner_update_failure_and_field_updates,
     runner_update_follows_lifecycle, usage_clips_to_the_period,
+};
+pub use snapshot::{
+    demand_snapshot_reads_the_tenants_asked_for, demand_snapshot_skips_reasoned_jobs_of_tenants_without_headroom,
+    fleet_records_hold_what_the_reconciler_plans_from,
 };
 pub use tenants::{
     checkpoints_keep_the_last_value, delivery_record_deduplicates, tenant_create_is_idempotent,
@@ -87,5 +92,8 @@ where
         runner_bound_before_its_launch_is_recorded,
         runner_list_and_live_counts,
         usage_clips_to_the_period,
+        demand_snapshot_reads_the_tenants_asked_for,
+        demand_snapshot_skips_reasoned_jobs_of_tenants_without_headroom,
+        fleet_records_hold_what_the_reconciler_plans_from,
     );
 }

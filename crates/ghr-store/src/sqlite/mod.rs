@@ -11,6 +11,7 @@ mod health;
 mod jobs;
 mod reserve;
 mod runners;
+mod snapshot;
 mod tenants;
 mod usage;
 mod write;
@@ -21,8 +22,11 @@ use ghr_core::Timestamp;
 use ghr_core::cost::UsageRow;
 use ghr_core::ids::{DeliveryId, InstallationId, JobId, OrgName, RunnerName};
 use ghr_core::job::{Job, JobChange, JobEvent, JobObservation, JobStatus};
+use ghr_core::planner::dispatch::DemandSnapshot;
+use ghr_core::planner::fleet::FleetRecords;
 use ghr_core::ports::{
-    DeliveryRecord, JobFilter, Pruned, Reservation, ReserveRequest, RunnerFilter, RunnerUpdate, Store, StoreError,
+    DeliveryRecord, DemandQuery, JobFilter, Pruned, Reservation, ReserveRequest, RunnerFilter, RunnerUpdate, Store,
+    StoreError,
 };
 use ghr_core::reason::Reason;
 use ghr_core::retry::RetryPolicy;
@@ -377,6 +381,15 @@ impl Store for SqliteStore {
                 Box::pin(async move { checkpoints::set(conn, &name, &value, now).await })
             })
             .await
+    }
+
+    // Planner snapshot
+    async fn demand_snapshot(&self, query: DemandQuery) -> Result<DemandSnapshot, StoreError> {
+        snapshot::demand(&self.pool, query).await
+    }
+
+    async fn fleet_records(&self, stale_before: Timestamp) -> Result<FleetRecords, StoreError> {
+        snapshot::fleet(&self.pool, stale_before).await
     }
 }
 
