@@ -11,6 +11,7 @@ use crate::metrics as m;
 use crate::settings::EngineSettings;
 use crate::teardown::{TeardownCause, TeardownHandle};
 use crate::tenants::{Onboarded, TenantService};
+use crate::wake::DispatchWake;
 use ghr_core::clock::Clock;
 use ghr_core::event::{InstallationAction, WebhookEvent, WorkflowJob, WorkflowJobAction};
 use ghr_core::ids::{InstallationId, RunnerName};
@@ -36,7 +37,7 @@ pub struct Intake {
     clock: Arc<dyn Clock>,
     settings: Arc<EngineSettings>,
     tenants: TenantService,
-    dispatcher_wake: Arc<Notify>,
+    dispatcher_wake: Arc<DispatchWake>,
     reconciler_wake: Arc<Notify>,
     teardown: TeardownHandle,
 }
@@ -46,11 +47,11 @@ impl Intake {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         settings: Arc<EngineSettings>,
-        dispatcher_wake: Arc<Notify>,
+        dispatcher_wake: Arc<DispatchWake>,
         reconciler_wake: Arc<Notify>,
         teardown: TeardownHandle,
     ) -> Self {
-        let tenants = TenantService::new(store.clone(), settings.clone());
+        let tenants = TenantService::new(store.clone(), settings.clone()).with_clock(clock.clone());
         Self { store, clock, settings, tenants, dispatcher_wake, reconciler_wake, teardown }
     }
 
@@ -81,7 +82,7 @@ impl Intake {
                         }
                         Onboarded::AlreadyKnown(_) => return Ok(IntakeOutcome::Ignored("tenant already exists")),
                     }
-                    self.dispatcher_wake.notify_one();
+                    self.dispatcher_wake.tenant(installation_id);
                     Ok(IntakeOutcome::Applied("tenant created"))
                 }
                 InstallationAction::Deleted => {
@@ -104,7 +105,7 @@ impl Intake {
                     if !applied(self.tenants.resume(installation_id).await)? {
                         return Ok(IntakeOutcome::Ignored("no such tenant, or it cannot be resumed"));
                     }
-                    self.dispatcher_wake.notify_one();
+                    self.dispatcher_wake.tenant(installation_id);
                     Ok(IntakeOutcome::Applied("tenant resumed"))
                 }
                 InstallationAction::NewPermissionsAccepted | InstallationAction::Other(_) => {
@@ -177,7 +178,7 @@ impl Intake {
         match status {
             JobStatus::Queued => {
                 if tier.is_some() {
-                    self.dispatcher_wake.notify_one();
+                    self.dispatcher_wake.tenant(installation_id);
                 }
             }
             JobStatus::InProgress => {
@@ -200,8 +201,8 @@ impl Intake {
                     self.teardown.runner(name.clone(), TeardownCause::JobCompleted);
                 }
                 // A completed job frees nothing by itself, but a job completing without a runner (cancelled)
-                // changes demand: let the dispatcher recount.
-                self.dispatcher_wake.notify_one();
+                // changes demand: let the dispatcher recount this tenant.
+                self.dispatcher_wake.tenant(installation_id);
             }
         }
         Ok(IntakeOutcome::Applied(status.as_str()))

@@ -46,6 +46,9 @@ pub struct DemandSnapshot {
     pub unbound: BTreeMap<DemandKey, u32>,
     /// Live runners of every tenant (for the global cap).
     pub global_live: u32,
+    /// The jobs not read (of tenants without headroom, already waiting with a reason), by that reason.
+    /// Counted by full snapshots only (for the waiting-jobs gauge); empty otherwise.
+    pub kept_reasons: BTreeMap<Reason, u32>,
 }
 
 /// Everything one dispatch plan is made from.

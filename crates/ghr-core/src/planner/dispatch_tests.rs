@@ -205,6 +205,7 @@ fn dispatch_table() {
                 jobs: case.jobs,
                 unbound: case.unbound.into_iter().collect(),
                 global_live: case.global_live,
+                kept_reasons: BTreeMap::new(),
             },
             backoff,
             cursor: case.cursor.map(InstallationId),
@@ -230,7 +231,13 @@ fn waiting_counts_every_job_that_cannot_start() {
     let jobs =
         vec![waiting(job(1, 1, "small", 1), Reason::TenantAtLimit), job(2, 1, "small", 2), job(3, 1, "large", 3)];
     let snapshot = DispatchSnapshot {
-        demand: DemandSnapshot { tenants, jobs, unbound: BTreeMap::new(), global_live: 1 },
+        demand: DemandSnapshot {
+            tenants,
+            jobs,
+            unbound: BTreeMap::new(),
+            global_live: 1,
+            kept_reasons: BTreeMap::new(),
+        },
         ..DispatchSnapshot::default()
     };
     let settings = DispatchSettings { catalog: &catalog, tier_access: TierAccess::UpToPlan, global_cap: None };

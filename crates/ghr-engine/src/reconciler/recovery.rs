@@ -17,12 +17,13 @@
 //! whose remaining limit is below [`POLL_RATE_LIMIT_FLOOR`] is skipped, and at most
 //! [`POLL_TENANTS_PER_PASS`] tenants are polled per pass.
 
-use super::{ReconcileReport, Reconciler, older_than};
+use super::{ReconcileReport, Reconciler};
 use crate::error::{EngineError, ErrorChain, StoreContext};
 use ghr_core::Timestamp;
 use ghr_core::ids::InstallationId;
 use ghr_core::job::{JobChange, JobEvent, JobObservation, JobStatus, event_kind};
 use ghr_core::labels::match_tier;
+use ghr_core::planner::older_than;
 use ghr_core::ports::{DeliveriesRequest, DeliveryStatusFilter, GithubJob};
 use ghr_core::tenant::TenantStatus;
 use serde::{Deserialize, Serialize};
@@ -243,7 +244,7 @@ impl Reconciler {
             detail: "its webhook never arrived; found by the queued-jobs poll".into(),
         };
         self.ports.store.job_event_append(event).await.doing("appending to a job timeline")?;
-        self.dispatcher_wake.notify_one();
+        self.dispatcher_wake.tenant(installation);
         Ok(true)
     }
 }

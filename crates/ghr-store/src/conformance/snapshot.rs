@@ -84,6 +84,12 @@ pub async fn demand_snapshot_skips_reasoned_jobs_of_tenants_without_headroom(sto
     let snapshot = ok(store.demand_snapshot(DemandQuery::default()).await, "demand_snapshot");
     assert_eq!(job_ids(&snapshot.jobs), vec![1, 3, 11, 12, 22, 32], "tenant 2 has room: all of its queue");
     assert!(!snapshot.tenants.contains_key(&InstallationId(4)), "no tenant record for installation 4");
+    let kept = BTreeMap::from([(Reason::TenantAtLimit, 1), (Reason::TenantSuspended, 1), (Reason::UnknownTenant, 1)]);
+    assert_eq!(snapshot.kept_reasons, kept, "a full snapshot counts the jobs it did not read");
+    let scoped = DemandQuery { tenants: Some(vec![InstallationId(1)]), global_cap: None };
+    let scoped = ok(store.demand_snapshot(scoped).await, "demand_snapshot");
+    assert_eq!(job_ids(&scoped.jobs), vec![1, 3]);
+    assert!(scoped.kept_reasons.is_empty(), "a scoped snapshot does not count them");
 
     let capped = ok(store.demand_snapshot(DemandQuery { tenants: None, global_cap: Some(1) }).await, "demand_snapshot");
     assert_eq!(job_ids(&capped.jobs), vec![1, 3, 11, 22, 32], "a reached global cap leaves no tenant room");

@@ -15,6 +15,7 @@ use ghr_core::planner::dispatch::{DemandSnapshot, TenantLoad};
 use ghr_core::planner::fleet::FleetRecords;
 use ghr_core::planner::reserve::has_headroom;
 use ghr_core::ports::{DemandQuery, StoreError};
+use ghr_core::reason::Reason;
 use ghr_core::runner::RunnerState;
 use ghr_core::tenant::{OrgType, Tenant};
 use sqlx::{SqliteConnection, SqlitePool};
@@ -34,7 +35,7 @@ pub(super) async fn demand(pool: &SqlitePool, query: DemandQuery) -> Result<Dema
     let op = OP_DEMAND;
     let mut tx = pool.begin().await.map_err(backend(op))?;
     let conn = &mut *tx;
-    let ids: BTreeSet<InstallationId> = match query.tenants {
+    let ids: BTreeSet<InstallationId> = match query.tenants.clone() {
         Some(ids) => ids.into_iter().collect(),
         None => {
             let rows =
@@ -80,12 +81,42 @@ pub(super) async fn demand(pool: &SqlitePool, query: DemandQuery) -> Result<Dema
             })
         })
     });
+    let full = query.tenants.is_none();
     let mut jobs = queued_jobs(conn, op, &open, false).await?;
     jobs.extend(queued_jobs(conn, op, &closed, true).await?);
     jobs.sort_by_key(|j| (j.received_at, j.job_id));
     let unbound = unbound_of(conn, op, &ids_json).await?;
+    let kept_reasons = if full { kept_reasons(conn, op, &closed).await? } else { BTreeMap::new() };
     tx.commit().await.map_err(backend(op))?;
-    Ok(DemandSnapshot { tenants: loads, jobs, unbound, global_live })
+    Ok(DemandSnapshot { tenants: loads, jobs, unbound, global_live, kept_reasons })
+}
+
+/// The queued jobs of `tenants` that carry a wait reason, by reason.
+async fn kept_reasons(
+    conn: &mut SqliteConnection,
+    op: &'static str,
+    tenants: &BTreeSet<InstallationId>,
+) -> Result<BTreeMap<Reason, u32>, StoreError> {
+    if tenants.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let rows = sqlx::query(
+        "SELECT wait_reason, COUNT(*) AS n FROM jobs WHERE status = 'queued' AND tier IS NOT NULL \
+         AND wait_reason IS NOT NULL AND installation_id IN (SELECT value FROM json_each(?)) GROUP BY wait_reason",
+    )
+    .bind(ids_json(tenants))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend(op))?;
+    let mut kept = BTreeMap::new();
+    for row in &rows {
+        let c = Columns::new(op, row);
+        let code = c.text("wait_reason")?;
+        let reason = Reason::from_code(&code)
+            .ok_or_else(|| codec::corrupt(op, format!("column wait_reason: unknown reason {code:?}")))?;
+        kept.insert(reason, saturate(c.int("n")?));
+    }
+    Ok(kept)
 }
 
 /// The fleet for a reconciler plan (see `Store::fleet_records`).
