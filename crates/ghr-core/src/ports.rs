@@ -237,9 +237,9 @@ pub trait Store: Send + Sync {
     /// Demand and supply for one dispatch plan, read at one instant: the tenants asked for, their live
     /// runners (all tiers), their unbound runners per key, the live runners of every tenant (when a global cap
     /// is given) and their queued jobs matched to a tier, oldest first. Of a tenant without headroom
-    /// ([`crate::planner::reserve::has_headroom`]: inactive, at its limit, or the global cap reached; or no
-    /// tenant record at all) only the jobs without a wait reason are read: its others keep their reason and
-    /// cost nothing.
+    /// (admission refuses it: inactive, at its limit, or the global cap reached; or no tenant record at all)
+    /// only the jobs whose wait reason is not that refusal are read (new ones, covered ones, ones waiting for
+    /// something else): the others keep their reason and cost nothing; a full snapshot counts them by reason.
     async fn demand_snapshot(&self, query: DemandQuery) -> Result<DemandSnapshot, StoreError>;
     /// The fleet for one reconciler plan, read at one instant: every live runner, the tenants of the live
     /// runners and of the stale jobs, queued jobs matched to a tier per key of the tenants that have unbound

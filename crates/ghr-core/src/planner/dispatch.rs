@@ -40,13 +40,13 @@ pub struct DemandSnapshot {
     /// The tenants of the jobs (an installation ghr has no tenant for is absent).
     pub tenants: BTreeMap<InstallationId, TenantLoad>,
     /// Queued jobs matched to a tier, oldest first (received, then job id). For a tenant admission refuses
-    /// outright (no headroom), only the jobs without a wait reason: the others keep theirs.
+    /// outright (no headroom), only the jobs whose reason is not that refusal: the others keep theirs.
     pub jobs: Vec<Job>,
     /// Unbound runners (requested, launching, idle) per key of these tenants.
     pub unbound: BTreeMap<DemandKey, u32>,
     /// Live runners of every tenant (for the global cap).
     pub global_live: u32,
-    /// The jobs not read (of tenants without headroom, already waiting with a reason), by that reason.
+    /// The jobs not read (of tenants without headroom, already waiting with the tenant's refusal), by reason.
     /// Counted by full snapshots only (for the waiting-jobs gauge); empty otherwise.
     pub kept_reasons: BTreeMap<Reason, u32>,
 }

@@ -60,7 +60,7 @@ pub async fn demand_snapshot_reads_the_tenants_asked_for(store: Arc<dyn Store>) 
 }
 
 /// Of a tenant without headroom (at its limit, inactive, unknown, or under a reached global cap), only the
-/// jobs without a wait reason are read.
+/// jobs whose wait reason is not the tenant's refusal are read (new, covered, or waiting for another reason).
 pub async fn demand_snapshot_skips_reasoned_jobs_of_tenants_without_headroom(store: Arc<dyn Store>) {
     let store = store.as_ref();
     active_tenant(store, 1, 1).await;
@@ -92,7 +92,8 @@ pub async fn demand_snapshot_skips_reasoned_jobs_of_tenants_without_headroom(sto
     assert!(scoped.kept_reasons.is_empty(), "a scoped snapshot does not count them");
 
     let capped = ok(store.demand_snapshot(DemandQuery { tenants: None, global_cap: Some(1) }).await, "demand_snapshot");
-    assert_eq!(job_ids(&capped.jobs), vec![1, 3, 11, 22, 32], "a reached global cap leaves no tenant room");
+    assert_eq!(job_ids(&capped.jobs), vec![1, 3, 11, 12, 22, 32], "a reached global cap leaves no tenant room");
+    assert_eq!(capped.kept_reasons.get(&Reason::GlobalCap), None, "no job waited for the cap yet");
 }
 
 /// The reconciler's read: live runners, their tenants, demand per key of tenants with unbound runners

@@ -7,13 +7,12 @@ use super::jobs::{job_columns, job_from_row};
 use super::runners::{runner_columns, runner_from_row, states_json};
 use super::tenants::{tenant_columns, tenant_from_row};
 use ghr_core::Timestamp;
-use ghr_core::admission::AdmissionInput;
+use ghr_core::admission::{Admission, AdmissionInput, admit};
 use ghr_core::ids::{InstallationId, TierName};
 use ghr_core::job::Job;
 use ghr_core::planner::DemandKey;
 use ghr_core::planner::dispatch::{DemandSnapshot, TenantLoad};
 use ghr_core::planner::fleet::FleetRecords;
-use ghr_core::planner::reserve::has_headroom;
 use ghr_core::ports::{DemandQuery, StoreError};
 use ghr_core::reason::Reason;
 use ghr_core::runner::RunnerState;
@@ -70,53 +69,66 @@ pub(super) async fn demand(pool: &SqlitePool, query: DemandQuery) -> Result<Dema
         let live = live.get(&tenant.installation_id).copied().unwrap_or(0);
         loads.insert(tenant.installation_id, TenantLoad { tenant, live });
     }
-    let (open, closed): (BTreeSet<InstallationId>, BTreeSet<InstallationId>) = ids.iter().partition(|id| {
-        loads.get(id).is_some_and(|load| {
-            has_headroom(AdmissionInput {
+    // Tenants with headroom contribute their whole queue; the others only the jobs whose reason is not the
+    // tenant's refusal (admission's reason, or `unknown_tenant` without a record), grouped by that reason.
+    let mut open = BTreeSet::new();
+    let mut closed: BTreeMap<Reason, BTreeSet<InstallationId>> = BTreeMap::new();
+    for id in &ids {
+        let refusal = match loads.get(id) {
+            None => Some(Reason::UnknownTenant),
+            Some(load) => match admit(AdmissionInput {
                 tenant_status: load.tenant.status,
                 max_runners: load.tenant.max_runners,
                 tenant_live: load.live,
                 global_cap: query.global_cap,
                 global_live,
-            })
-        })
-    });
+            }) {
+                Admission::Admit => None,
+                Admission::Wait(reason) => Some(reason),
+            },
+        };
+        match refusal {
+            None => {
+                open.insert(*id);
+            }
+            Some(reason) => {
+                closed.entry(reason).or_default().insert(*id);
+            }
+        }
+    }
     let full = query.tenants.is_none();
-    let mut jobs = queued_jobs(conn, op, &open, false).await?;
-    jobs.extend(queued_jobs(conn, op, &closed, true).await?);
+    let mut jobs = queued_jobs(conn, op, &open, None).await?;
+    let mut kept_reasons = BTreeMap::new();
+    for (reason, tenants) in &closed {
+        jobs.extend(queued_jobs(conn, op, tenants, Some(*reason)).await?);
+        if full {
+            kept_reasons.insert(*reason, kept(conn, op, tenants, *reason).await?);
+        }
+    }
+    kept_reasons.retain(|_, n| *n > 0);
     jobs.sort_by_key(|j| (j.received_at, j.job_id));
     let unbound = unbound_of(conn, op, &ids_json).await?;
-    let kept_reasons = if full { kept_reasons(conn, op, &closed).await? } else { BTreeMap::new() };
     tx.commit().await.map_err(backend(op))?;
     Ok(DemandSnapshot { tenants: loads, jobs, unbound, global_live, kept_reasons })
 }
 
-/// The queued jobs of `tenants` that carry a wait reason, by reason.
-async fn kept_reasons(
+/// How many queued jobs of `tenants` wait with `reason` (the jobs a snapshot leaves unread).
+async fn kept(
     conn: &mut SqliteConnection,
     op: &'static str,
     tenants: &BTreeSet<InstallationId>,
-) -> Result<BTreeMap<Reason, u32>, StoreError> {
-    if tenants.is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    let rows = sqlx::query(
-        "SELECT wait_reason, COUNT(*) AS n FROM jobs WHERE status = 'queued' AND tier IS NOT NULL \
-         AND wait_reason IS NOT NULL AND installation_id IN (SELECT value FROM json_each(?)) GROUP BY wait_reason",
+    reason: Reason,
+) -> Result<u32, StoreError> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM jobs WHERE status = 'queued' AND tier IS NOT NULL \
+         AND installation_id IN (SELECT value FROM json_each(?)) AND wait_reason = ?",
     )
     .bind(ids_json(tenants))
-    .fetch_all(&mut *conn)
+    .bind(reason.code())
+    .fetch_one(&mut *conn)
     .await
     .map_err(backend(op))?;
-    let mut kept = BTreeMap::new();
-    for row in &rows {
-        let c = Columns::new(op, row);
-        let code = c.text("wait_reason")?;
-        let reason = Reason::from_code(&code)
-            .ok_or_else(|| codec::corrupt(op, format!("column wait_reason: unknown reason {code:?}")))?;
-        kept.insert(reason, saturate(c.int("n")?));
-    }
-    Ok(kept)
+    Ok(saturate(Columns::new(op, &row).int("n")?))
 }
 
 /// The fleet for a reconciler plan (see `Store::fleet_records`).
@@ -262,31 +274,31 @@ fn keyed_counts(
         .collect()
 }
 
-/// Queued jobs matched to a tier of `tenants`, oldest first; only those without a wait reason if
-/// `unreasoned_only`.
+/// Queued jobs matched to a tier of `tenants`, oldest first; with `except`, only those whose wait reason is
+/// not that one.
 async fn queued_jobs(
     conn: &mut SqliteConnection,
     op: &'static str,
     tenants: &BTreeSet<InstallationId>,
-    unreasoned_only: bool,
+    except: Option<Reason>,
 ) -> Result<Vec<Job>, StoreError> {
     if tenants.is_empty() {
         return Ok(Vec::new());
     }
-    let query = if unreasoned_only {
-        sqlx::query(concat!(
+    let query = match except {
+        Some(reason) => sqlx::query(concat!(
             "SELECT ",
             job_columns!(),
-            " FROM jobs WHERE status = 'queued' AND tier IS NOT NULL AND wait_reason IS NULL \
+            " FROM jobs WHERE status = 'queued' AND tier IS NOT NULL AND wait_reason IS NOT ? \
              AND installation_id IN (SELECT value FROM json_each(?)) ORDER BY received_at, job_id"
         ))
-    } else {
-        sqlx::query(concat!(
+        .bind(reason.code()),
+        None => sqlx::query(concat!(
             "SELECT ",
             job_columns!(),
             " FROM jobs WHERE status = 'queued' AND tier IS NOT NULL \
              AND installation_id IN (SELECT value FROM json_each(?)) ORDER BY received_at, job_id"
-        ))
+        )),
     };
     fetch_jobs(conn, op, query.bind(ids_json(tenants))).await
 }
