@@ -246,6 +246,12 @@ pub trait Store: Send + Sync {
     /// runners, and the jobs queued (matched to a tier) since `stale_before` or earlier, or in progress (matched
     /// to a tier) since then.
     async fn fleet_records(&self, stale_before: Timestamp) -> Result<FleetRecords, StoreError>;
+    /// [`Store::job_set_wait_reason`] for many jobs in one transaction (a plan's reason changes).
+    async fn job_set_wait_reasons(
+        &self,
+        reasons: Vec<(JobId, Option<Reason>)>,
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
 }
 
 // ---------------------------------------------------------------------------------------------

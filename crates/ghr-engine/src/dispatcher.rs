@@ -212,8 +212,12 @@ impl Dispatcher {
         };
         let plan = plan_dispatch(&snapshot, &settings, started);
         self.remember_retries(&plan);
-        for (job, reason) in &plan.reasons {
-            self.write_reason(*job, *reason).await?;
+        if !plan.reasons.is_empty() {
+            self.ports
+                .store
+                .job_set_wait_reasons(plan.reasons.clone(), self.ports.clock.now())
+                .await
+                .doing("recording why jobs wait")?;
         }
         let mut report = PassReport { reserved: 0, covered: plan.covered, waiting: plan.waiting.clone() };
         self.reserve_planned(&plan, &snapshot, &mut sink, &mut report).await?;

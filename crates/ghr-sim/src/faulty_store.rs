@@ -178,4 +178,12 @@ impl Store for FaultyStore {
         self.check("fleet_records")?;
         self.inner.fleet_records(stale_before).await
     }
+    async fn job_set_wait_reasons(
+        &self,
+        reasons: Vec<(JobId, Option<Reason>)>,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.check("job_set_wait_reasons")?;
+        self.inner.job_set_wait_reasons(reasons, at).await
+    }
 }

@@ -34,7 +34,7 @@ pub use runners::{
 };
 pub use snapshot::{
     demand_snapshot_reads_the_tenants_asked_for, demand_snapshot_skips_reasoned_jobs_of_tenants_without_headroom,
-    fleet_records_hold_what_the_reconciler_plans_from,
+    fleet_records_hold_what_the_reconciler_plans_from, job_set_wait_reasons_applies_each_change_once,
 };
 pub use tenants::{
     checkpoints_keep_the_last_value, delivery_record_deduplicates, tenant_create_is_idempotent,
@@ -95,5 +95,6 @@ where
         demand_snapshot_reads_the_tenants_asked_for,
         demand_snapshot_skips_reasoned_jobs_of_tenants_without_headroom,
         fleet_records_hold_what_the_reconciler_plans_from,
+        job_set_wait_reasons_applies_each_change_once,
     );
 }

@@ -96,6 +96,35 @@ pub async fn demand_snapshot_skips_reasoned_jobs_of_tenants_without_headroom(sto
     assert_eq!(capped.kept_reasons.get(&Reason::GlobalCap), None, "no job waited for the cap yet");
 }
 
+/// Reasons set in one batch behave like one `job_set_wait_reason` each: a timeline entry only on change,
+/// nothing for an unknown job, and a job that left the queue takes no reason.
+pub async fn job_set_wait_reasons_applies_each_change_once(store: Arc<dyn Store>) {
+    let store = store.as_ref();
+    active_tenant(store, 1, 10).await;
+    queue_jobs(store, 1, "small", "org-1/app", 1, 2).await;
+    let running = queued(3, 1, "org-1/app", Some("small"), 3);
+    ok(store.job_observe(running.clone()).await, "job_observe");
+    ok(store.job_observe(in_progress(&running, "someone", 4)).await, "job_observe");
+    let timeline_len = |entries: Vec<ghr_core::job::JobEvent>| entries.len();
+    let before = timeline_len(ok(store.job_timeline(JobId(1)).await, "job_timeline"));
+    let batch = vec![
+        (JobId(1), Some(Reason::TenantAtLimit)),
+        (JobId(2), None),
+        (JobId(3), Some(Reason::TenantAtLimit)),
+        (JobId(99), Some(Reason::TenantAtLimit)),
+    ];
+    ok(store.job_set_wait_reasons(batch.clone(), at(10)).await, "job_set_wait_reasons");
+    ok(store.job_set_wait_reasons(batch, at(11)).await, "job_set_wait_reasons");
+    ok(store.job_set_wait_reasons(Vec::new(), at(12)).await, "job_set_wait_reasons");
+    let job = |id| async move { ok(store.job_get(JobId(id)).await, "job_get").expect("a recorded job") };
+    assert_eq!(job(1).await.wait_reason, Some(Reason::TenantAtLimit));
+    assert_eq!(job(2).await.wait_reason, None);
+    assert_eq!(job(3).await.wait_reason, None, "a running job waits for nothing");
+    assert_eq!(ok(store.job_get(JobId(99)).await, "job_get"), None, "an unknown job is left alone");
+    let after = timeline_len(ok(store.job_timeline(JobId(1)).await, "job_timeline"));
+    assert_eq!(after, before + 1, "one entry for one change, however often it is set");
+}
+
 /// The reconciler's read: live runners, their tenants, demand per key of tenants with unbound runners
 /// (per repository for personal accounts) and the stale jobs.
 pub async fn fleet_records_hold_what_the_reconciler_plans_from(store: Arc<dyn Store>) {

@@ -391,6 +391,26 @@ impl Store for SqliteStore {
     async fn fleet_records(&self, stale_before: Timestamp) -> Result<FleetRecords, StoreError> {
         snapshot::fleet(&self.pool, stale_before).await
     }
+
+    async fn job_set_wait_reasons(
+        &self,
+        reasons: Vec<(JobId, Option<Reason>)>,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        if reasons.is_empty() {
+            return Ok(());
+        }
+        self.writer
+            .run(jobs::OP_SET_WAIT_REASON, move |conn| {
+                Box::pin(async move {
+                    for (id, reason) in reasons {
+                        jobs::set_wait_reason(conn, id, reason, at).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
+    }
 }
 
 #[cfg(test)]
