@@ -90,6 +90,7 @@ impl Intake {
                     tracing::info!(%installation_id, "tenant uninstalled; tearing down its runners");
                     self.teardown.tenant(installation_id, TeardownCause::TenantDeleted);
                     self.reconciler_wake.notify_one();
+                    self.dispatcher_wake.tenant(installation_id);
                     Ok(IntakeOutcome::Applied("tenant deleted"))
                 }
                 InstallationAction::Suspend => {
@@ -99,6 +100,8 @@ impl Intake {
                     if self.settings.on_suspend == ghr_config::OnSuspend::Terminate {
                         self.teardown.tenant(installation_id, TeardownCause::TenantSuspended);
                     }
+                    // Its waiting jobs now wait for the suspension.
+                    self.dispatcher_wake.tenant(installation_id);
                     Ok(IntakeOutcome::Applied("tenant suspended"))
                 }
                 InstallationAction::Unsuspend => {

@@ -77,9 +77,8 @@ async fn seed(store: &SqliteStore, waiting: u64) {
         }
     }
     // Two jobs per tenant are covered by its runners; the rest wait at the limit.
-    for job in (TENANTS * u64::from(LIMIT) + 1)..=waiting {
-        store.job_set_wait_reason(JobId(job), Some(Reason::TenantAtLimit), now).await.expect("seed wait reason");
-    }
+    let reasons = ((TENANTS * u64::from(LIMIT) + 1)..=waiting).map(|job| (JobId(job), Some(Reason::TenantAtLimit)));
+    store.job_set_wait_reasons(reasons.collect(), now).await.expect("seed wait reasons");
     eprintln!("seeded {waiting} waiting jobs in {:.1} s", started.elapsed().as_secs_f64());
 }
 

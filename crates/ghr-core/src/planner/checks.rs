@@ -45,6 +45,44 @@ pub fn stale_job_checks<'j>(
     due
 }
 
+/// The queued-jobs poll of one reconciler pass.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PollPlan {
+    /// Tenants to poll now, least recently polled first.
+    pub poll: Vec<InstallationId>,
+    /// Tenants due but skipped: their installation has fewer than `rate_floor` requests left.
+    pub low_rate_limit: Vec<InstallationId>,
+}
+
+/// Which active tenants to poll for queued jobs: those not polled within `every`, least recently polled
+/// (never polled first, then by installation), at most `per_pass` considered; a tenant whose remaining rate
+/// limit is below `rate_floor` is skipped (and keeps its turn).
+pub fn queued_poll_due(
+    active: &[InstallationId],
+    polled: &HashMap<InstallationId, Timestamp>,
+    remaining: &BTreeMap<InstallationId, u64>,
+    every: Duration,
+    now: Timestamp,
+    per_pass: usize,
+    rate_floor: u64,
+) -> PollPlan {
+    let mut due: Vec<(Option<Timestamp>, InstallationId)> = active
+        .iter()
+        .map(|id| (polled.get(id).copied(), *id))
+        .filter(|(last, _)| last.is_none_or(|at| older_than(Some(at), now, every)))
+        .collect();
+    due.sort();
+    let mut plan = PollPlan::default();
+    for (_, id) in due.into_iter().take(per_pass) {
+        if remaining.get(&id).is_some_and(|left| *left < rate_floor) {
+            plan.low_rate_limit.push(id);
+        } else {
+            plan.poll.push(id);
+        }
+    }
+    plan
+}
+
 /// Busy runners whose job ghr never learnt (GitHub refused to delete them as busy), busy for at least
 /// `stale`: ask GitHub whether their registration still runs.
 pub fn busy_runner_checks(live: &[Runner], now: Timestamp, stale: Duration) -> Vec<&Runner> {

@@ -1,7 +1,9 @@
 //! Table tests of the fleet plan and the GitHub checks: one row per rule the reconciler applies.
 
 use super::DemandKey;
-use super::checks::{busy_runner_checks, ghost_registrations, registration_scopes, stale_job_checks};
+use super::checks::{
+    busy_runner_checks, ghost_registrations, queued_poll_due, registration_scopes, stale_job_checks,
+};
 use super::fixtures::*;
 use super::fleet::{
     FleetAction, FleetRecords, FleetSettings, FleetSnapshot, NEVER_LAUNCHED, NEVER_RECORDED, TenantTeardown, plan_fleet,
@@ -284,6 +286,23 @@ fn stale_jobs_are_checked_least_recently_first_for_active_tenants_only() {
     let limited: Vec<u64> =
         stale_job_checks(&jobs, &tenants, &last_checked, stale, now(), 2).iter().map(|j| j.job_id.0).collect();
     assert_eq!(limited, vec![2, 4], "at most the per-pass limit");
+}
+
+#[test]
+fn queued_poll_takes_the_least_recently_polled_and_spares_low_rate_limits() {
+    let every = Duration::from_secs(600);
+    let ids: Vec<InstallationId> = (1..=5).map(InstallationId).collect();
+    let polled = HashMap::from([
+        (InstallationId(1), ago(600)),
+        (InstallationId(2), ago(599)),
+        (InstallationId(3), ago(5_000)),
+    ]);
+    let remaining = BTreeMap::from([(InstallationId(4), 999), (InstallationId(5), 1_000)]);
+    let plan = queued_poll_due(&ids, &polled, &remaining, every, now(), 10, 1_000);
+    assert_eq!(plan.poll, vec![InstallationId(5), InstallationId(3), InstallationId(1)], "never polled, then oldest");
+    assert_eq!(plan.low_rate_limit, vec![InstallationId(4)], "tenant 2 was polled within the interval");
+    let limited = queued_poll_due(&ids, &polled, &remaining, every, now(), 2, 1_000);
+    assert_eq!((limited.poll, limited.low_rate_limit), (vec![InstallationId(5)], vec![InstallationId(4)]));
 }
 
 #[test]
