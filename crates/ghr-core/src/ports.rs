@@ -6,6 +6,7 @@ use crate::Timestamp;
 use crate::cost::UsageRow;
 use crate::ids::{DeliveryId, GithubRunnerId, InstallationId, InstanceId, JobId, OrgName, RunnerName, TierName};
 use crate::job::{Job, JobChange, JobEvent, JobObservation, JobStatus};
+pub use crate::planner::dispatch::DemandQuery;
 use crate::planner::dispatch::DemandSnapshot;
 use crate::planner::fleet::FleetRecords;
 use crate::reason::Reason;
@@ -138,15 +139,6 @@ pub struct JobFilter {
     pub status: Option<JobStatus>,
     pub wait_reason: Option<Reason>,
     pub limit: Option<u32>,
-}
-
-/// Which tenants a [`Store::demand_snapshot`] reads.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DemandQuery {
-    /// These tenants only; None for every tenant with a queued job matched to a tier (a full pass).
-    pub tenants: Option<Vec<InstallationId>>,
-    /// The deployment-wide cap on live runners: a tenant is without headroom when it is reached.
-    pub global_cap: Option<u32>,
 }
 
 /// What [`Store::prune`] removed.

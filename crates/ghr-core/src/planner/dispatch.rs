@@ -51,6 +51,15 @@ pub struct DemandSnapshot {
     pub kept_reasons: BTreeMap<Reason, u32>,
 }
 
+/// Which tenants a demand snapshot (`Store::demand_snapshot`) reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DemandQuery {
+    /// These tenants only; None for every tenant with a queued job matched to a tier (a full pass).
+    pub tenants: Option<Vec<InstallationId>>,
+    /// The deployment-wide cap on live runners: a tenant is without headroom when it is reached.
+    pub global_cap: Option<u32>,
+}
+
 /// Everything one dispatch plan is made from.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DispatchSnapshot {

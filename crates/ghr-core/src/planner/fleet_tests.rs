@@ -1,9 +1,7 @@
 //! Table tests of the fleet plan and the GitHub checks: one row per rule the reconciler applies.
 
 use super::DemandKey;
-use super::checks::{
-    busy_runner_checks, ghost_registrations, queued_poll_due, registration_scopes, stale_job_checks,
-};
+use super::checks::{busy_runner_checks, ghost_registrations, queued_poll_due, registration_scopes, stale_job_checks};
 use super::fixtures::*;
 use super::fleet::{
     FleetAction, FleetRecords, FleetSettings, FleetSnapshot, NEVER_LAUNCHED, NEVER_RECORDED, TenantTeardown, plan_fleet,
@@ -292,11 +290,8 @@ fn stale_jobs_are_checked_least_recently_first_for_active_tenants_only() {
 fn queued_poll_takes_the_least_recently_polled_and_spares_low_rate_limits() {
     let every = Duration::from_secs(600);
     let ids: Vec<InstallationId> = (1..=5).map(InstallationId).collect();
-    let polled = HashMap::from([
-        (InstallationId(1), ago(600)),
-        (InstallationId(2), ago(599)),
-        (InstallationId(3), ago(5_000)),
-    ]);
+    let polled =
+        HashMap::from([(InstallationId(1), ago(600)), (InstallationId(2), ago(599)), (InstallationId(3), ago(5_000))]);
     let remaining = BTreeMap::from([(InstallationId(4), 999), (InstallationId(5), 1_000)]);
     let plan = queued_poll_due(&ids, &polled, &remaining, every, now(), 10, 1_000);
     assert_eq!(plan.poll, vec![InstallationId(5), InstallationId(3), InstallationId(1)], "never polled, then oldest");
