@@ -190,7 +190,8 @@ impl Default for TenantsSection {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DispatcherSection {
-    /// Pass interval when no webhook wakes it. Default 5 s.
+    /// How often the dispatcher checks for ended backoffs when nothing wakes it; every 12th tick is a full
+    /// pass over every tenant (the safety net). Default 5 s.
     pub tick_seconds: u64,
     /// First retry delay after a failed launch for a (tenant, tier); doubles up to `retry_max_seconds`. Default 2 s.
     pub retry_base_seconds: u64,

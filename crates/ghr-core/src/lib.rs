@@ -14,6 +14,7 @@ pub mod input;
 pub mod intake;
 pub mod job;
 pub mod labels;
+pub mod planner;
 pub mod ports;
 pub mod reason;
 pub mod retry;

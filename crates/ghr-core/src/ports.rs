@@ -7,6 +7,9 @@ use crate::cost::UsageRow;
 use crate::ids::{DeliveryId, GithubRunnerId, InstallationId, InstanceId, JobId, OrgName, RunnerName, TierName};
 use crate::intake::{JobIntake, JobIntakeOutcome};
 use crate::job::{Job, JobChange, JobEvent, JobObservation, JobStatus};
+pub use crate::planner::dispatch::DemandQuery;
+use crate::planner::dispatch::DemandSnapshot;
+use crate::planner::fleet::FleetRecords;
 use crate::reason::Reason;
 use crate::runner::{Runner, RunnerState};
 use crate::tenant::{NewTenant, Tenant, TenantStatus, TenantUpdate};
@@ -246,6 +249,26 @@ pub trait Store: Send + Sync {
     /// apply in order, so a later duplicate in the same batch sees the earlier one. An item that fails leaves
     /// nothing behind and does not fail the others; an `Ok` outcome is durable when this returns.
     async fn intake_jobs(&self, batch: Vec<JobIntake>) -> Vec<Result<JobIntakeOutcome, StoreError>>;
+
+    // Planner snapshot
+    /// Demand and supply for one dispatch plan, read at one instant: the tenants asked for, their live
+    /// runners (all tiers), their unbound runners per key, the live runners of every tenant (when a global cap
+    /// is given) and their queued jobs matched to a tier, oldest first. Of a tenant without headroom
+    /// (admission refuses it: inactive, at its limit, or the global cap reached; or no tenant record at all)
+    /// only the jobs whose wait reason is not that refusal are read (new ones, covered ones, ones waiting for
+    /// something else): the others keep their reason and cost nothing; a full snapshot counts them by reason.
+    async fn demand_snapshot(&self, query: DemandQuery) -> Result<DemandSnapshot, StoreError>;
+    /// The fleet for one reconciler plan, read at one instant: every live runner, the tenants of the live
+    /// runners and of the stale jobs, queued jobs matched to a tier per key of the tenants that have unbound
+    /// runners, and the jobs queued (matched to a tier) since `stale_before` or earlier, or in progress (matched
+    /// to a tier) since then.
+    async fn fleet_records(&self, stale_before: Timestamp) -> Result<FleetRecords, StoreError>;
+    /// [`Store::job_set_wait_reason`] for many jobs in one transaction (a plan's reason changes).
+    async fn job_set_wait_reasons(
+        &self,
+        reasons: Vec<(JobId, Option<Reason>)>,
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
 }
 
 // ---------------------------------------------------------------------------------------------

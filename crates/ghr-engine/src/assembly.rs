@@ -8,6 +8,7 @@ use crate::intake::Intake;
 use crate::reconciler::Reconciler;
 use crate::settings::EngineSettings;
 use crate::teardown::{self, Teardown, TeardownQueue};
+use crate::wake::DispatchWake;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -18,13 +19,13 @@ pub struct Engine {
     /// Teardowns asked for by intake; [`Teardown::run`] carries them out.
     pub teardown_queue: TeardownQueue,
     pub intake: Intake,
-    /// Wakes the dispatcher (a slot freed, a job queued).
-    pub dispatcher_wake: Arc<Notify>,
+    /// Wakes the dispatcher, saying which tenants changed (a slot freed, a job queued).
+    pub dispatcher_wake: Arc<DispatchWake>,
 }
 
 impl Engine {
     pub fn assemble(ports: &Ports, settings: Arc<EngineSettings>) -> Engine {
-        let dispatcher_wake = Arc::new(Notify::new());
+        let dispatcher_wake = DispatchWake::new();
         let reconciler_wake = Arc::new(Notify::new());
         let (teardown_handle, teardown_queue) = teardown::channel();
         let teardown = Teardown::new(ports.clone(), dispatcher_wake.clone());

@@ -1,16 +1,19 @@
 //! The dispatcher: turns jobs waiting for a runner into runner launches, fairly and within limits.
 //!
-//! One pass:
-//! 1. classify every queued job of ours (tier, tenant status, entitlement); record why a job cannot start;
-//! 2. jobs already covered by an unbound runner of the same (tenant, tier[, repo]) wait for it — runners
-//!    are fungible, GitHub decides which runner takes which job;
-//! 3. the rest are served **round-robin across tenants, FIFO within a tenant**: each round gives every
-//!    tenant at most one reservation, so a tenant at its limit never delays another tenant's job;
-//! 4. each reservation is the store's atomic `runner_reserve` (limit, global cap and remaining demand checked
-//!    in one transaction), so concurrent passes, processes and restarts never exceed a limit.
+//! An executor of the planner ([`ghr_core::planner::dispatch`]): one pass reads one snapshot of demand and
+//! supply from the store, asks the planner for a plan (wait reasons, jobs covered by runners on their way,
+//! runners to reserve in round-robin order, keys backing off and until when) and applies it:
+//! - wait reasons are written only where they change;
+//! - each planned runner is reserved with the store's atomic `runner_reserve`, which re-checks the same rule
+//!   against the counts at that instant, so concurrent passes, processes and restarts never exceed a limit;
+//!   a refusal there ends that tenant's reservations this pass (the global cap, everyone's);
+//! - reserved runners are launched (as tasks, or handed to the caller).
 //!
-//! A job that cannot start keeps waiting with a reason and is served when the condition clears; launch
-//! failures back off per (tenant, tier).
+//! **Work follows what changed.** A pass plans only for the tenants marked on its [`DispatchWake`] (a job
+//! queued or completed, a slot freed, a launch failed, a backoff ended); a full pass runs at start, on a slow
+//! safety tick (every [`FULL_PASS_EVERY_TICKS`] ticks), when a change's tenants are unknown, and while the
+//! global cap holds jobs back (a freed slot then belongs to whoever is next in the round). The store reads
+//! only the queues of tenants with headroom; of the others only jobs without a reason yet.
 
 use crate::Ports;
 use crate::error::{EngineError, StoreContext};
@@ -18,24 +21,28 @@ use crate::launch::{LaunchOutcome, Launcher, LaunchesInFlight, PendingLaunch};
 use crate::metrics as m;
 use crate::settings::EngineSettings;
 use crate::teardown::Teardown;
+use crate::wake::{DispatchWake, PassScope};
 use ghr_core::Timestamp;
-use ghr_core::admission::classify;
-use ghr_core::ids::{InstallationId, TierName};
-use ghr_core::job::{Job, JobEvent, event_kind};
-use ghr_core::ports::{Reservation, ReserveRequest, RunnerFilter};
+use ghr_core::ids::{InstallationId, JobId};
+use ghr_core::job::{JobEvent, event_kind};
+use ghr_core::planner::dispatch::{DispatchPlan, DispatchSettings, DispatchSnapshot, PlannedReservation};
+use ghr_core::planner::{DemandKey, LaunchBackoff, older_than, plan_dispatch};
+use ghr_core::ports::{DemandQuery, Reservation, ReserveRequest};
 use ghr_core::reason::Reason;
-use ghr_core::runner::{Runner, RunnerState};
-use ghr_core::tenant::{OrgType, Tenant};
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use ghr_core::runner::Runner;
+use ghr_core::tenant::Tenant;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// (tenant, tier, repository scope for personal-account tenants): the unit of demand and supply.
-type DemandKey = (InstallationId, TierName, Option<String>);
+pub use ghr_core::planner::backoff_delay;
+
+/// A full pass runs at least every this many dispatch ticks (the safety net for a lost mark, and for
+/// changes made by another process on the same database).
+pub const FULL_PASS_EVERY_TICKS: u32 = 12;
 
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -48,18 +55,17 @@ pub struct PassReport {
     pub waiting: BTreeMap<Reason, usize>,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Backoff {
-    failures: u32,
-    until: Timestamp,
-    reason: Reason,
-}
-
 #[derive(Default)]
 struct State {
     /// The tenant served last; the next round starts after it.
     cursor: Option<InstallationId>,
-    backoff: HashMap<(InstallationId, TierName), Backoff>,
+    backoff: LaunchBackoff,
+    /// Tenants with launches backing off, and when to plan for them again.
+    retry_after: BTreeMap<InstallationId, Timestamp>,
+    /// When the last full pass succeeded.
+    last_full: Option<Timestamp>,
+    /// The last pass left jobs waiting for the global cap.
+    global_cap_hit: bool,
 }
 
 /// Where a pass puts the launches it reserved.
@@ -73,7 +79,7 @@ enum LaunchSink<'a> {
 pub struct Dispatcher {
     ports: Ports,
     settings: Arc<EngineSettings>,
-    wake: Arc<Notify>,
+    wake: Arc<DispatchWake>,
     teardown: Teardown,
     in_flight: LaunchesInFlight,
     state: Mutex<State>,
@@ -84,7 +90,7 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(ports: Ports, settings: Arc<EngineSettings>, wake: Arc<Notify>, teardown: Teardown) -> Arc<Self> {
+    pub fn new(ports: Ports, settings: Arc<EngineSettings>, wake: Arc<DispatchWake>, teardown: Teardown) -> Arc<Self> {
         let launches = Arc::new(Semaphore::new(settings.max_parallel_launches));
         Arc::new(Self {
             ports,
@@ -99,10 +105,13 @@ impl Dispatcher {
         })
     }
 
-    /// Run passes on every wake-up and every tick until `stop`; then wait for launches in flight.
+    /// Run passes on every wake-up and every tick until `stop`; then wait for launches in flight. A tick
+    /// with nothing marked and no full pass due reads nothing.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         loop {
-            if let Err(error) = self.pass().await {
+            if let Some(scope) = self.next_scope()
+                && let Err(error) = self.pass_scoped(scope, LaunchSink::Spawn).await
+            {
                 tracing::error!(error = %crate::error::ErrorChain(&error), "dispatcher pass failed; retrying on the next tick");
             }
             tokio::select! {
@@ -131,176 +140,264 @@ impl Dispatcher {
         Launcher { ports: self.ports.clone(), settings: self.settings.clone(), teardown: self.teardown.clone() }
     }
 
-    /// One dispatch pass; reserved runners are launched by tasks of this dispatcher.
+    /// One full dispatch pass (every tenant); reserved runners are launched by tasks of this dispatcher.
     pub async fn pass(self: &Arc<Self>) -> Result<PassReport, EngineError> {
-        self.pass_into(LaunchSink::Spawn).await
+        self.wake.take();
+        self.pass_scoped(PassScope::Full, LaunchSink::Spawn).await
     }
 
-    /// One dispatch pass that hands the reserved launches to the caller instead of starting them. The caller
-    /// runs the [`Launcher`] steps and reports each outcome with [`Dispatcher::launch_finished`].
+    /// One dispatch pass over what changed (a full pass when one is due) that hands the reserved launches to
+    /// the caller instead of starting them. The caller runs the [`Launcher`] steps and reports each outcome
+    /// with [`Dispatcher::launch_finished`]. Nothing marked and no full pass due: an empty report.
     pub async fn pass_collecting(self: &Arc<Self>) -> Result<(PassReport, Vec<PendingLaunch>), EngineError> {
         let mut launches = Vec::new();
-        let report = self.pass_into(LaunchSink::Collect(&mut launches)).await?;
+        let report = match self.next_scope() {
+            Some(scope) => self.pass_scoped(scope, LaunchSink::Collect(&mut launches)).await?,
+            None => PassReport::default(),
+        };
         Ok((report, launches))
     }
 
-    async fn pass_into(self: &Arc<Self>, mut sink: LaunchSink<'_>) -> Result<PassReport, EngineError> {
+    /// What the next pass covers: everyone when a full pass is due (or a change's tenants are unknown, or
+    /// the global cap held jobs back), otherwise the marked tenants and those whose backoff ended; None when
+    /// nothing changed.
+    fn next_scope(&self) -> Option<PassScope> {
+        let now = self.ports.clock.now();
+        let mut dirty = self.wake.take();
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let ended: Vec<InstallationId> =
+            state.retry_after.iter().filter(|(_, until)| **until <= now).map(|(id, _)| *id).collect();
+        for id in ended {
+            state.retry_after.remove(&id);
+            dirty.tenants.insert(id);
+        }
+        let full_every = self.settings.dispatch_tick.saturating_mul(FULL_PASS_EVERY_TICKS);
+        let full_due = state.last_full.is_none_or(|last| older_than(Some(last), now, full_every));
+        if full_due || dirty.all || (state.global_cap_hit && !dirty.tenants.is_empty()) {
+            return Some(PassScope::Full);
+        }
+        (!dirty.tenants.is_empty()).then(|| PassScope::Tenants(dirty.tenants.into_iter().collect()))
+    }
+
+    async fn pass_scoped(self: &Arc<Self>, scope: PassScope, sink: LaunchSink<'_>) -> Result<PassReport, EngineError> {
+        let result = self.pass_into(&scope, sink).await;
+        if result.is_err() {
+            self.wake.restore(&scope);
+        }
+        result
+    }
+
+    async fn pass_into(
+        self: &Arc<Self>,
+        scope: &PassScope,
+        mut sink: LaunchSink<'_>,
+    ) -> Result<PassReport, EngineError> {
         let _serial = self.pass_lock.lock().await;
-        let store = &self.ports.store;
-        let jobs = store.job_list_wanting_runner().await.doing("listing jobs that want a runner")?;
-        let unbound = store
-            .runner_list(RunnerFilter { states: RunnerState::UNBOUND.to_vec(), ..RunnerFilter::default() })
-            .await
-            .doing("listing unbound runners")?;
-        let mut supply: HashMap<DemandKey, usize> = HashMap::new();
-        for runner in &unbound {
-            *supply.entry((runner.installation_id, runner.tier.clone(), runner.scope_repo.clone())).or_default() += 1;
+        let started = self.ports.clock.now();
+        let tenants = match scope {
+            PassScope::Full => None,
+            PassScope::Tenants(tenants) => Some(tenants.clone()),
+        };
+        let query = DemandQuery { tenants, global_cap: self.settings.global_max_runners };
+        let demand = self.ports.store.demand_snapshot(query).await.doing("reading demand and supply")?;
+        let (backoff, cursor) = {
+            let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            (state.backoff.clone(), state.cursor)
+        };
+        let snapshot = DispatchSnapshot { demand, backoff, cursor };
+        let settings = DispatchSettings {
+            catalog: &self.settings.catalog,
+            tier_access: self.settings.tier_access,
+            global_cap: self.settings.global_max_runners,
+        };
+        let plan = plan_dispatch(&snapshot, &settings, started);
+        self.remember_retries(&plan);
+        if !plan.reasons.is_empty() {
+            self.ports
+                .store
+                .job_set_wait_reasons(plan.reasons.clone(), self.ports.clock.now())
+                .await
+                .doing("recording why jobs wait")?;
         }
-
-        let mut report = PassReport::default();
-        let mut tenants: HashMap<InstallationId, Option<Tenant>> = HashMap::new();
-        let mut queues: BTreeMap<InstallationId, VecDeque<(Job, DemandKey)>> = BTreeMap::new();
-        for job in jobs {
-            if let Entry::Vacant(slot) = tenants.entry(job.installation_id) {
-                slot.insert(store.tenant_get(job.installation_id).await.doing("reading a tenant")?);
-            }
-            let tenant = tenants.get(&job.installation_id).and_then(Option::as_ref);
-            let tier = match classify(&self.settings.catalog, self.settings.tier_access, tenant, &job.labels) {
-                Ok(tier) => tier.name.clone(),
-                Err(reason) => {
-                    self.set_reason(&job, Some(reason), &mut report).await?;
-                    continue;
-                }
-            };
-            let scope = tenant.filter(|t| t.org_type == OrgType::User).map(|_| job.repository.clone());
-            let key = (job.installation_id, tier, scope);
-            if let Some(available) = supply.get_mut(&key).filter(|n| **n > 0) {
-                *available -= 1;
-                self.set_reason(&job, None, &mut report).await?;
-                report.covered += 1;
-                continue;
-            }
-            queues.entry(job.installation_id).or_default().push_back((job, key));
-        }
-
-        let order = self.round_robin_order(queues.keys().copied().collect());
-        'rounds: while queues.values().any(|q| !q.is_empty()) {
-            for installation in &order {
-                let Some(queue) = queues.get_mut(installation) else { continue };
-                let Some((job, key)) = queue.front().cloned() else { continue };
-                if let Some(reason) = self.backoff_reason(&key) {
-                    let (blocked, rest): (VecDeque<_>, VecDeque<_>) = queue.drain(..).partition(|(_, k)| *k == key);
-                    *queue = rest;
-                    for (job, _) in blocked {
-                        self.set_reason(&job, Some(reason), &mut report).await?;
-                    }
-                    continue;
-                }
-                let permit = match sink {
-                    LaunchSink::Spawn => match self.launches.clone().acquire_owned().await {
-                        Ok(permit) => Some(permit),
-                        Err(_) => break 'rounds,
-                    },
-                    LaunchSink::Collect(_) => None,
-                };
-                let request = ReserveRequest {
-                    installation_id: key.0,
-                    tier: key.1.clone(),
-                    scope_repo: key.2.clone(),
-                    intended_job: Some(job.job_id),
-                    global_cap: self.settings.global_max_runners,
-                    environment: self.settings.environment.clone(),
-                    now: self.ports.clock.now(),
-                };
-                match store.runner_reserve(request).await.doing("reserving a runner slot")? {
-                    Reservation::Reserved(runner) => {
-                        queue.pop_front();
-                        self.set_reason(&job, None, &mut report).await?;
-                        report.reserved += 1;
-                        let detail = format!("{} ({})", runner.name, runner.tier);
-                        let event = JobEvent {
-                            job_id: job.job_id,
-                            at: self.ports.clock.now(),
-                            kind: event_kind::RUNNER_REQUESTED.into(),
-                            detail,
-                        };
-                        store.job_event_append(event).await.doing("appending to a job timeline")?;
-                        self.state.lock().map(|mut s| s.cursor = Some(*installation)).ok();
-                        let Some(tenant) = tenants.get(installation).cloned().flatten() else { continue };
-                        let pending = PendingLaunch::new(*runner, tenant, Some(job.received_at), &self.in_flight);
-                        match (&mut sink, permit) {
-                            (LaunchSink::Collect(launches), _) => launches.push(pending),
-                            (LaunchSink::Spawn, Some(permit)) => self.spawn_launch(pending, permit),
-                            // A spawning pass always holds a permit here; never leave a reserved runner unlaunched
-                            // silently (the reconciler releases it after the orphan grace).
-                            (LaunchSink::Spawn, None) => {
-                                tracing::error!(runner = %pending.runner.name, "reserved runner has no launch permit; the reconciler releases it")
-                            }
-                        }
-                    }
-                    Reservation::NoDemand => {
-                        // Runners started by another dispatcher already cover this demand.
-                        let (covered, rest): (VecDeque<_>, VecDeque<_>) = queue.drain(..).partition(|(_, k)| *k == key);
-                        *queue = rest;
-                        for (job, _) in covered {
-                            self.set_reason(&job, None, &mut report).await?;
-                            report.covered += 1;
-                        }
-                    }
-                    Reservation::Refused(Reason::GlobalCap) => {
-                        metrics::counter!(m::ADMISSION_REFUSED, "reason" => Reason::GlobalCap.code()).increment(1);
-                        for (job, _) in queues.values_mut().flat_map(|q| q.drain(..)) {
-                            self.set_reason(&job, Some(Reason::GlobalCap), &mut report).await?;
-                        }
-                        break 'rounds;
-                    }
-                    Reservation::Refused(reason) => {
-                        // Tenant-wide: at its limit, suspended, pending, deleted or unknown.
-                        metrics::counter!(m::ADMISSION_REFUSED, "reason" => reason.code()).increment(1);
-                        for (job, _) in queue.drain(..) {
-                            self.set_reason(&job, Some(reason), &mut report).await?;
-                        }
-                    }
-                }
+        let mut report = PassReport { reserved: 0, covered: plan.covered, waiting: plan.waiting.clone() };
+        self.reserve_planned(&plan, &snapshot, &mut sink, &mut report).await?;
+        {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.global_cap_hit = report.waiting.contains_key(&Reason::GlobalCap);
+            if *scope == PassScope::Full {
+                state.last_full = Some(started);
             }
         }
-        self.publish_waiting(&report);
+        if *scope == PassScope::Full {
+            // Only a full pass sees every waiting job (a scoped pass sees the changed tenants).
+            let mut waiting = report.waiting.clone();
+            for (reason, n) in &snapshot.demand.kept_reasons {
+                *waiting.entry(*reason).or_default() += *n as usize;
+            }
+            self.publish_waiting(&waiting, report.covered);
+        }
         Ok(report)
     }
 
-    /// Tenants in installation order, starting after the one served last.
-    fn round_robin_order(&self, mut tenants: Vec<InstallationId>) -> Vec<InstallationId> {
-        let cursor = self.state.lock().ok().and_then(|s| s.cursor);
-        if let Some(cursor) = cursor {
-            let split = tenants.iter().position(|t| *t > cursor).unwrap_or(tenants.len());
-            tenants.rotate_left(split);
+    /// Reserve the planned runners in order. The store's answer is final: a refused tenant gets no more
+    /// runners this pass, a key found covered by another dispatcher's runners neither, and the global cap
+    /// stops every reservation.
+    async fn reserve_planned(
+        self: &Arc<Self>,
+        plan: &DispatchPlan,
+        snapshot: &DispatchSnapshot,
+        sink: &mut LaunchSink<'_>,
+        report: &mut PassReport,
+    ) -> Result<(), EngineError> {
+        let mut refused: HashMap<InstallationId, Reason> = HashMap::new();
+        let mut covered: HashSet<&DemandKey> = HashSet::new();
+        let mut global_cap = false;
+        for planned in &plan.reservations {
+            let tenant = planned.key.installation_id;
+            let held_back = if global_cap { Some(Reason::GlobalCap) } else { refused.get(&tenant).copied() };
+            if let Some(reason) = held_back {
+                self.settle(planned, Some(reason), report).await?;
+                continue;
+            }
+            if covered.contains(&planned.key) {
+                self.settle(planned, None, report).await?;
+                continue;
+            }
+            let permit = match sink {
+                LaunchSink::Spawn => match self.launches.clone().acquire_owned().await {
+                    Ok(permit) => Some(permit),
+                    Err(_) => return Ok(()),
+                },
+                LaunchSink::Collect(_) => None,
+            };
+            let request = ReserveRequest {
+                installation_id: tenant,
+                tier: planned.key.tier.clone(),
+                scope_repo: planned.key.scope_repo.clone(),
+                intended_job: Some(planned.job_id),
+                global_cap: self.settings.global_max_runners,
+                environment: self.settings.environment.clone(),
+                now: self.ports.clock.now(),
+            };
+            match self.ports.store.runner_reserve(request).await.doing("reserving a runner slot")? {
+                Reservation::Reserved(runner) => {
+                    if planned.reason_before.is_some() {
+                        self.write_reason(planned.job_id, None).await?;
+                    }
+                    report.reserved += 1;
+                    self.reserved(
+                        *runner,
+                        planned,
+                        snapshot.demand.tenants.get(&tenant).map(|t| &t.tenant),
+                        sink,
+                        permit,
+                    )
+                    .await?;
+                }
+                Reservation::NoDemand => {
+                    // Runners started by another dispatcher already cover this demand.
+                    covered.insert(&planned.key);
+                    self.settle(planned, None, report).await?;
+                }
+                Reservation::Refused(reason) => {
+                    metrics::counter!(m::ADMISSION_REFUSED, "reason" => reason.code()).increment(1);
+                    if reason == Reason::GlobalCap {
+                        global_cap = true;
+                    } else {
+                        // Tenant-wide: at its limit, suspended, pending, deleted or unknown.
+                        refused.insert(tenant, reason);
+                    }
+                    self.settle(planned, Some(reason), report).await?;
+                }
+            }
         }
-        tenants
+        Ok(())
     }
 
-    fn backoff_reason(&self, key: &DemandKey) -> Option<Reason> {
-        let state = self.state.lock().ok()?;
-        let backoff = state.backoff.get(&(key.0, key.1.clone()))?;
-        (backoff.until > self.ports.clock.now()).then_some(backoff.reason)
+    /// A planned job that got no runner of its own: covered (None) or waiting (the reason).
+    async fn settle(
+        &self,
+        planned: &PlannedReservation,
+        reason: Option<Reason>,
+        report: &mut PassReport,
+    ) -> Result<(), EngineError> {
+        match reason {
+            Some(reason) => *report.waiting.entry(reason).or_default() += 1,
+            None => report.covered += 1,
+        }
+        if planned.reason_before != reason {
+            self.write_reason(planned.job_id, reason).await?;
+        }
+        Ok(())
     }
 
-    /// Record how a launch ended: a failure backs off its (tenant, tier); returns the backoff delay.
+    /// Record a reserved runner on its job's timeline and launch it.
+    async fn reserved(
+        self: &Arc<Self>,
+        runner: Runner,
+        planned: &PlannedReservation,
+        tenant: Option<&Tenant>,
+        sink: &mut LaunchSink<'_>,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Result<(), EngineError> {
+        let event = JobEvent {
+            job_id: planned.job_id,
+            at: self.ports.clock.now(),
+            kind: event_kind::RUNNER_REQUESTED.into(),
+            detail: format!("{} ({})", runner.name, runner.tier),
+        };
+        self.ports.store.job_event_append(event).await.doing("appending to a job timeline")?;
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).cursor = Some(runner.installation_id);
+        let Some(tenant) = tenant.cloned() else {
+            tracing::error!(runner = %runner.name, "reserved runner of a tenant missing from the snapshot; the reconciler releases it");
+            return Ok(());
+        };
+        let pending = PendingLaunch::new(runner, tenant, Some(planned.received_at), &self.in_flight);
+        match (sink, permit) {
+            (LaunchSink::Collect(launches), _) => launches.push(pending),
+            (LaunchSink::Spawn, Some(permit)) => self.spawn_launch(pending, permit),
+            // A spawning pass always holds a permit here; never leave a reserved runner unlaunched
+            // silently (the reconciler releases it after the orphan grace).
+            (LaunchSink::Spawn, None) => {
+                tracing::error!(runner = %pending.runner.name, "reserved runner has no launch permit; the reconciler releases it")
+            }
+        }
+        Ok(())
+    }
+
+    /// Keep the plan's retry times, so a pass plans for those tenants once their backoff ends.
+    fn remember_retries(&self, plan: &DispatchPlan) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        for (tenant, until) in &plan.retry_after {
+            let retry = state.retry_after.entry(*tenant).or_insert(*until);
+            *retry = (*retry).min(*until);
+        }
+    }
+
+    /// Record how a launch ended: a failure backs off its (tenant, tier) and marks the tenant (its jobs
+    /// wait with the failure's reason, and are planned again when the backoff ends); returns the backoff delay.
     pub fn launch_finished(&self, runner: &Runner, outcome: &LaunchOutcome) -> Option<Duration> {
-        let mut state = self.state.lock().ok()?;
-        let slot = (runner.installation_id, runner.tier.clone());
-        match outcome {
-            LaunchOutcome::Launched => {
-                state.backoff.remove(&slot);
-                None
+        let key = (runner.installation_id, runner.tier.clone());
+        let now = self.ports.clock.now();
+        let delay = {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            match outcome {
+                LaunchOutcome::Launched => {
+                    state.backoff.succeeded(&key);
+                    return None;
+                }
+                LaunchOutcome::Failed(reason) => {
+                    let delay =
+                        state.backoff.failed(key, *reason, now, self.settings.retry_base, self.settings.retry_max);
+                    let until = ghr_core::planner::after(now, delay);
+                    let retry = state.retry_after.entry(runner.installation_id).or_insert(until);
+                    *retry = (*retry).min(until);
+                    delay
+                }
             }
-            LaunchOutcome::Failed(reason) => {
-                let failures = state.backoff.get(&slot).map_or(0, |b| b.failures) + 1;
-                let delay = backoff_delay(self.settings.retry_base, self.settings.retry_max, failures);
-                let until = self.ports.clock.now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
-                state.backoff.insert(slot, Backoff { failures, until, reason: *reason });
-                Some(delay)
-            }
-        }
+        };
+        self.wake.tenant(runner.installation_id);
+        Some(delay)
     }
 
     fn spawn_launch(self: &Arc<Self>, pending: PendingLaunch, permit: tokio::sync::OwnedSemaphorePermit) {
@@ -311,55 +408,30 @@ impl Dispatcher {
             let outcome = launcher.launch(pending).await;
             drop(permit);
             if let Some(delay) = this.launch_finished(&runner, &outcome) {
-                // Try again once the backoff has passed.
+                // Plan for the tenant again once the backoff has passed.
                 let wake = this.wake.clone();
+                let tenant = runner.installation_id;
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
-                    wake.notify_one();
+                    wake.tenant(tenant);
                 });
             }
         });
     }
 
-    async fn set_reason(&self, job: &Job, reason: Option<Reason>, report: &mut PassReport) -> Result<(), EngineError> {
-        if let Some(reason) = reason {
-            *report.waiting.entry(reason).or_default() += 1;
-        }
-        if job.wait_reason != reason {
-            self.ports
-                .store
-                .job_set_wait_reason(job.job_id, reason, self.ports.clock.now())
-                .await
-                .doing("recording why a job waits")?;
-        }
-        Ok(())
+    async fn write_reason(&self, job: JobId, reason: Option<Reason>) -> Result<(), EngineError> {
+        self.ports
+            .store
+            .job_set_wait_reason(job, reason, self.ports.clock.now())
+            .await
+            .doing("recording why a job waits")
     }
 
-    fn publish_waiting(&self, report: &PassReport) {
+    fn publish_waiting(&self, waiting: &BTreeMap<Reason, usize>, covered: usize) {
         for reason in Reason::ALL.into_iter().filter(|r| r.is_waiting()) {
-            let count = report.waiting.get(&reason).copied().unwrap_or(0);
+            let count = waiting.get(&reason).copied().unwrap_or(0);
             metrics::gauge!(m::JOBS_WAITING, "reason" => reason.code()).set(count as f64);
         }
-        metrics::gauge!(m::JOBS_WAITING, "reason" => "starting").set(report.covered as f64);
-    }
-}
-
-/// Exponential backoff: `base * 2^(failures-1)`, at most `max`.
-pub fn backoff_delay(base: Duration, max: Duration, failures: u32) -> Duration {
-    let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
-    base.saturating_mul(factor).min(max)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        let s = Duration::from_secs;
-        let table = [(1, s(2)), (2, s(4)), (3, s(8)), (5, s(32)), (6, s(60)), (40, s(60))];
-        for (failures, expected) in table {
-            assert_eq!(backoff_delay(s(2), s(60), failures), expected, "failures={failures}");
-        }
+        metrics::gauge!(m::JOBS_WAITING, "reason" => "starting").set(covered as f64);
     }
 }

@@ -17,6 +17,7 @@ use crate::metrics as m;
 use crate::settings::EngineSettings;
 use crate::teardown::{TeardownCause, TeardownHandle};
 use crate::tenants::{Onboarded, TenantService};
+use crate::wake::DispatchWake;
 use ghr_core::clock::Clock;
 use ghr_core::event::{InstallationAction, WebhookEvent, WorkflowJob, WorkflowJobAction};
 use ghr_core::ids::{InstallationId, RunnerName};
@@ -43,7 +44,7 @@ pub struct Intake {
     clock: Arc<dyn Clock>,
     settings: Arc<EngineSettings>,
     tenants: TenantService,
-    dispatcher_wake: Arc<Notify>,
+    dispatcher_wake: Arc<DispatchWake>,
     reconciler_wake: Arc<Notify>,
     teardown: TeardownHandle,
     batches: Arc<GroupCommit>,
@@ -54,11 +55,11 @@ impl Intake {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         settings: Arc<EngineSettings>,
-        dispatcher_wake: Arc<Notify>,
+        dispatcher_wake: Arc<DispatchWake>,
         reconciler_wake: Arc<Notify>,
         teardown: TeardownHandle,
     ) -> Self {
-        let tenants = TenantService::new(store.clone(), settings.clone());
+        let tenants = TenantService::new(store.clone(), settings.clone()).with_clock(clock.clone());
         let batches = Arc::new(GroupCommit::new(store.clone()));
         Self { store, clock, settings, tenants, dispatcher_wake, reconciler_wake, teardown, batches }
     }
@@ -121,7 +122,7 @@ impl Intake {
                         }
                         Onboarded::AlreadyKnown(_) => return Ok(IntakeOutcome::Ignored("tenant already exists")),
                     }
-                    self.dispatcher_wake.notify_one();
+                    self.dispatcher_wake.tenant(installation_id);
                     Ok(IntakeOutcome::Applied("tenant created"))
                 }
                 InstallationAction::Deleted => {
@@ -129,6 +130,7 @@ impl Intake {
                     tracing::info!(%installation_id, "tenant uninstalled; tearing down its runners");
                     self.teardown.tenant(installation_id, TeardownCause::TenantDeleted);
                     self.reconciler_wake.notify_one();
+                    self.dispatcher_wake.tenant(installation_id);
                     Ok(IntakeOutcome::Applied("tenant deleted"))
                 }
                 InstallationAction::Suspend => {
@@ -138,13 +140,15 @@ impl Intake {
                     if self.settings.on_suspend == ghr_config::OnSuspend::Terminate {
                         self.teardown.tenant(installation_id, TeardownCause::TenantSuspended);
                     }
+                    // Its waiting jobs now wait for the suspension.
+                    self.dispatcher_wake.tenant(installation_id);
                     Ok(IntakeOutcome::Applied("tenant suspended"))
                 }
                 InstallationAction::Unsuspend => {
                     if !applied(self.tenants.resume(installation_id).await)? {
                         return Ok(IntakeOutcome::Ignored("no such tenant, or it cannot be resumed"));
                     }
-                    self.dispatcher_wake.notify_one();
+                    self.dispatcher_wake.tenant(installation_id);
                     Ok(IntakeOutcome::Applied("tenant resumed"))
                 }
                 InstallationAction::NewPermissionsAccepted | InstallationAction::Other(_) => {
@@ -227,7 +231,7 @@ impl Intake {
         match status {
             JobStatus::Queued => {
                 if tier.is_some() {
-                    self.dispatcher_wake.notify_one();
+                    self.dispatcher_wake.tenant(installation_id);
                 }
             }
             JobStatus::InProgress => {
@@ -242,8 +246,8 @@ impl Intake {
                     self.teardown.runner(name, TeardownCause::JobCompleted);
                 }
                 // A completed job frees nothing by itself, but a job completing without a runner (cancelled)
-                // changes demand: let the dispatcher recount.
-                self.dispatcher_wake.notify_one();
+                // changes demand: let the dispatcher recount this tenant.
+                self.dispatcher_wake.tenant(installation_id);
             }
         }
         Ok(IntakeOutcome::Applied(status.as_str()))

@@ -53,6 +53,11 @@ impl LaunchesInFlight {
     pub fn contains(&self, name: &RunnerName) -> bool {
         self.names.lock().unwrap_or_else(PoisonError::into_inner).contains(name)
     }
+
+    /// The runners whose launch is under way now.
+    pub fn names(&self) -> std::collections::BTreeSet<RunnerName> {
+        self.names.lock().unwrap_or_else(PoisonError::into_inner).iter().cloned().collect()
+    }
 }
 
 /// Keeps a runner in [`LaunchesInFlight`] while alive.

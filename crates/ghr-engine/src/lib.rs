@@ -6,6 +6,10 @@
 //! - [`dispatcher`]: fair, limit-respecting admission of queued jobs and runner launches.
 //! - [`teardown`]: terminating runners whose job completed, and anything else that must go.
 //! - [`reconciler`]: the periodic, idempotent repair pass.
+//! - [`wake`]: the dispatcher's wake-ups, saying which tenants changed.
+//!
+//! The dispatcher and the reconciler are executors of the pure planner (`ghr_core::planner`): one snapshot
+//! read, one plan, its actions applied.
 //!
 //! Invariant: every decision about limits is made by the store's atomic `runner_reserve`; nothing here
 //! counts runners on its own to decide whether another may start.
@@ -21,6 +25,7 @@ pub mod reconciler;
 pub mod settings;
 pub mod teardown;
 pub mod tenants;
+pub mod wake;
 
 pub use error::EngineError;
 pub use settings::EngineSettings;

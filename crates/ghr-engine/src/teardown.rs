@@ -14,11 +14,12 @@
 use crate::Ports;
 use crate::error::{EngineError, ErrorChain, StoreContext};
 use crate::metrics as m;
+use crate::wake::DispatchWake;
 use ghr_core::ids::{InstallationId, RunnerName};
 use ghr_core::ports::{GithubError, RunnerFilter, RunnerScope, RunnerUpdate};
 use ghr_core::runner::{Runner, RunnerState};
 use std::sync::Arc;
-use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 /// Terminations carried out at once by the worker.
@@ -106,11 +107,11 @@ pub fn channel() -> (TeardownHandle, TeardownQueue) {
 pub struct Teardown {
     ports: Ports,
     /// Woken after a slot is freed, so a waiting job gets it at once.
-    dispatcher_wake: Arc<Notify>,
+    dispatcher_wake: Arc<DispatchWake>,
 }
 
 impl Teardown {
-    pub fn new(ports: Ports, dispatcher_wake: Arc<Notify>) -> Self {
+    pub fn new(ports: Ports, dispatcher_wake: Arc<DispatchWake>) -> Self {
         Self { ports, dispatcher_wake }
     }
 
@@ -162,7 +163,7 @@ impl Teardown {
         let update = RunnerUpdate::state(RunnerState::Terminated, self.ports.clock.now());
         self.ports.store.runner_update(&runner.name, update).await.doing("marking a runner terminated")?;
         metrics::counter!(m::RUNNERS_TERMINATED, "cause" => cause.as_str()).increment(1);
-        self.dispatcher_wake.notify_one();
+        self.dispatcher_wake.tenant(runner.installation_id);
         tracing::info!(runner = %runner.name, installation_id = %runner.installation_id, cause = cause.as_str(), "runner terminated");
         Ok(true)
     }

@@ -11,8 +11,8 @@
 
 use crate::error::{EngineError, StoreContext};
 use crate::settings::EngineSettings;
-use chrono::Utc;
 use ghr_config::Onboarding;
+use ghr_core::clock::{Clock, SystemClock};
 use ghr_core::event::{Account, Sender};
 use ghr_core::ids::{InstallationId, OrgName, TierName};
 use ghr_core::ports::Store;
@@ -34,11 +34,20 @@ pub enum Onboarded {
 pub struct TenantService {
     store: Arc<dyn Store>,
     settings: Arc<EngineSettings>,
+    /// Stamps every change (tests and the simulation own time).
+    clock: Arc<dyn Clock>,
 }
 
 impl TenantService {
+    /// A service on the system clock.
     pub fn new(store: Arc<dyn Store>, settings: Arc<EngineSettings>) -> Self {
-        Self { store, settings }
+        Self { store, settings, clock: Arc::new(SystemClock) }
+    }
+
+    /// The same service reading another clock (the engine's `Ports::clock`).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     fn initial_status(&self) -> TenantStatus {
@@ -116,7 +125,7 @@ impl TenantService {
                 sender_id: sender.map(|s| s.id),
             },
         };
-        let (tenant, created) = self.store.tenant_create(new, Utc::now()).await.doing("creating a tenant")?;
+        let (tenant, created) = self.store.tenant_create(new, self.clock.now()).await.doing("creating a tenant")?;
         if created {
             return Ok(Onboarded::Created(tenant));
         }
@@ -128,7 +137,7 @@ impl TenantService {
             };
             let tenant = self
                 .store
-                .tenant_update(installation_id, update, Utc::now())
+                .tenant_update(installation_id, update, self.clock.now())
                 .await
                 .doing("reactivating a reinstalled tenant")?
                 .ok_or(EngineError::UnknownTenant(installation_id))?;
@@ -174,7 +183,7 @@ impl TenantService {
         };
         let update = TenantUpdate { tier: Some(tier), max_runners: Some(max_runners), ..TenantUpdate::default() };
         self.store
-            .tenant_update(id, update, Utc::now())
+            .tenant_update(id, update, self.clock.now())
             .await
             .doing("changing a tenant's tier")?
             .ok_or(EngineError::UnknownTenant(id))
@@ -187,7 +196,7 @@ impl TenantService {
         }
         let update = TenantUpdate { max_runners: Some(max_runners), ..TenantUpdate::default() };
         self.store
-            .tenant_update(id, update, Utc::now())
+            .tenant_update(id, update, self.clock.now())
             .await
             .doing("changing max_runners")?
             .ok_or(EngineError::UnknownTenant(id))
@@ -204,7 +213,7 @@ impl TenantService {
         }
         let update = TenantUpdate { status: Some(status), ..TenantUpdate::default() };
         self.store
-            .tenant_update(id, update, Utc::now())
+            .tenant_update(id, update, self.clock.now())
             .await
             .doing("changing a tenant's status")?
             .ok_or(EngineError::UnknownTenant(id))
@@ -236,7 +245,7 @@ impl TenantService {
     /// installation whose `created` was never seen).
     pub async fn mark_deleted(&self, id: InstallationId) -> Result<Option<Tenant>, EngineError> {
         let update = TenantUpdate { status: Some(TenantStatus::Deleted), ..TenantUpdate::default() };
-        self.store.tenant_update(id, update, Utc::now()).await.doing("marking a tenant deleted")
+        self.store.tenant_update(id, update, self.clock.now()).await.doing("marking a tenant deleted")
     }
 
     /// Track an org rename (`installation_target.renamed`). A new login that another live tenant holds is
@@ -244,7 +253,7 @@ impl TenantService {
     /// a name ghr missed, so neither tenant is changed and the operator is told.
     pub async fn rename(&self, id: InstallationId, login: OrgName) -> Result<Option<Tenant>, EngineError> {
         let update = TenantUpdate { org_name: Some(login), ..TenantUpdate::default() };
-        match self.store.tenant_update(id, update, Utc::now()).await {
+        match self.store.tenant_update(id, update, self.clock.now()).await {
             Err(error) if OrgNameTaken::find_in(&error).is_some() => {
                 let taken = OrgNameTaken::find_in(&error).map(ToString::to_string).unwrap_or_default();
                 tracing::warn!(installation_id = %id, conflict = %Clipped(&taken), "rename not applied");

@@ -21,7 +21,6 @@ use ghr_engine::reconciler::Reconciler;
 use secrecy::SecretString;
 use serde_json::json;
 use std::sync::Arc;
-use tokio::sync::Notify;
 
 /// Shared state of every handler.
 #[derive(Clone)]
@@ -32,7 +31,7 @@ pub struct AppState {
     pub admin_token: Option<SecretString>,
     pub admin: Arc<dyn Admin>,
     pub store: Arc<dyn Store>,
-    pub dispatcher_wake: Arc<Notify>,
+    pub dispatcher_wake: Arc<ghr_engine::wake::DispatchWake>,
     pub reconciler: Option<Arc<Reconciler>>,
 }
 

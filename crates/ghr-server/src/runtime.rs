@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -53,7 +52,7 @@ pub struct RunningServer {
     pub dispatcher: Arc<Dispatcher>,
     pub reconciler: Arc<Reconciler>,
     pub teardown: Teardown,
-    pub dispatcher_wake: Arc<Notify>,
+    pub dispatcher_wake: Arc<ghr_engine::wake::DispatchWake>,
     stop: CancellationToken,
     tasks: TaskTracker,
 }
@@ -79,7 +78,7 @@ impl RunningServer {
             webhook_secret,
             max_body_bytes,
             admin_token,
-            admin: Arc::new(LocalAdmin::new(ports.store.clone(), settings.clone())),
+            admin: Arc::new(LocalAdmin::new(ports.store.clone(), settings.clone()).with_clock(ports.clock.clone())),
             store: ports.store.clone(),
             dispatcher_wake: dispatcher_wake.clone(),
             reconciler: Some(reconciler.clone()),

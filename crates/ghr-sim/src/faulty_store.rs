@@ -9,8 +9,11 @@ use ghr_core::cost::UsageRow;
 use ghr_core::ids::{DeliveryId, InstallationId, JobId, OrgName, RunnerName};
 use ghr_core::intake::{JobIntake, JobIntakeOutcome};
 use ghr_core::job::{Job, JobChange, JobEvent, JobObservation, JobStatus};
+use ghr_core::planner::dispatch::DemandSnapshot;
+use ghr_core::planner::fleet::FleetRecords;
 use ghr_core::ports::{
-    DeliveryRecord, JobFilter, Pruned, Reservation, ReserveRequest, RunnerFilter, RunnerSeries, RunnerUpdate, Store,
+    DeliveryRecord, DemandQuery, JobFilter, Pruned, Reservation, ReserveRequest, RunnerFilter, RunnerSeries, RunnerUpdate,
+    Store,
     StoreError,
 };
 use ghr_core::reason::Reason;
@@ -193,5 +196,21 @@ impl Store for FaultyStore {
                 .collect();
         }
         self.inner.intake_jobs(batch).await
+    }
+    async fn demand_snapshot(&self, query: DemandQuery) -> Result<DemandSnapshot, StoreError> {
+        self.check("demand_snapshot")?;
+        self.inner.demand_snapshot(query).await
+    }
+    async fn fleet_records(&self, stale_before: Timestamp) -> Result<FleetRecords, StoreError> {
+        self.check("fleet_records")?;
+        self.inner.fleet_records(stale_before).await
+    }
+    async fn job_set_wait_reasons(
+        &self,
+        reasons: Vec<(JobId, Option<Reason>)>,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.check("job_set_wait_reasons")?;
+        self.inner.job_set_wait_reasons(reasons, at).await
     }
 }

@@ -56,7 +56,7 @@ impl SimGhr {
             webhook_secret: SecretString::from(webhook_secret.to_owned()),
             max_body_bytes: MAX_BODY_BYTES,
             admin_token: None,
-            admin: Arc::new(LocalAdmin::new(ports.store.clone(), settings.clone())),
+            admin: Arc::new(LocalAdmin::new(ports.store.clone(), settings.clone()).with_clock(ports.clock.clone())),
             store: ports.store.clone(),
             dispatcher_wake,
             reconciler: Some(reconciler.clone()),

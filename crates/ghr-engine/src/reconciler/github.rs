@@ -1,45 +1,28 @@
 //! Reconciler rules that ask GitHub: ghost registrations, stale queued and running jobs, missed webhooks.
 
-use super::fleet::scopes_of;
-use super::{ReconcileReport, Reconciler, older_than};
+use super::{ReconcileReport, Reconciler};
 use crate::error::{EngineError, ErrorChain, StoreContext};
 use crate::teardown::TeardownCause;
 use ghr_core::Timestamp;
-use ghr_core::ids::{InstallationId, RUNNER_NAME_PREFIX, RunnerName};
+use ghr_core::ids::RunnerName;
 use ghr_core::job::{Job, JobChange, JobEvent, JobObservation, JobStatus, event_kind};
-use ghr_core::ports::{JobFilter, RunnerUpdate};
+use ghr_core::planner::checks::{
+    STALE_JOBS_PER_PASS, busy_runner_checks, ghost_registrations, registration_scopes, stale_job_checks,
+};
+use ghr_core::planner::fleet::FleetRecords;
+use ghr_core::ports::RunnerUpdate;
 use ghr_core::runner::RunnerState;
-use ghr_core::tenant::TenantStatus;
-use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, HashMap, HashSet};
-
-/// Queued jobs checked against GitHub per pass, to bound API use.
-const STALE_JOBS_PER_PASS: usize = 50;
 
 impl Reconciler {
-    /// Delete offline registrations named like ours that no live runner owns, in the scopes of tenants that
-    /// currently have runners. (GitHub itself removes offline ephemeral runners after a day; this is faster.)
+    /// Delete offline registrations named like ours that no live runner owns, in the scopes of active
+    /// tenants that currently have runners. (GitHub itself removes offline ephemeral runners after a day;
+    /// this is faster.)
     pub(super) async fn ghost_registrations(
         &self,
-        _now: Timestamp,
+        records: &FleetRecords,
         report: &mut ReconcileReport,
     ) -> Result<(), EngineError> {
-        let live = self.live_runners().await?;
-        if live.is_empty() {
-            return Ok(());
-        }
-        let live_names: HashSet<&str> = live.iter().map(|r| r.name.as_str()).collect();
-        let mut orgs = HashMap::new();
-        for installation in live.iter().map(|r| r.installation_id).collect::<HashSet<_>>() {
-            // GitHub answers 403 for a suspended installation; pending and deleted ones have nothing to clean.
-            if let Some(tenant) = self.ports.store.tenant_get(installation).await.doing("reading a tenant")?
-                && tenant.status == TenantStatus::Active
-            {
-                orgs.insert(installation, tenant.org_name.to_string());
-            }
-        }
-        let prefix = format!("{RUNNER_NAME_PREFIX}-{}-", self.settings.environment);
-        for (installation, scope) in scopes_of(&live, &orgs) {
+        for (installation, scope) in registration_scopes(&records.live, &records.tenants) {
             // One tenant's failure must not stop the rule for the others.
             let registrations = match self.ports.github.list_runners(installation, &scope).await {
                 Ok(registrations) => registrations,
@@ -48,18 +31,11 @@ impl Reconciler {
                     continue;
                 }
             };
-            for registration in registrations {
-                if !registration.name.starts_with(&prefix)
-                    || registration.online
-                    || registration.busy
-                    || live_names.contains(registration.name.as_str())
-                {
-                    continue;
-                }
-                match self.ports.github.delete_runner(installation, &scope, registration.id).await {
+            for id in ghost_registrations(&registrations, &records.live, &self.settings.environment) {
+                match self.ports.github.delete_runner(installation, &scope, id).await {
                     Ok(()) => report.ghost_registrations_deleted += 1,
                     Err(error) => {
-                        tracing::warn!(runner = %registration.name, error = %error, "could not delete a ghost registration")
+                        tracing::warn!(registration = %id, error = %error, "could not delete a ghost registration")
                     }
                 }
             }
@@ -69,42 +45,24 @@ impl Reconciler {
 
     /// Jobs queued or running for long: ask GitHub where they are, and record it when a webhook was lost.
     /// A job found completed tears its runner down. Busy runners whose job ghr never learnt (GitHub refused
-    /// to delete their registration) are checked too. Each job is asked about at most once per
-    /// `stale_job_after`, and at most [`STALE_JOBS_PER_PASS`] per pass, to bound API use.
-    pub(super) async fn stale_jobs(&self, now: Timestamp, report: &mut ReconcileReport) -> Result<(), EngineError> {
+    /// to delete their registration) are checked too. Which jobs and runners are the planner's
+    /// ([`ghr_core::planner::checks`]): each job at most once per `stale_job_after`, at most
+    /// [`STALE_JOBS_PER_PASS`] per pass, to bound API use.
+    pub(super) async fn stale_jobs(
+        &self,
+        records: &FleetRecords,
+        now: Timestamp,
+        report: &mut ReconcileReport,
+    ) -> Result<(), EngineError> {
         let stale = self.settings.stale_job_after;
-        let queued = self.ports.store.job_list_wanting_runner().await.doing("listing queued jobs")?;
-        let filter = JobFilter { status: Some(JobStatus::InProgress), ..JobFilter::default() };
-        let running = self.ports.store.job_list(filter).await.doing("listing running jobs")?;
-        let mut candidates: Vec<Job> = queued
-            .into_iter()
-            .filter(|j| older_than(Some(j.received_at), now, stale))
-            .chain(
-                running
-                    .into_iter()
-                    .filter(|j| j.tier.is_some() && older_than(j.started_at.or(Some(j.updated_at)), now, stale)),
-            )
-            .collect();
-        {
+        let due: Vec<Job> = {
             let checks = self.job_checks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            candidates.retain(|j| checks.get(&j.job_id).is_none_or(|at| older_than(Some(*at), now, stale)));
-            // Least recently checked first, so every stale job gets its turn.
-            candidates.sort_by_key(|j| checks.get(&j.job_id).copied());
-        }
-        let mut active: BTreeMap<InstallationId, bool> = BTreeMap::new();
-        let mut checked = 0;
-        for job in candidates {
-            if checked >= STALE_JOBS_PER_PASS {
-                break;
-            }
-            if let Entry::Vacant(slot) = active.entry(job.installation_id) {
-                let tenant = self.ports.store.tenant_get(job.installation_id).await.doing("reading a tenant")?;
-                slot.insert(tenant.is_some_and(|t| t.status == TenantStatus::Active));
-            }
-            if !active[&job.installation_id] {
-                continue;
-            }
-            checked += 1;
+            stale_job_checks(&records.stale_jobs, &records.tenants, &checks, stale, now, STALE_JOBS_PER_PASS)
+                .into_iter()
+                .cloned()
+                .collect()
+        };
+        for job in due {
             self.job_checks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(job.job_id, now);
             let found = match self.ports.github.get_job(job.installation_id, &job.repository, job.job_id).await {
                 Ok(found) => found,
@@ -122,7 +80,7 @@ impl Reconciler {
                 report.stale_jobs_resolved += 1;
             }
         }
-        self.busy_runners_without_job(now, report).await
+        self.busy_runners_without_job(records, now, report).await
     }
 
     /// Record what GitHub reports of a job ghr missed a webhook for; a completed job's runner is torn down.
@@ -159,6 +117,8 @@ impl Reconciler {
             if job.status == JobStatus::Queued { event_kind::NO_LONGER_QUEUED } else { event_kind::STATUS_FROM_API };
         let event = JobEvent { job_id: job.job_id, at: now, kind: kind.into(), detail };
         self.ports.store.job_event_append(event).await.doing("appending to a job timeline")?;
+        // The job left the queue (or its runner is known): the tenant's demand changed.
+        self.dispatcher_wake.tenant(job.installation_id);
         if let Some(name) = runner_name {
             let state = if status == JobStatus::Completed { RunnerState::Finished } else { RunnerState::Busy };
             let update = RunnerUpdate { job_id: Some(job.job_id), ..RunnerUpdate::state(state, now) };
@@ -173,13 +133,13 @@ impl Reconciler {
     /// Busy runners whose job ghr does not know (GitHub refused to delete them as busy) and that have been
     /// busy for long: once GitHub no longer has the registration (an ephemeral runner is removed after its
     /// job) or reports it neither online nor busy, the job is over: tear the runner down.
-    async fn busy_runners_without_job(&self, now: Timestamp, report: &mut ReconcileReport) -> Result<(), EngineError> {
-        let live = self.live_runners().await?;
-        let stale = self.settings.stale_job_after;
-        for runner in live
-            .iter()
-            .filter(|r| r.state == RunnerState::Busy && r.job_id.is_none() && older_than(r.job_started_at, now, stale))
-        {
+    async fn busy_runners_without_job(
+        &self,
+        records: &FleetRecords,
+        now: Timestamp,
+        report: &mut ReconcileReport,
+    ) -> Result<(), EngineError> {
+        for runner in busy_runner_checks(&records.live, now, self.settings.stale_job_after) {
             let (Some(id), Some(scope)) = (runner.github_runner_id, self.teardown.scope_of(runner).await?) else {
                 continue;
             };

@@ -1,6 +1,10 @@
 //! The reconciler: a periodic, idempotent repair pass. Each pass reports what it did.
 //!
-//! Rules (each in its own function, each safe to run again):
+//! An executor of the planner: a pass lists the provider's instances and reads one snapshot of the fleet
+//! from the store (live runners, their tenants, demand of keys with unbound runners, stale jobs), asks
+//! [`ghr_core::planner::plan_fleet`] and [`ghr_core::planner::checks`] what to do, and does it.
+//!
+//! Rules (each safe to run again):
 //! - instance with no live runner record, older than the orphan grace → terminate;
 //! - live runner whose instance vanished → terminated (slot freed); `requested` with no instance past the
 //!   grace (a crashed launch) → failed;
@@ -25,8 +29,10 @@ use crate::launch::LaunchesInFlight;
 use crate::metrics as m;
 use crate::settings::EngineSettings;
 use crate::teardown::Teardown;
+use crate::wake::DispatchWake;
 use ghr_core::Timestamp;
 use ghr_core::ids::JobId;
+use ghr_core::planner::{older_than, plan_fleet};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -104,7 +110,7 @@ pub struct Reconciler {
     ports: Ports,
     settings: Arc<EngineSettings>,
     teardown: Teardown,
-    dispatcher_wake: Arc<Notify>,
+    dispatcher_wake: Arc<DispatchWake>,
     wake: Arc<Notify>,
     /// Launches under way in this process: never released as "did not complete".
     in_flight: LaunchesInFlight,
@@ -128,7 +134,7 @@ impl Reconciler {
         ports: Ports,
         settings: Arc<EngineSettings>,
         teardown: Teardown,
-        dispatcher_wake: Arc<Notify>,
+        dispatcher_wake: Arc<DispatchWake>,
         wake: Arc<Notify>,
         in_flight: LaunchesInFlight,
     ) -> Arc<Self> {
@@ -171,37 +177,37 @@ impl Reconciler {
     /// One pass at `now`. Rule failures are collected in the report, never abort the pass.
     pub async fn pass(&self, now: Timestamp) -> ReconcileReport {
         let mut report = ReconcileReport::default();
-        let note = |rule: &str, result: Result<(), EngineError>, report: &mut ReconcileReport| {
-            if let Err(error) = result {
-                let message = format!("{rule}: {}", crate::error::ErrorChain(&error));
-                tracing::warn!(rule, error = %message, "reconciler rule failed; it runs again next pass");
-                report.errors.push(message);
+        match self.fleet_snapshot(now, &mut report).await {
+            Ok(snapshot) => {
+                let actions = plan_fleet(&snapshot, &self.fleet_settings(), now);
+                self.apply_fleet(actions, &snapshot.records, now, &mut report).await;
+                let r = self.ghost_registrations(&snapshot.records, &mut report).await;
+                self.note("ghost_registrations", r, &mut report);
+                let r = self.stale_jobs(&snapshot.records, now, &mut report).await;
+                self.note("stale_jobs", r, &mut report);
             }
-        };
-        let r = self.tenant_teardowns(&mut report).await;
-        note("tenant_teardowns", r, &mut report);
-        let r = self.instances_vs_records(now, &mut report).await;
-        note("instances_vs_records", r, &mut report);
-        let r = self.registration_and_timeouts(now, &mut report).await;
-        note("registration_and_timeouts", r, &mut report);
-        let r = self.ghost_registrations(now, &mut report).await;
-        note("ghost_registrations", r, &mut report);
-        let r = self.stale_jobs(now, &mut report).await;
-        note("stale_jobs", r, &mut report);
-        let r = self.missed_webhooks(now, &mut report).await;
-        note("missed_webhooks", r, &mut report);
-        let r = self.queued_jobs_poll(now, &mut report).await;
-        note("queued_jobs_poll", r, &mut report);
-        let r = self.retention(now, &mut report).await;
-        note("retention", r, &mut report);
-        report.publish();
-        if report.acted() {
-            self.dispatcher_wake.notify_one();
+            Err(error) => self.note("fleet_snapshot", Err(error), &mut report),
         }
+        let r = self.missed_webhooks(now, &mut report).await;
+        self.note("missed_webhooks", r, &mut report);
+        let r = self.queued_jobs_poll(now, &mut report).await;
+        self.note("queued_jobs_poll", r, &mut report);
+        let r = self.retention(now, &mut report).await;
+        self.note("retention", r, &mut report);
+        report.publish();
         if let Ok(mut last) = self.last.lock() {
             *last = Some((now, report.clone()));
         }
         report
+    }
+
+    /// Report a rule's failure; it runs again next pass.
+    fn note(&self, rule: &str, result: Result<(), EngineError>, report: &mut ReconcileReport) {
+        if let Err(error) = result {
+            let message = format!("{rule}: {}", crate::error::ErrorChain(&error));
+            tracing::warn!(rule, error = %message, "reconciler rule failed; it runs again next pass");
+            report.errors.push(message);
+        }
     }
 }
 
@@ -226,12 +232,5 @@ impl Reconciler {
         }
         report.pruned_records += (pruned.deliveries + pruned.jobs) as usize;
         Ok(())
-    }
-}
-
-fn older_than(t: Option<Timestamp>, now: Timestamp, age: std::time::Duration) -> bool {
-    match (t, chrono::Duration::from_std(age)) {
-        (Some(t), Ok(age)) => now - t >= age,
-        _ => false,
     }
 }

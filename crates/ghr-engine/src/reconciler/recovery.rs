@@ -17,12 +17,13 @@
 //! whose remaining limit is below [`POLL_RATE_LIMIT_FLOOR`] is skipped, and at most
 //! [`POLL_TENANTS_PER_PASS`] tenants are polled per pass.
 
-use super::{ReconcileReport, Reconciler, older_than};
+use super::{ReconcileReport, Reconciler};
 use crate::error::{EngineError, ErrorChain, StoreContext};
 use ghr_core::Timestamp;
 use ghr_core::ids::InstallationId;
 use ghr_core::job::{JobChange, JobEvent, JobObservation, JobStatus, event_kind};
 use ghr_core::labels::match_tier;
+use ghr_core::planner::checks::queued_poll_due;
 use ghr_core::ports::{DeliveriesRequest, DeliveryStatusFilter, GithubJob};
 use ghr_core::tenant::TenantStatus;
 use serde::{Deserialize, Serialize};
@@ -165,20 +166,15 @@ impl Reconciler {
         let Some(every) = self.settings.queued_poll else { return Ok(()) };
         let tenants = self.ports.store.tenant_list(Some(TenantStatus::Active)).await.doing("listing tenants")?;
         let remaining: BTreeMap<InstallationId, u64> = self.ports.github.usage().remaining.into_iter().collect();
-        let mut due: Vec<(Option<Timestamp>, InstallationId)> = {
+        let active: Vec<InstallationId> = tenants.iter().map(|t| t.installation_id).collect();
+        let plan = {
             let polled = self.polled.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            tenants
-                .iter()
-                .map(|t| (polled.get(&t.installation_id).copied(), t.installation_id))
-                .filter(|(last, _)| last.is_none_or(|at| older_than(Some(at), now, every)))
-                .collect()
+            queued_poll_due(&active, &polled, &remaining, every, now, POLL_TENANTS_PER_PASS, POLL_RATE_LIMIT_FLOOR)
         };
-        due.sort();
-        for (_, installation) in due.into_iter().take(POLL_TENANTS_PER_PASS) {
-            if remaining.get(&installation).is_some_and(|left| *left < POLL_RATE_LIMIT_FLOOR) {
-                tracing::info!(%installation, "queued-jobs poll skipped: the installation's rate limit is low");
-                continue;
-            }
+        for installation in plan.low_rate_limit {
+            tracing::info!(%installation, "queued-jobs poll skipped: the installation's rate limit is low");
+        }
+        for installation in plan.poll {
             self.polled.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(installation, now);
             match self.poll_tenant(installation, now).await {
                 Ok(found) => report.queued_jobs_found += found,
@@ -243,7 +239,7 @@ impl Reconciler {
             detail: "its webhook never arrived; found by the queued-jobs poll".into(),
         };
         self.ports.store.job_event_append(event).await.doing("appending to a job timeline")?;
-        self.dispatcher_wake.notify_one();
+        self.dispatcher_wake.tenant(installation);
         Ok(true)
     }
 }

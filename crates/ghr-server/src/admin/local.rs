@@ -40,6 +40,12 @@ impl LocalAdmin {
         Self { store, settings, tenants }
     }
 
+    /// The same admin stamping tenant changes with another clock (the engine's `Ports::clock`).
+    pub fn with_clock(mut self, clock: Arc<dyn ghr_core::clock::Clock>) -> Self {
+        self.tenants = self.tenants.with_clock(clock);
+        self
+    }
+
     async fn installation_of(&self, reference: Option<&str>) -> Result<Option<InstallationId>, AdminError> {
         match reference {
             None => Ok(None),

@@ -15,6 +15,7 @@ mod intake;
 mod jobs;
 mod reserve;
 mod runners;
+mod snapshot;
 mod tenants;
 
 pub use counts::counts_match_a_recount_after_mixed_changes;
@@ -36,6 +37,10 @@ pub use reserve::{
 pub use runners::{
     runner_bound_before_its_launch_is_recorded, runner_list_and_live_counts, runner_update_failure_and_field_updates,
     runner_update_follows_lifecycle, usage_clips_to_the_period,
+};
+pub use snapshot::{
+    demand_snapshot_reads_the_tenants_asked_for, demand_snapshot_skips_reasoned_jobs_of_tenants_without_headroom,
+    fleet_records_hold_what_the_reconciler_plans_from, job_set_wait_reasons_applies_each_change_once,
 };
 pub use tenants::{
     checkpoints_keep_the_last_value, delivery_record_deduplicates, tenant_create_is_idempotent,
@@ -97,5 +102,9 @@ where
         intake_batch_applies_each_delivery_once,
         intake_across_batches_moves_forward_only,
         intake_failing_item_fails_alone,
+        demand_snapshot_reads_the_tenants_asked_for,
+        demand_snapshot_skips_reasoned_jobs_of_tenants_without_headroom,
+        fleet_records_hold_what_the_reconciler_plans_from,
+        job_set_wait_reasons_applies_each_change_once,
     );
 }

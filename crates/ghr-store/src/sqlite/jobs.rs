@@ -25,6 +25,7 @@ macro_rules! job_columns {
          received_at, queued_at, started_at, completed_at, updated_at"
     };
 }
+pub(super) use job_columns;
 
 /// Record an observation inside the caller's write transaction.
 pub(super) async fn observe(conn: &mut SqliteConnection, obs: JobObservation) -> Result<JobChange, StoreError> {
@@ -247,7 +248,7 @@ pub(super) async fn timeline(pool: &SqlitePool, id: JobId) -> Result<Vec<JobEven
 }
 
 /// Decode a row selected with [`job_columns`].
-fn job_from_row(op: &'static str, row: &SqliteRow) -> Result<Job, StoreError> {
+pub(super) fn job_from_row(op: &'static str, row: &SqliteRow) -> Result<Job, StoreError> {
     let c = Columns::new(op, row);
     let wait_reason = match c.text_opt("wait_reason")? {
         None => None,

@@ -19,6 +19,7 @@ mod retention;
 mod runners;
 #[cfg(feature = "bench")]
 pub mod seed;
+mod snapshot;
 mod tenants;
 mod usage;
 mod write;
@@ -30,8 +31,11 @@ use ghr_core::cost::UsageRow;
 use ghr_core::ids::{DeliveryId, InstallationId, JobId, OrgName, RunnerName};
 use ghr_core::intake::{JobIntake, JobIntakeOutcome};
 use ghr_core::job::{Job, JobChange, JobEvent, JobObservation, JobStatus};
+use ghr_core::planner::dispatch::DemandSnapshot;
+use ghr_core::planner::fleet::FleetRecords;
 use ghr_core::ports::{
-    DeliveryRecord, JobFilter, Pruned, Reservation, ReserveRequest, RunnerFilter, RunnerSeries, RunnerUpdate, Store,
+    DeliveryRecord, DemandQuery, JobFilter, Pruned, Reservation, ReserveRequest, RunnerFilter, RunnerSeries, RunnerUpdate,
+    Store,
     StoreError,
 };
 use ghr_core::reason::Reason;
@@ -417,6 +421,35 @@ impl Store for SqliteStore {
 
     async fn intake_jobs(&self, batch: Vec<JobIntake>) -> Vec<Result<JobIntakeOutcome, StoreError>> {
         intake::intake(&self.writer, batch).await
+    }
+
+    // Planner snapshot
+    async fn demand_snapshot(&self, query: DemandQuery) -> Result<DemandSnapshot, StoreError> {
+        snapshot::demand(&self.pool, query).await
+    }
+
+    async fn fleet_records(&self, stale_before: Timestamp) -> Result<FleetRecords, StoreError> {
+        snapshot::fleet(&self.pool, stale_before).await
+    }
+
+    async fn job_set_wait_reasons(
+        &self,
+        reasons: Vec<(JobId, Option<Reason>)>,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        if reasons.is_empty() {
+            return Ok(());
+        }
+        self.writer
+            .run(jobs::OP_SET_WAIT_REASON, move |conn| {
+                Box::pin(async move {
+                    for (id, reason) in reasons {
+                        jobs::set_wait_reason(conn, id, reason, at).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
     }
 }
 

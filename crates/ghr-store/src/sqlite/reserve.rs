@@ -1,10 +1,12 @@
 //! The atomic runner reservation: demand, admission and the insert of a `requested` runner, all
-//! under SQLite's write lock (the caller opened the transaction with `BEGIN IMMEDIATE`).
+//! under SQLite's write lock (the caller opened the transaction with `BEGIN IMMEDIATE`). The decision is the
+//! planner's reservation rule ([`decide_reservation`]) on the counts read here.
 
 use super::codec::{self, Columns, backend};
 use super::runners::{self, states_json};
-use ghr_core::admission::{Admission, AdmissionInput, admit};
+use ghr_core::admission::AdmissionInput;
 use ghr_core::ids::{RunnerName, RunnerSeq};
+use ghr_core::planner::reserve::{ReserveCounts, ReserveDecision, decide_reservation};
 use ghr_core::ports::{Reservation, ReserveRequest, StoreError};
 use ghr_core::reason::Reason;
 use ghr_core::runner::{Runner, RunnerState};
@@ -60,10 +62,6 @@ pub(super) async fn reserve(conn: &mut SqliteConnection, request: &ReserveReques
         .bind(request.scope_repo.as_deref()),
     )
     .await?;
-    if queued <= unbound {
-        return Ok(Reservation::NoDemand);
-    }
-
     // 3. Admission: the tenant's live runners across all tiers, and the deployment-wide cap.
     let tenant_live = count(
         conn,
@@ -86,15 +84,21 @@ pub(super) async fn reserve(conn: &mut SqliteConnection, request: &ReserveReques
             .await?
         }
     };
-    let input = AdmissionInput {
-        tenant_status: status,
-        max_runners,
-        tenant_live: saturate(tenant_live),
-        global_cap: request.global_cap,
-        global_live: saturate(global_live),
+    let counts = ReserveCounts {
+        queued: saturate(queued),
+        unbound: saturate(unbound),
+        admission: AdmissionInput {
+            tenant_status: status,
+            max_runners,
+            tenant_live: saturate(tenant_live),
+            global_cap: request.global_cap,
+            global_live: saturate(global_live),
+        },
     };
-    if let Admission::Wait(reason) = admit(input) {
-        return Ok(Reservation::Refused(reason));
+    match decide_reservation(counts) {
+        ReserveDecision::Reserve => {}
+        ReserveDecision::NoDemand => return Ok(Reservation::NoDemand),
+        ReserveDecision::Refused(reason) => return Ok(Reservation::Refused(reason)),
     }
 
     // 4. The runner: insert, then name it after its sequence number. It is dated no earlier than the

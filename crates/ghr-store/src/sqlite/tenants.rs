@@ -23,6 +23,7 @@ macro_rules! tenant_columns {
          github_account_id, sender_login, sender_id, created_at, updated_at"
     };
 }
+pub(super) use tenant_columns;
 
 /// The column the unique index of live tenants' logins covers, as SQLite names it in a violation.
 const ORG_UNIQUE_COLUMN: &str = "tenants.org_name_lower";
