@@ -12,9 +12,8 @@ use ghr_core::job::{Job, JobChange, JobEvent, JobObservation, JobStatus};
 use ghr_core::planner::dispatch::DemandSnapshot;
 use ghr_core::planner::fleet::FleetRecords;
 use ghr_core::ports::{
-    DeliveryRecord, DemandQuery, JobFilter, Pruned, Reservation, ReserveRequest, RunnerFilter, RunnerSeries, RunnerUpdate,
-    Store,
-    StoreError,
+    DeliveryRecord, DemandQuery, JobFilter, Pruned, Reservation, ReserveRequest, RunnerFilter, RunnerSeries,
+    RunnerUpdate, Store, StoreError,
 };
 use ghr_core::reason::Reason;
 use ghr_core::runner::Runner;
