@@ -86,6 +86,15 @@ impl Store for FaultyStore {
         self.check("tenant_list")?;
         self.inner.tenant_list(status).await
     }
+    async fn tenant_ids_after(
+        &self,
+        status: TenantStatus,
+        after: Option<InstallationId>,
+        limit: u32,
+    ) -> Result<Vec<InstallationId>, StoreError> {
+        self.check("tenant_ids_after")?;
+        self.inner.tenant_ids_after(status, after, limit).await
+    }
     async fn tenant_counts(&self) -> Result<BTreeMap<TenantStatus, u64>, StoreError> {
         self.check("tenant_counts")?;
         self.inner.tenant_counts().await

@@ -161,6 +161,14 @@ pub trait Store: Send + Sync {
     async fn tenant_find_by_org(&self, org: &OrgName) -> Result<Option<Tenant>, StoreError>;
     /// All tenants, or those with one status, ordered by installation id.
     async fn tenant_list(&self, status: Option<TenantStatus>) -> Result<Vec<Tenant>, StoreError>;
+    /// Ids of the tenants with `status`, in installation order, after `after` (from the first when `None`), at
+    /// most `limit`: a page of a walk over many tenants that reads what it returns, not the whole table.
+    async fn tenant_ids_after(
+        &self,
+        status: TenantStatus,
+        after: Option<InstallationId>,
+        limit: u32,
+    ) -> Result<Vec<InstallationId>, StoreError>;
     /// How many tenants are in each status (statuses with none are absent).
     async fn tenant_counts(&self) -> Result<BTreeMap<TenantStatus, u64>, StoreError>;
     /// Apply an update and stamp `updated_at`; None when the tenant does not exist.

@@ -119,6 +119,8 @@ pub struct Reconciler {
     job_checks: Mutex<HashMap<JobId, Timestamp>>,
     /// When each tenant was last polled for queued jobs.
     polled: Mutex<HashMap<ghr_core::ids::InstallationId, Timestamp>>,
+    /// Where the queued-jobs poll's walk over active tenants stands (the last tenant examined).
+    poll_cursor: Mutex<Option<ghr_core::ids::InstallationId>>,
     /// Failed delivery attempts whose redelivery this process already requested.
     redelivered: Mutex<HashSet<u64>>,
     last: Mutex<Option<(Timestamp, ReconcileReport)>>,
@@ -147,6 +149,7 @@ impl Reconciler {
             in_flight,
             job_checks: Mutex::new(HashMap::new()),
             polled: Mutex::new(HashMap::new()),
+            poll_cursor: Mutex::new(None),
             redelivered: Mutex::new(HashSet::new()),
             last: Mutex::new(None),
             last_prune: Mutex::new(None),

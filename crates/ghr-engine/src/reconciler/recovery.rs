@@ -14,8 +14,9 @@
 //! every `queued_poll` and their queued jobs compared with ghr's records; a job ghr never heard of is
 //! recorded as queued and served like any other. Cost per tenant and poll: ⌈R/100⌉ + 2R + U requests
 //! (R repositories, U queued or running workflow runs), on the tenant's own installation rate limit; a tenant
-//! whose remaining limit is below [`POLL_RATE_LIMIT_FLOOR`] is skipped, and at most
-//! [`POLL_TENANTS_PER_PASS`] tenants are polled per pass.
+//! whose remaining limit is below [`POLL_RATE_LIMIT_FLOOR`] is skipped. Each pass examines the next
+//! [`POLL_TENANTS_PER_PASS`] active tenants of a walk in installation order (one page of ids read from the
+//! store, never the whole table), so a pass costs the same at 10 tenants and at 100,000.
 
 use super::{ReconcileReport, Reconciler};
 use crate::error::{EngineError, ErrorChain, StoreContext};
@@ -42,7 +43,7 @@ pub const IN_FLIGHT_MARGIN: Duration = Duration::from_secs(60);
 pub const MAX_SCAN_PAGES: u32 = 50;
 /// GitHub's largest page of deliveries.
 const MAX_PAGE_SIZE: u32 = 100;
-/// Tenants polled for queued jobs per reconciler pass at most.
+/// Active tenants examined (and polled when due) per reconciler pass.
 pub const POLL_TENANTS_PER_PASS: usize = 10;
 /// A tenant whose installation has fewer requests left in its rate-limit window is not polled this time.
 pub const POLL_RATE_LIMIT_FLOOR: u64 = 1000;
@@ -157,16 +158,15 @@ impl Reconciler {
         Ok(())
     }
 
-    /// Poll active tenants, least recently polled first, for queued jobs ghr never heard of.
+    /// Poll the next active tenants of the walk for queued jobs ghr never heard of.
     pub(super) async fn queued_jobs_poll(
         &self,
         now: Timestamp,
         report: &mut ReconcileReport,
     ) -> Result<(), EngineError> {
         let Some(every) = self.settings.queued_poll else { return Ok(()) };
-        let tenants = self.ports.store.tenant_list(Some(TenantStatus::Active)).await.doing("listing tenants")?;
+        let active = self.next_poll_page().await?;
         let remaining: BTreeMap<InstallationId, u64> = self.ports.github.usage().remaining.into_iter().collect();
-        let active: Vec<InstallationId> = tenants.iter().map(|t| t.installation_id).collect();
         let plan = {
             let polled = self.polled.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             queued_poll_due(&active, &polled, &remaining, every, now, POLL_TENANTS_PER_PASS, POLL_RATE_LIMIT_FLOOR)
@@ -184,6 +184,23 @@ impl Reconciler {
             }
         }
         Ok(())
+    }
+
+    /// The next [`POLL_TENANTS_PER_PASS`] active tenants in installation order after the walk's cursor,
+    /// wrapping to the first at the end: a pass reads one page of ids, never the whole tenants table, and
+    /// every active tenant is examined once per walk (those polled within `queued_poll` are skipped).
+    async fn next_poll_page(&self) -> Result<Vec<InstallationId>, EngineError> {
+        let store = &self.ports.store;
+        let limit = POLL_TENANTS_PER_PASS as u32;
+        let after = *self.poll_cursor.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut page = store.tenant_ids_after(TenantStatus::Active, after, limit).await.doing("listing tenants")?;
+        if page.len() < POLL_TENANTS_PER_PASS && after.is_some() {
+            let rest = limit - page.len() as u32;
+            let first = store.tenant_ids_after(TenantStatus::Active, None, rest).await.doing("listing tenants")?;
+            page.extend(first.into_iter().filter(|id| after.is_some_and(|cursor| *id <= cursor)));
+        }
+        *self.poll_cursor.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = page.last().copied();
+        Ok(page)
     }
 
     async fn poll_tenant(&self, installation: InstallationId, now: Timestamp) -> Result<usize, EngineError> {

@@ -89,6 +89,22 @@ pub async fn tenant_list_filters_by_status(store: Arc<dyn Store>) {
     let suspend = TenantUpdate { status: Some(TenantStatus::Suspended), ..TenantUpdate::default() };
     ok(store.tenant_update(InstallationId(35), suspend, at(1)).await, "tenant_update");
     assert_eq!(ids(ok(store.tenant_list(Some(TenantStatus::Active)).await, "")), vec![32, 39], "list follows updates");
+
+    // Pages of ids: installation order, strictly after the cursor, at most `limit`, one status.
+    let page = |after: Option<u64>, limit| {
+        let store = store.clone();
+        async move {
+            let ids = ok(store.tenant_ids_after(TenantStatus::Active, after.map(InstallationId), limit).await, "");
+            ids.into_iter().map(|id| id.0).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(page(None, 10).await, vec![32, 39], "the first page starts at the lowest id");
+    assert_eq!(page(None, 1).await, vec![32], "at most `limit`");
+    assert_eq!(page(Some(32), 1).await, vec![39], "strictly after the cursor");
+    assert_eq!(page(Some(39), 5).await, Vec::<u64>::new(), "past the last id: empty");
+    assert_eq!(page(Some(0), 0).await, Vec::<u64>::new(), "limit 0 reads nothing");
+    let suspended = ok(store.tenant_ids_after(TenantStatus::Suspended, None, 10).await, "");
+    assert_eq!(suspended, vec![InstallationId(31), InstallationId(35)], "filtered on the status asked for");
 }
 
 /// Logins are matched case-insensitively; a live tenant wins over a deleted one of the same login.

@@ -301,6 +301,15 @@ impl Store for SqliteStore {
         tenants::list(&self.pool, status).await
     }
 
+    async fn tenant_ids_after(
+        &self,
+        status: TenantStatus,
+        after: Option<InstallationId>,
+        limit: u32,
+    ) -> Result<Vec<InstallationId>, StoreError> {
+        tenants::ids_after(&self.pool, status, after, limit).await
+    }
+
     async fn tenant_counts(&self) -> Result<BTreeMap<TenantStatus, u64>, StoreError> {
         counts::tenants(&self.pool).await
     }

@@ -14,6 +14,7 @@ const OP_CREATE: &str = "tenant_create";
 const OP_GET: &str = "tenant_get";
 const OP_FIND: &str = "tenant_find_by_org";
 const OP_LIST: &str = "tenant_list";
+const OP_IDS_AFTER: &str = "tenant_ids_after";
 const OP_UPDATE: &str = "tenant_update";
 
 /// The columns of a tenant row, as a literal so queries stay `&'static str` (see [`tenant_from_row`]).
@@ -145,6 +146,29 @@ pub(super) async fn list(pool: &SqlitePool, status: Option<TenantStatus>) -> Res
     }
     .map_err(backend(OP_LIST))?;
     rows.iter().map(|row| tenant_from_row(OP_LIST, row)).collect()
+}
+
+/// A page of tenant ids with one status, in installation order (the `(status, installation_id)` index).
+pub(super) async fn ids_after(
+    pool: &SqlitePool,
+    status: TenantStatus,
+    after: Option<InstallationId>,
+    limit: u32,
+) -> Result<Vec<InstallationId>, StoreError> {
+    let after = match after {
+        Some(cursor) => Some(codec::id(OP_IDS_AFTER, "installation_id", cursor.0)?),
+        None => None,
+    };
+    let rows = sqlx::query(
+        "SELECT installation_id FROM tenants WHERE status = ? AND installation_id > ? ORDER BY installation_id LIMIT ?",
+    )
+    .bind(status.as_str())
+    .bind(after.unwrap_or(-1))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(backend(OP_IDS_AFTER))?;
+    rows.iter().map(|row| Ok(InstallationId(Columns::new(OP_IDS_AFTER, row).unsigned("installation_id")?))).collect()
 }
 
 /// One statement: only the given fields change, `updated_at` is stamped, the login key follows a rename.
