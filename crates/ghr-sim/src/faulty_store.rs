@@ -10,7 +10,7 @@ use ghr_core::ids::{DeliveryId, InstallationId, JobId, OrgName, RunnerName};
 use ghr_core::intake::{JobIntake, JobIntakeOutcome};
 use ghr_core::job::{Job, JobChange, JobEvent, JobObservation, JobStatus};
 use ghr_core::planner::dispatch::DemandSnapshot;
-use ghr_core::planner::fleet::FleetRecords;
+use ghr_core::planner::fleet::{FleetRecords, StaleQuery};
 use ghr_core::ports::{
     DeliveryRecord, DemandQuery, JobFilter, Pruned, Reservation, ReserveRequest, RunnerFilter, RunnerSeries,
     RunnerUpdate, Store, StoreError,
@@ -209,9 +209,9 @@ impl Store for FaultyStore {
         self.check("demand_snapshot")?;
         self.inner.demand_snapshot(query).await
     }
-    async fn fleet_records(&self, stale_before: Timestamp) -> Result<FleetRecords, StoreError> {
+    async fn fleet_records(&self, stale: StaleQuery) -> Result<FleetRecords, StoreError> {
         self.check("fleet_records")?;
-        self.inner.fleet_records(stale_before).await
+        self.inner.fleet_records(stale).await
     }
     async fn job_set_wait_reasons(
         &self,

@@ -18,13 +18,47 @@
 
 use super::{DemandKey, older_than};
 use crate::Timestamp;
-use crate::ids::{InstallationId, InstanceId, RunnerName};
+use crate::ids::{InstallationId, InstanceId, JobId, RunnerName};
 use crate::job::Job;
 use crate::ports::Instance;
 use crate::runner::{Runner, RunnerState};
 use crate::tenant::{Tenant, TenantStatus};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
+
+/// Where a walk over stale jobs stands: the last job read, in `(received_at, job_id)` order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct JobCursor {
+    pub received_at: Timestamp,
+    pub job_id: JobId,
+}
+
+impl JobCursor {
+    pub fn of(job: &Job) -> Self {
+        Self { received_at: job.received_at, job_id: job.job_id }
+    }
+}
+
+/// Which stale jobs a fleet read returns: the next page of each walk (queued, in progress), so a pass costs
+/// the same with 50 or 50,000 jobs waiting; every stale job is read once per walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaleQuery {
+    /// Jobs queued at or before this instant, or in progress since then, are stale.
+    pub before: Timestamp,
+    /// The walk over stale queued jobs continues after this one (from the oldest when `None`).
+    pub queued_after: Option<JobCursor>,
+    /// The walk over stale in-progress jobs continues after this one (from the oldest when `None`).
+    pub in_progress_after: Option<JobCursor>,
+    /// At most this many jobs of each walk.
+    pub limit: u32,
+}
+
+impl StaleQuery {
+    /// Every stale job at once (tests, small fleets).
+    pub fn all(before: Timestamp) -> Self {
+        Self { before, queued_after: None, in_progress_after: None, limit: u32::MAX }
+    }
+}
 
 /// What the store knows about the fleet, read at one instant at the start of a reconciler pass.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -35,7 +69,8 @@ pub struct FleetRecords {
     pub tenants: BTreeMap<InstallationId, Tenant>,
     /// Queued jobs matched to a tier, per key, for the tenants with unbound runners.
     pub demand: BTreeMap<DemandKey, u32>,
-    /// Jobs queued before, or in progress (matched to a tier) since before, the stale threshold.
+    /// Jobs queued before, or in progress (matched to a tier) since before, the stale threshold: the next page
+    /// of each walk of the [`StaleQuery`], queued ones first, each in `(received_at, job_id)` order.
     pub stale_jobs: Vec<Job>,
 }
 

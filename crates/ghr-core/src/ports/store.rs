@@ -7,7 +7,7 @@ use crate::intake::{JobIntake, JobIntakeOutcome};
 use crate::job::{Job, JobChange, JobEvent, JobObservation, JobStatus};
 pub use crate::planner::dispatch::DemandQuery;
 use crate::planner::dispatch::DemandSnapshot;
-use crate::planner::fleet::FleetRecords;
+use crate::planner::fleet::{FleetRecords, StaleQuery};
 use crate::reason::Reason;
 use crate::runner::{Runner, RunnerState};
 use crate::tenant::{NewTenant, Tenant, TenantStatus, TenantUpdate};
@@ -262,7 +262,7 @@ pub trait Store: Send + Sync {
     /// runners and of the stale jobs, queued jobs matched to a tier per key of the tenants that have unbound
     /// runners, and the jobs queued (matched to a tier) since `stale_before` or earlier, or in progress (matched
     /// to a tier) since then.
-    async fn fleet_records(&self, stale_before: Timestamp) -> Result<FleetRecords, StoreError>;
+    async fn fleet_records(&self, stale: StaleQuery) -> Result<FleetRecords, StoreError>;
     /// [`Store::job_set_wait_reason`] for many jobs in one transaction (a plan's reason changes).
     async fn job_set_wait_reasons(
         &self,

@@ -7,10 +7,19 @@ use crate::error::{EngineError, ErrorChain, StoreContext};
 use crate::teardown::TeardownCause;
 use ghr_core::Timestamp;
 use ghr_core::ids::{InstallationId, RunnerName};
-use ghr_core::planner::fleet::{FleetAction, FleetRecords, FleetSettings, FleetSnapshot, TenantTeardown};
+use ghr_core::job::{Job, JobStatus};
+use ghr_core::planner::fleet::{
+    FleetAction, FleetRecords, FleetSettings, FleetSnapshot, JobCursor, StaleQuery, TenantTeardown,
+};
 use ghr_core::ports::RunnerUpdate;
 use ghr_core::runner::{Runner, RunnerState};
 use std::collections::HashMap;
+use std::sync::PoisonError;
+
+/// Stale jobs of each walk (queued, in progress) read per reconciler pass: a pass costs the same with 50 or
+/// 50,000 jobs waiting, and each stale job is read once per walk (GitHub is asked about at most
+/// `STALE_JOBS_PER_PASS` of them per pass, least recently asked first).
+pub const STALE_JOBS_PAGE: u32 = 200;
 
 impl Reconciler {
     /// The fleet as the planner sees it: the provider's instances (listed first, so an instance a launch
@@ -29,9 +38,17 @@ impl Reconciler {
             }
         };
         let in_flight = self.in_flight.names();
-        let stale_before =
-            now - chrono::Duration::from_std(self.settings.stale_job_after).unwrap_or(chrono::Duration::MAX);
-        let records = self.ports.store.fleet_records(stale_before).await.doing("reading the fleet")?;
+        let before = now - chrono::Duration::from_std(self.settings.stale_job_after).unwrap_or(chrono::Duration::MAX);
+        let (queued_after, in_progress_after) = *self.stale_walk.lock().unwrap_or_else(PoisonError::into_inner);
+        let query = StaleQuery { before, queued_after, in_progress_after, limit: STALE_JOBS_PAGE };
+        let records = self.ports.store.fleet_records(query).await.doing("reading the fleet")?;
+        // Each walk moves on past the page it read, and starts over once a page comes back short.
+        let next = |status: JobStatus| {
+            let page: Vec<&Job> = records.stale_jobs.iter().filter(|j| j.status == status).collect();
+            (page.len() >= STALE_JOBS_PAGE as usize).then(|| page.last().map(|j| JobCursor::of(j))).flatten()
+        };
+        *self.stale_walk.lock().unwrap_or_else(PoisonError::into_inner) =
+            (next(JobStatus::Queued), next(JobStatus::InProgress));
         Ok(FleetSnapshot { records, instances, in_flight })
     }
 

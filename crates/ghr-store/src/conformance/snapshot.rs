@@ -5,7 +5,9 @@ use super::fixtures::{
     active_tenant, at, expect_reserved, in_progress, new_tenant, ok, queue_jobs, queued, reserve_request, set_state,
 };
 use ghr_core::ids::{InstallationId, JobId, TierName};
+use ghr_core::job::JobStatus;
 use ghr_core::planner::DemandKey;
+use ghr_core::planner::fleet::{JobCursor, StaleQuery};
 use ghr_core::ports::{DemandQuery, Store};
 use ghr_core::reason::Reason;
 use ghr_core::runner::RunnerState;
@@ -148,7 +150,7 @@ pub async fn fleet_records_hold_what_the_reconciler_plans_from(store: Arc<dyn St
     ok(store.job_observe(base.clone()).await, "job_observe");
     ok(store.job_observe(in_progress(&base, idle.name.as_str(), 100)).await, "job_observe");
 
-    let records = ok(store.fleet_records(at(12)).await, "fleet_records");
+    let records = ok(store.fleet_records(StaleQuery::all(at(12))).await, "fleet_records");
     let live: Vec<String> = records.live.iter().map(|r| r.name.to_string()).collect();
     assert_eq!(live.len(), 2, "live runners only: {live:?}");
     assert_eq!(records.tenants.keys().copied().collect::<Vec<_>>(), vec![InstallationId(1), InstallationId(2)]);
@@ -160,7 +162,20 @@ pub async fn fleet_records_hold_what_the_reconciler_plans_from(store: Arc<dyn St
     assert_eq!(records.demand, expected, "tenant 3 has no unbound runner: its demand is not read");
     assert_eq!(job_ids(&records.stale_jobs), vec![1, 2, 3, 11, 12], "queued at or before the threshold");
 
-    let later = ok(store.fleet_records(at(100)).await, "fleet_records");
+    let later = ok(store.fleet_records(StaleQuery::all(at(100))).await, "fleet_records");
     assert_eq!(job_ids(&later.stale_jobs), vec![1, 2, 3, 11, 12, 13, 21, 40], "then in progress since then");
     assert_eq!(later.tenants.len(), 3, "the stale jobs' tenants too");
+
+    // The walks: a page of each (queued, in progress) after its cursor, in (received_at, job_id) order.
+    let page =
+        |queued_after, in_progress_after| StaleQuery { before: at(100), queued_after, in_progress_after, limit: 2 };
+    let first = ok(store.fleet_records(page(None, None)).await, "fleet_records");
+    assert_eq!(job_ids(&first.stale_jobs), vec![1, 2, 40], "two queued, then the running one");
+    let cursor = first.stale_jobs.iter().rfind(|j| j.status == JobStatus::Queued).map(JobCursor::of);
+    let second = ok(store.fleet_records(page(cursor, first.stale_jobs.last().map(JobCursor::of))).await, "");
+    assert_eq!(job_ids(&second.stale_jobs), vec![3, 11], "each walk continues after its cursor");
+    let cursor = second.stale_jobs.last().map(JobCursor::of);
+    let third = ok(store.fleet_records(page(cursor, None)).await, "");
+    assert_eq!(job_ids(&third.stale_jobs), vec![12, 13, 40], "a walk started over reads from the oldest");
+    assert_eq!(third.live.len(), 2, "live runners are read whole whatever the walks");
 }

@@ -32,7 +32,7 @@ use ghr_core::ids::{DeliveryId, InstallationId, JobId, OrgName, RunnerName};
 use ghr_core::intake::{JobIntake, JobIntakeOutcome};
 use ghr_core::job::{Job, JobChange, JobEvent, JobObservation, JobStatus};
 use ghr_core::planner::dispatch::DemandSnapshot;
-use ghr_core::planner::fleet::FleetRecords;
+use ghr_core::planner::fleet::{FleetRecords, StaleQuery};
 use ghr_core::ports::{
     DeliveryRecord, DemandQuery, JobFilter, Pruned, Reservation, ReserveRequest, RunnerFilter, RunnerSeries,
     RunnerUpdate, Store, StoreError,
@@ -436,8 +436,8 @@ impl Store for SqliteStore {
         snapshot::demand(&self.pool, query).await
     }
 
-    async fn fleet_records(&self, stale_before: Timestamp) -> Result<FleetRecords, StoreError> {
-        snapshot::fleet(&self.pool, stale_before).await
+    async fn fleet_records(&self, stale: StaleQuery) -> Result<FleetRecords, StoreError> {
+        snapshot::fleet(&self.pool, stale).await
     }
 
     async fn job_set_wait_reasons(

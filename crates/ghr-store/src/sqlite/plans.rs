@@ -1,5 +1,6 @@
 //! Query plans of the statements whose cost must follow the rows they return, not the table sizes: job
-//! listings under every filter, the gauges' counts, `tenants show`'s waiting counts and retention's batches.
+//! listings under every filter, the gauges' counts, `tenants show`'s waiting counts, retention's batches and
+//! the reconciler's walks over stale jobs.
 //! SQLite plans without statistics here exactly as it does on a full database (ghr never runs ANALYZE), so
 //! an empty database shows the plan a million jobs get.
 
@@ -69,4 +70,15 @@ async fn retention_batches_find_what_they_delete_by_index() {
     assert!(jobs.iter().any(|s| s.contains("jobs_completed_by_update")), "{jobs:?}");
     let deliveries = plan(&store, super::retention::DELIVERIES_BATCH_SQL).await;
     assert_ranged(&deliveries, "deliveries batch");
+}
+
+#[tokio::test]
+async fn the_reconcilers_stale_job_walks_read_their_page_by_index() {
+    let store = SqliteStore::open_in_memory().await.expect("open");
+    let queued = plan(&store, super::snapshot::STALE_QUEUED_SQL).await;
+    assert_ranged(&queued, "stale queued walk");
+    assert!(queued.iter().any(|s| s.starts_with("SEARCH jobs")), "{queued:?}");
+    let running = plan(&store, super::snapshot::STALE_IN_PROGRESS_SQL).await;
+    assert_ranged(&running, "stale in-progress walk");
+    assert!(running.iter().any(|s| s.starts_with("SEARCH jobs")), "{running:?}");
 }

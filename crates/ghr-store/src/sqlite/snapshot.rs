@@ -6,13 +6,12 @@ use super::codec::{self, Columns, backend};
 use super::jobs::{job_columns, job_from_row};
 use super::runners::{runner_columns, runner_from_row, states_json};
 use super::tenants::{tenant_columns, tenant_from_row};
-use ghr_core::Timestamp;
 use ghr_core::admission::{Admission, AdmissionInput, admit};
 use ghr_core::ids::{InstallationId, TierName};
 use ghr_core::job::Job;
 use ghr_core::planner::DemandKey;
 use ghr_core::planner::dispatch::{DemandSnapshot, TenantLoad};
-use ghr_core::planner::fleet::FleetRecords;
+use ghr_core::planner::fleet::{FleetRecords, JobCursor, StaleQuery};
 use ghr_core::ports::{DemandQuery, StoreError};
 use ghr_core::reason::Reason;
 use ghr_core::runner::RunnerState;
@@ -132,7 +131,7 @@ async fn kept(
 }
 
 /// The fleet for a reconciler plan (see `Store::fleet_records`).
-pub(super) async fn fleet(pool: &SqlitePool, stale_before: Timestamp) -> Result<FleetRecords, StoreError> {
+pub(super) async fn fleet(pool: &SqlitePool, stale: StaleQuery) -> Result<FleetRecords, StoreError> {
     let op = OP_FLEET;
     let mut tx = pool.begin().await.map_err(backend(op))?;
     let conn = &mut *tx;
@@ -146,29 +145,20 @@ pub(super) async fn fleet(pool: &SqlitePool, stale_before: Timestamp) -> Result<
     .await
     .map_err(backend(op))?;
     let live = rows.iter().map(|row| runner_from_row(op, row)).collect::<Result<Vec<_>, _>>()?;
-    let before = codec::ts(stale_before);
-    let mut stale_jobs = fetch_jobs(
-        conn,
-        op,
-        sqlx::query(concat!(
-            "SELECT ",
-            job_columns!(),
-            " FROM jobs WHERE status = 'queued' AND tier IS NOT NULL AND received_at <= ? ORDER BY received_at, job_id"
-        ))
-        .bind(before),
-    )
-    .await?;
+    let before = codec::ts(stale.before);
+    let limit = i64::from(stale.limit);
+    // Each walk reads the next page after its cursor, in index order (`jobs_wanting_runner` for queued jobs,
+    // `jobs_by_status` for running ones): a pass costs its page, not the number of jobs waiting.
+    let (queued_at, queued_id) = cursor_values(op, stale.queued_after)?;
+    let mut stale_jobs =
+        fetch_jobs(conn, op, sqlx::query(STALE_QUEUED_SQL).bind(before).bind(queued_at).bind(queued_id).bind(limit))
+            .await?;
+    let (running_at, running_id) = cursor_values(op, stale.in_progress_after)?;
     stale_jobs.extend(
         fetch_jobs(
             conn,
             op,
-            sqlx::query(concat!(
-                "SELECT ",
-                job_columns!(),
-                " FROM jobs WHERE status = 'in_progress' AND tier IS NOT NULL \
-                 AND COALESCE(started_at, updated_at) <= ? ORDER BY received_at, job_id"
-            ))
-            .bind(before),
+            sqlx::query(STALE_IN_PROGRESS_SQL).bind(before).bind(running_at).bind(running_id).bind(limit),
         )
         .await?,
     );
@@ -178,6 +168,31 @@ pub(super) async fn fleet(pool: &SqlitePool, stale_before: Timestamp) -> Result<
     let demand = demand_of_unbound_tenants(conn, op).await?;
     tx.commit().await.map_err(backend(op))?;
     Ok(FleetRecords { live, tenants, demand, stale_jobs })
+}
+
+/// The next page of the walk over stale queued jobs (binds: threshold, cursor time, cursor id, limit).
+pub(super) const STALE_QUEUED_SQL: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    " FROM jobs WHERE status = 'queued' AND tier IS NOT NULL AND received_at <= ? \
+     AND (received_at, job_id) > (?, ?) ORDER BY received_at, job_id LIMIT ?"
+);
+
+/// The next page of the walk over stale in-progress jobs (binds as [`STALE_QUEUED_SQL`]).
+pub(super) const STALE_IN_PROGRESS_SQL: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    " FROM jobs WHERE status = 'in_progress' AND tier IS NOT NULL \
+     AND COALESCE(started_at, updated_at) <= ? AND (received_at, job_id) > (?, ?) \
+     ORDER BY received_at, job_id LIMIT ?"
+);
+
+/// A walk's cursor as the values its row comparison binds; before every job when `None`.
+fn cursor_values(op: &'static str, cursor: Option<JobCursor>) -> Result<(i64, i64), StoreError> {
+    match cursor {
+        Some(cursor) => Ok((codec::ts(cursor.received_at), codec::id(op, "job_id", cursor.job_id.0)?)),
+        None => Ok((i64::MIN, i64::MIN)),
+    }
 }
 
 async fn tenants_of(conn: &mut SqliteConnection, op: &'static str, ids_json: &str) -> Result<Vec<Tenant>, StoreError> {
