@@ -8,7 +8,7 @@ use crate::job::{Job, JobStatus};
 use crate::ports::{GithubRunner, RunnerScope};
 use crate::runner::{Runner, RunnerState};
 use crate::tenant::{Tenant, TenantStatus};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 /// Jobs checked against GitHub per pass at most, to bound API use.
@@ -91,13 +91,17 @@ pub fn busy_runner_checks(live: &[Runner], now: Timestamp, stale: Duration) -> V
         .collect()
 }
 
+/// Registration scopes whose ghosts are looked for per reconciler pass: one GitHub listing each, so a pass
+/// costs the same with 10 or 10,000 tenants running; every scope is visited once per walk.
+pub const GHOST_SCOPES_PER_PASS: usize = 50;
+
 /// Where the live runners of active tenants are registered (GitHub answers 403 for a suspended
-/// installation; pending and deleted ones have nothing to clean).
+/// installation; pending and deleted ones have nothing to clean), each once, in (installation, scope) order.
 pub fn registration_scopes(
     live: &[Runner],
     tenants: &BTreeMap<InstallationId, Tenant>,
 ) -> Vec<(InstallationId, RunnerScope)> {
-    let mut scopes: Vec<(InstallationId, RunnerScope)> = Vec::new();
+    let mut scopes: BTreeSet<(InstallationId, RunnerScope)> = BTreeSet::new();
     for runner in live {
         let Some(tenant) = tenants.get(&runner.installation_id).filter(|t| t.status == TenantStatus::Active) else {
             continue;
@@ -106,11 +110,16 @@ pub fn registration_scopes(
             Some(repo) => RunnerScope::Repo(repo.clone()),
             None => RunnerScope::Org(tenant.org_name.clone()),
         };
-        if !scopes.iter().any(|(id, s)| *id == runner.installation_id && *s == scope) {
-            scopes.push((runner.installation_id, scope));
-        }
+        scopes.insert((runner.installation_id, scope));
     }
-    scopes
+    scopes.into_iter().collect()
+}
+
+/// The next page of a walk over sorted, distinct `items`: up to `limit` after `after` (from the first when
+/// `None`), wrapping to the first items when the end is reached, never repeating one within a page.
+pub fn next_page<T: Ord + Clone>(items: &[T], after: Option<&T>, limit: usize) -> Vec<T> {
+    let start = after.map_or(0, |cursor| items.partition_point(|item| item <= cursor));
+    items.iter().cycle().skip(start).take(limit.min(items.len())).cloned().collect()
 }
 
 /// Registrations named like this deployment's runners, offline and not busy, that no live runner owns.

@@ -1,7 +1,9 @@
 //! Table tests of the fleet plan and the GitHub checks: one row per rule the reconciler applies.
 
 use super::DemandKey;
-use super::checks::{busy_runner_checks, ghost_registrations, queued_poll_due, registration_scopes, stale_job_checks};
+use super::checks::{
+    busy_runner_checks, ghost_registrations, next_page, queued_poll_due, registration_scopes, stale_job_checks,
+};
 use super::fixtures::*;
 use super::fleet::{
     FleetAction, FleetRecords, FleetSettings, FleetSnapshot, NEVER_LAUNCHED, NEVER_RECORDED, TenantTeardown, plan_fleet,
@@ -339,7 +341,7 @@ fn ghost_registrations_are_offline_idle_and_unowned_registrations_of_this_deploy
 fn registration_scopes_are_those_of_active_tenants() {
     let mut repo_runner = busy(2, 2);
     repo_runner.scope_repo = Some("me/app".into());
-    let live = vec![busy(1, 1), busy(3, 1), repo_runner, busy(4, 3)];
+    let live = vec![busy(5, 1), busy(1, 1), busy(3, 1), repo_runner, busy(4, 3), busy(6, 1)];
     let tenants: BTreeMap<InstallationId, Tenant> = [
         tenant(1, "large", 5),
         personal(tenant(2, "large", 5)),
@@ -356,4 +358,22 @@ fn registration_scopes_are_those_of_active_tenants() {
             (InstallationId(2), RunnerScope::Repo("me/app".into())),
         ]
     );
+}
+
+#[test]
+fn walks_visit_every_item_once_per_round_and_wrap() {
+    let items = [1, 3, 5, 7, 9];
+    let table: [(Option<i32>, usize, &[i32]); 7] = [
+        (None, 2, &[1, 3]),
+        (Some(3), 2, &[5, 7]),
+        (Some(7), 2, &[9, 1]),
+        (Some(4), 3, &[5, 7, 9]),
+        (Some(9), 2, &[1, 3]),
+        (Some(1), 10, &[3, 5, 7, 9, 1]),
+        (None, 0, &[]),
+    ];
+    for (after, limit, expected) in table {
+        assert_eq!(next_page(&items, after.as_ref(), limit), expected, "after {after:?}, limit {limit}");
+    }
+    assert_eq!(next_page::<i32>(&[], Some(&3), 5), Vec::<i32>::new(), "nothing to walk");
 }

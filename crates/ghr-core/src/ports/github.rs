@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use std::time::Duration;
 
 /// Where a runner is registered.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RunnerScope {
     /// Organisation-level runner.
     Org(OrgName),

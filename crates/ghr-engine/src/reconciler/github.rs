@@ -7,7 +7,8 @@ use ghr_core::Timestamp;
 use ghr_core::ids::RunnerName;
 use ghr_core::job::{Job, JobChange, JobEvent, JobObservation, JobStatus, event_kind};
 use ghr_core::planner::checks::{
-    STALE_JOBS_PER_PASS, busy_runner_checks, ghost_registrations, registration_scopes, stale_job_checks,
+    GHOST_SCOPES_PER_PASS, STALE_JOBS_PER_PASS, busy_runner_checks, ghost_registrations, next_page,
+    registration_scopes, stale_job_checks,
 };
 use ghr_core::planner::fleet::FleetRecords;
 use ghr_core::ports::RunnerUpdate;
@@ -15,14 +16,21 @@ use ghr_core::runner::RunnerState;
 
 impl Reconciler {
     /// Delete offline registrations named like ours that no live runner owns, in the scopes of active
-    /// tenants that currently have runners. (GitHub itself removes offline ephemeral runners after a day;
-    /// this is faster.)
+    /// tenants that currently have runners, [`GHOST_SCOPES_PER_PASS`] scopes per pass in a walk. (GitHub
+    /// itself removes offline ephemeral runners after a day; this is faster.)
     pub(super) async fn ghost_registrations(
         &self,
         records: &FleetRecords,
         report: &mut ReconcileReport,
     ) -> Result<(), EngineError> {
-        for (installation, scope) in registration_scopes(&records.live, &records.tenants) {
+        let scopes = registration_scopes(&records.live, &records.tenants);
+        let page = {
+            let mut cursor = self.ghost_walk.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let page = next_page(&scopes, cursor.as_ref(), GHOST_SCOPES_PER_PASS);
+            *cursor = page.last().cloned();
+            page
+        };
+        for (installation, scope) in page {
             // One tenant's failure must not stop the rule for the others.
             let registrations = match self.ports.github.list_runners(installation, &scope).await {
                 Ok(registrations) => registrations,

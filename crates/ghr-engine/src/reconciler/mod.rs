@@ -119,6 +119,8 @@ pub struct Reconciler {
     job_checks: Mutex<HashMap<JobId, Timestamp>>,
     /// When each tenant was last polled for queued jobs.
     polled: Mutex<HashMap<ghr_core::ids::InstallationId, Timestamp>>,
+    /// Where the walk over registration scopes looking for ghosts stands (the last scope listed).
+    ghost_walk: Mutex<Option<(ghr_core::ids::InstallationId, ghr_core::ports::RunnerScope)>>,
     /// Where the walks over stale queued and in-progress jobs stand (the last job each read).
     stale_walk: Mutex<(Option<ghr_core::planner::fleet::JobCursor>, Option<ghr_core::planner::fleet::JobCursor>)>,
     /// Where the queued-jobs poll's walk over active tenants stands (the last tenant examined).
@@ -153,6 +155,7 @@ impl Reconciler {
             polled: Mutex::new(HashMap::new()),
             poll_cursor: Mutex::new(None),
             stale_walk: Mutex::new((None, None)),
+            ghost_walk: Mutex::new(None),
             redelivered: Mutex::new(HashSet::new()),
             last: Mutex::new(None),
             last_prune: Mutex::new(None),
