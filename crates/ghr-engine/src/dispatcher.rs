@@ -331,7 +331,8 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Record a reserved runner on its job's timeline and launch it.
+    /// Launch a reserved runner, then record it on its job's timeline. The launch goes first: it is what the
+    /// job waits for, and a timeline write that fails must not leave a reserved slot without its launch.
     async fn reserved(
         self: &Arc<Self>,
         runner: Runner,
@@ -346,22 +347,25 @@ impl Dispatcher {
             kind: event_kind::RUNNER_REQUESTED.into(),
             detail: format!("{} ({})", runner.name, runner.tier),
         };
-        self.ports.store.job_event_append(event).await.doing("appending to a job timeline")?;
         self.state.lock().unwrap_or_else(PoisonError::into_inner).cursor = Some(runner.installation_id);
-        let Some(tenant) = tenant.cloned() else {
-            tracing::error!(runner = %runner.name, "reserved runner of a tenant missing from the snapshot; the reconciler releases it");
-            return Ok(());
-        };
-        let pending = PendingLaunch::new(runner, tenant, Some(planned.received_at), &self.in_flight);
-        match (sink, permit) {
-            (LaunchSink::Collect(launches), _) => launches.push(pending),
-            (LaunchSink::Spawn, Some(permit)) => self.spawn_launch(pending, permit),
-            // A spawning pass always holds a permit here; never leave a reserved runner unlaunched
-            // silently (the reconciler releases it after the orphan grace).
-            (LaunchSink::Spawn, None) => {
-                tracing::error!(runner = %pending.runner.name, "reserved runner has no launch permit; the reconciler releases it")
+        match tenant.cloned() {
+            None => {
+                tracing::error!(runner = %runner.name, "reserved runner of a tenant missing from the snapshot; the reconciler releases it")
+            }
+            Some(tenant) => {
+                let pending = PendingLaunch::new(runner, tenant, Some(planned.received_at), &self.in_flight);
+                match (sink, permit) {
+                    (LaunchSink::Collect(launches), _) => launches.push(pending),
+                    (LaunchSink::Spawn, Some(permit)) => self.spawn_launch(pending, permit),
+                    // A spawning pass always holds a permit here; never leave a reserved runner unlaunched
+                    // silently (the reconciler releases it after the orphan grace).
+                    (LaunchSink::Spawn, None) => {
+                        tracing::error!(runner = %pending.runner.name, "reserved runner has no launch permit; the reconciler releases it")
+                    }
+                }
             }
         }
+        self.ports.store.job_event_append(event).await.doing("appending to a job timeline")?;
         Ok(())
     }
 

@@ -117,7 +117,10 @@ async fn tenant_add(
     body: Result<Json<NewTenantRequest>, JsonRejection>,
 ) -> Result<Response, AdminError> {
     let Json(body) = body.map_err(bad_json)?;
-    Ok((StatusCode::CREATED, Json(app.admin.tenant_add(body).await?)).into_response())
+    let tenant = app.admin.tenant_add(body).await?;
+    // Jobs of the installation may already wait (`unknown_tenant`): plan for it now.
+    app.dispatcher_wake.tenant(tenant.installation_id);
+    Ok((StatusCode::CREATED, Json(tenant)).into_response())
 }
 
 async fn tenant_show(State(app): State<AppState>, Path(tenant): Path<String>) -> Result<Response, AdminError> {
@@ -130,12 +133,15 @@ async fn tenant_set_tier(
     body: Result<Json<SetTierRequest>, JsonRejection>,
 ) -> Result<Response, AdminError> {
     let Json(body) = body.map_err(bad_json)?;
-    Ok(Json(app.admin.tenant_set_tier(&tenant, body).await?).into_response())
+    let tenant = app.admin.tenant_set_tier(&tenant, body).await?;
+    // A new plan or limit changes what the tenant's waiting jobs may start: plan for it now.
+    app.dispatcher_wake.tenant(tenant.installation_id);
+    Ok(Json(tenant).into_response())
 }
 
 async fn tenant_action(app: &AppState, tenant: &str, action: TenantAction) -> Result<Response, AdminError> {
     let tenant = app.admin.tenant_action(tenant, action).await?;
-    app.dispatcher_wake.notify_one();
+    app.dispatcher_wake.tenant(tenant.installation_id);
     Ok(Json(tenant).into_response())
 }
 

@@ -134,3 +134,47 @@ async fn tenant_status_follows_its_lifecycle() {
     h.get("/api/v1/tenants/999").await.expect_error(404, "not_found");
     assert_eq!(h.get("/api/v1/tenants/acme/frobnicate").await.status, 404, "unknown actions are unknown routes");
 }
+
+/// A limit raised or a plan upgraded through the API starts the tenant's waiting jobs at once: the change marks
+/// the tenant for the dispatcher. The dispatcher's tick is an hour here, so nothing else would start them.
+#[tokio::test]
+async fn a_raised_limit_or_upgraded_plan_starts_waiting_jobs_at_once() {
+    use crate::support::{LARGE, SMALL, eventually};
+    use ghr_core::ports::RunnerFilter;
+    use ghr_core::reason::Reason;
+    use ghr_core::runner::RunnerState;
+
+    let h = Harness::start_with(|s| s.dispatch_tick = std::time::Duration::from_secs(3600)).await;
+    let acme = h.install("acme").await;
+    h.put("/api/v1/tenants/acme/tier", &json!({"tier": "small", "max_runners": 1})).await.expect(200);
+    let live = async |tier: &str| {
+        let filter =
+            RunnerFilter { installation_id: Some(acme), tier: Some(tier.into()), states: RunnerState::LIVE.to_vec() };
+        h.store.runner_list(filter).await.expect("runner_list").len()
+    };
+    let reason = async |job| h.store.job_get(job).await.expect("job_get").and_then(|j| j.wait_reason);
+
+    let small: Vec<_> = [0, 1, 2].map(|_| h.queue(acme, "app", SMALL)).into_iter().collect();
+    let mut waiting = Vec::new();
+    for job in small {
+        waiting.push(job.await);
+    }
+    eventually("two small jobs wait for the limit", async || {
+        let mut at_limit = 0;
+        for job in &waiting {
+            at_limit += usize::from(reason(*job).await == Some(Reason::TenantAtLimit));
+        }
+        (live("small").await == 1 && at_limit == 2).then_some(())
+    })
+    .await;
+    h.put("/api/v1/tenants/acme/tier", &json!({"tier": "small", "max_runners": 3})).await.expect(200);
+    eventually("a runner for every small job", async || (live("small").await == 3).then_some(())).await;
+
+    let large = h.queue(acme, "app", LARGE).await;
+    eventually("the large job waits for a plan that includes it", async || {
+        (reason(large).await == Some(Reason::TierNotEntitled)).then_some(())
+    })
+    .await;
+    h.put("/api/v1/tenants/acme/tier", &json!({"tier": "large", "max_runners": 4})).await.expect(200);
+    eventually("a large runner after the upgrade", async || (live("large").await == 1).then_some(())).await;
+}
