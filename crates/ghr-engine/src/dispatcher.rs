@@ -228,14 +228,6 @@ impl Dispatcher {
                 state.last_full = Some(started);
             }
         }
-        if *scope == PassScope::Full {
-            // Only a full pass sees every waiting job (a scoped pass sees the changed tenants).
-            let mut waiting = report.waiting.clone();
-            for (reason, n) in &snapshot.demand.kept_reasons {
-                *waiting.entry(*reason).or_default() += *n as usize;
-            }
-            self.publish_waiting(&waiting, report.covered);
-        }
         Ok(report)
     }
 
@@ -429,13 +421,5 @@ impl Dispatcher {
             .job_set_wait_reason(job, reason, self.ports.clock.now())
             .await
             .doing("recording why a job waits")
-    }
-
-    fn publish_waiting(&self, waiting: &BTreeMap<Reason, usize>, covered: usize) {
-        for reason in Reason::ALL.into_iter().filter(|r| r.is_waiting()) {
-            let count = waiting.get(&reason).copied().unwrap_or(0);
-            metrics::gauge!(m::JOBS_WAITING, "reason" => reason.code()).set(count as f64);
-        }
-        metrics::gauge!(m::JOBS_WAITING, "reason" => "starting").set(covered as f64);
     }
 }

@@ -9,7 +9,9 @@ pub const WEBHOOK_EVENTS: &str = "ghr_webhook_events_total";
 pub const JOBS_RECEIVED: &str = "ghr_jobs_received_total";
 /// Counter: job status transitions, by `status`.
 pub const JOB_TRANSITIONS: &str = "ghr_job_transitions_total";
-/// Gauge: jobs waiting for a runner, by `reason` (`starting` when a runner is on its way).
+/// Gauge: jobs matched to a tier waiting for a runner, by `reason` (`starting` when a runner is on its way); read
+/// from the store by the server's gauges every few seconds. Jobs no tier matches (`no_matching_tier`: not ghr's to
+/// serve) and jobs of deleted tenants are not waiting for a runner and are not counted.
 pub const JOBS_WAITING: &str = "ghr_jobs_waiting";
 /// Counter: admission refusals, by `reason`.
 pub const ADMISSION_REFUSED: &str = "ghr_admission_refused_total";

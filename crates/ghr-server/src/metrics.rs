@@ -2,11 +2,15 @@
 //! server refreshes from the store.
 
 use ghr_core::ports::Store;
+use ghr_core::reason::Reason;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::Duration;
+
+/// The `reason` label of jobs a runner is on its way for.
+const STARTING: &str = "starting";
 
 /// Counter: webhook requests received, by `event`.
 pub const WEBHOOKS_RECEIVED: &str = "ghr_webhooks_received_total";
@@ -100,6 +104,15 @@ pub async fn refresh_gauges(store: &dyn Store, seen: &mut RunnerSeries) -> Resul
     for status in ghr_core::job::JobStatus::ALL {
         metrics::gauge!(JOBS, "status" => status.as_str()).set(jobs.get(&status).copied().unwrap_or(0) as f64);
     }
+    // Jobs wanting a runner, by why they wait (`starting`: a runner is on its way), read whole every time so
+    // the gauge never lags the store, whichever replica or pass changed a reason.
+    let waiting = store.job_waiting_totals().await?;
+    for reason in Reason::ALL.into_iter().filter(|r| r.is_waiting()) {
+        let n = waiting.get(&Some(reason)).copied().unwrap_or(0);
+        metrics::gauge!(ghr_engine::metrics::JOBS_WAITING, "reason" => reason.code()).set(n as f64);
+    }
+    let starting = waiting.get(&None).copied().unwrap_or(0);
+    metrics::gauge!(ghr_engine::metrics::JOBS_WAITING, "reason" => STARTING).set(starting as f64);
     let tenants = store.tenant_counts().await?;
     for status in ghr_core::tenant::TenantStatus::ALL {
         metrics::gauge!(TENANTS, "status" => status.as_str()).set(tenants.get(&status).copied().unwrap_or(0) as f64);

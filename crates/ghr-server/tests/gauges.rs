@@ -1,5 +1,6 @@
 //! The gauges that mirror the store (`metrics::refresh_gauges`): runners by tenant/tier/state from the live
-//! runners only, jobs and tenants by status from the store's kept counts, and a series that emptied set to 0.
+//! runners only, jobs and tenants by status from the store's kept counts, waiting jobs by reason, and a series
+//! that emptied set to 0.
 
 use chrono::Utc;
 use ghr_core::ids::{InstallationId, RunnerName};
@@ -64,6 +65,8 @@ fn gauges_mirror_live_runners_and_kept_counts() {
         for (job, installation) in [(10, 1), (11, 1), (12, 2)] {
             store.job_observe(queued(job, installation)).await.expect("job");
         }
+        let suspended = Some(ghr_core::reason::Reason::TenantSuspended);
+        store.job_set_wait_reason(ghr_core::ids::JobId(11), suspended, at(2)).await.expect("reason");
         let busy = reserve(&store, 1).await;
         let gone = reserve(&store, 2).await;
         store.runner_update(&busy, RunnerUpdate::state(RunnerState::Busy, Utc::now())).await.expect("busy");
@@ -78,6 +81,9 @@ fn gauges_mirror_live_runners_and_kept_counts() {
             r#"ghr_jobs{status="completed"} 0"#,
             r#"ghr_tenants{status="active"} 2"#,
             r#"ghr_tenants{status="deleted"} 1"#,
+            r#"ghr_jobs_waiting{reason="tenant_suspended"} 1"#,
+            r#"ghr_jobs_waiting{reason="starting"} 2"#,
+            r#"ghr_jobs_waiting{reason="tenant_at_limit"} 0"#,
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line} in:\n{text}");
         }
@@ -88,5 +94,13 @@ fn gauges_mirror_live_runners_and_kept_counts() {
         let emptied = r#"ghr_runners{tenant="2",tier="small",state="requested"} 0"#;
         assert!(text.lines().any(|l| l == emptied), "an emptied series reads 0:\n{text}");
         assert_eq!(seen.len(), 1, "only tenant 1's live series is carried: {seen:?}");
+
+        // Reasons follow the store at every refresh, whoever changed them.
+        store.job_set_wait_reason(ghr_core::ids::JobId(11), None, at(3)).await.expect("reason cleared");
+        refresh_gauges(&store, &mut seen).await.expect("refresh");
+        let text = handle.render();
+        for line in [r#"ghr_jobs_waiting{reason="tenant_suspended"} 0"#, r#"ghr_jobs_waiting{reason="starting"} 3"#] {
+            assert!(text.lines().any(|l| l == line), "missing {line} in:\n{text}");
+        }
     });
 }

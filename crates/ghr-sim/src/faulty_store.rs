@@ -143,6 +143,10 @@ impl Store for FaultyStore {
         self.check("job_waiting_counts")?;
         self.inner.job_waiting_counts(installation).await
     }
+    async fn job_waiting_totals(&self) -> Result<BTreeMap<Option<Reason>, u64>, StoreError> {
+        self.check("job_waiting_totals")?;
+        self.inner.job_waiting_totals().await
+    }
     async fn job_set_wait_reason(&self, id: JobId, reason: Option<Reason>, at: Timestamp) -> Result<(), StoreError> {
         self.check("job_set_wait_reason")?;
         self.inner.job_set_wait_reason(id, reason, at).await

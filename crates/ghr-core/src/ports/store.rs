@@ -202,6 +202,9 @@ pub trait Store: Send + Sync {
         &self,
         installation: InstallationId,
     ) -> Result<BTreeMap<Option<Reason>, u64>, StoreError>;
+    /// [`Store::job_waiting_counts`] over every tenant (the waiting-jobs gauge). Costs one index entry per
+    /// waiting job, never a table scan.
+    async fn job_waiting_totals(&self) -> Result<BTreeMap<Option<Reason>, u64>, StoreError>;
     /// Set or clear the wait reason; appends a timeline entry only when it changes.
     async fn job_set_wait_reason(&self, id: JobId, reason: Option<Reason>, at: Timestamp) -> Result<(), StoreError>;
     /// Append a timeline entry.

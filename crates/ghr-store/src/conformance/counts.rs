@@ -47,6 +47,11 @@ async fn assert_counts_match_a_recount(store: &dyn Store, when: &str) {
         let counted = ok(store.job_waiting_counts(installation).await, "job_waiting_counts");
         assert_eq!(counted, by_reason, "waiting jobs of installation {installation} by reason {when}");
     }
+    let mut totals: BTreeMap<Option<Reason>, u64> = BTreeMap::new();
+    for job in &wanting {
+        *totals.entry(job.wait_reason).or_default() += 1;
+    }
+    assert_eq!(ok(store.job_waiting_totals().await, "job_waiting_totals"), totals, "waiting jobs by reason {when}");
 }
 
 /// Counts of jobs, tenants, live runners and waiting jobs follow creations, status changes, duplicates,

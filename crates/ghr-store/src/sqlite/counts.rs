@@ -9,6 +9,7 @@ use ghr_core::ports::{RunnerSeries, StoreError};
 use ghr_core::reason::Reason;
 use ghr_core::tenant::TenantStatus;
 use sqlx::SqlitePool;
+use sqlx::sqlite::SqliteRow;
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
@@ -16,6 +17,7 @@ const OP_JOB_COUNTS: &str = "job_counts";
 const OP_TENANT_COUNTS: &str = "tenant_counts";
 const OP_LIVE_SERIES: &str = "runner_live_series";
 const OP_WAITING_COUNTS: &str = "job_waiting_counts";
+const OP_WAITING_TOTALS: &str = "job_waiting_totals";
 
 /// The live states as an SQL list. It must match the WHERE clause of the partial index
 /// `runners_live_series` (migration 0005) word for word, or SQLite reads the whole runners table.
@@ -85,21 +87,37 @@ pub(super) async fn waiting(
         return Ok(BTreeMap::new());
     };
     let rows = sqlx::query(WAITING_SQL).bind(key).fetch_all(pool).await.map_err(backend(OP_WAITING_COUNTS))?;
+    by_reason(OP_WAITING_COUNTS, &rows)
+}
+
+/// Every tenant's jobs wanting a runner, by wait reason: one entry of the partial index over queued jobs
+/// each, grouped in memory by SQLite (a handful of reasons).
+pub(super) async fn waiting_totals(pool: &SqlitePool) -> Result<BTreeMap<Option<Reason>, u64>, StoreError> {
+    let rows = sqlx::query(WAITING_TOTALS_SQL).fetch_all(pool).await.map_err(backend(OP_WAITING_TOTALS))?;
+    by_reason(OP_WAITING_TOTALS, &rows)
+}
+
+fn by_reason(op: &'static str, rows: &[SqliteRow]) -> Result<BTreeMap<Option<Reason>, u64>, StoreError> {
     let mut counts = BTreeMap::new();
-    for row in &rows {
-        let c = Columns::new(OP_WAITING_COUNTS, row);
-        let reason =
-            match c.text_opt("wait_reason")? {
-                None => None,
-                Some(code) => Some(Reason::from_code(&code).ok_or_else(|| {
-                    corrupt(OP_WAITING_COUNTS, format!("column wait_reason: unknown reason {code:?}"))
-                })?),
-            };
-        let n = c.unsigned("n")?;
-        counts.insert(reason, n);
+    for row in rows {
+        let c = Columns::new(op, row);
+        let reason = match c.text_opt("wait_reason")? {
+            None => None,
+            Some(code) => Some(
+                Reason::from_code(&code)
+                    .ok_or_else(|| corrupt(op, format!("column wait_reason: unknown reason {code:?}")))?,
+            ),
+        };
+        counts.insert(reason, c.unsigned("n")?);
     }
     Ok(counts)
 }
+
+/// Every tenant's queued jobs matched to a tier, by reason, one entry of the partial index over them each (and a
+/// row read for its status and tier). The index is named: without statistics SQLite
+/// prefers `jobs_by_status` and a table lookup per queued job; a dropped index makes this an error, not a scan.
+pub(super) const WAITING_TOTALS_SQL: &str = "SELECT wait_reason, COUNT(*) AS n FROM jobs INDEXED BY jobs_queued_by_tenant_reason \
+     WHERE status = 'queued' AND tier IS NOT NULL GROUP BY wait_reason";
 
 /// The literal `'queued'` lets SQLite use the partial indexes over queued jobs.
 pub(super) const WAITING_SQL: &str = "SELECT wait_reason, COUNT(*) AS n FROM jobs \

@@ -366,6 +366,10 @@ impl Store for SqliteStore {
         counts::waiting(&self.pool, installation).await
     }
 
+    async fn job_waiting_totals(&self) -> Result<BTreeMap<Option<Reason>, u64>, StoreError> {
+        counts::waiting_totals(&self.pool).await
+    }
+
     async fn job_set_wait_reason(&self, id: JobId, reason: Option<Reason>, at: Timestamp) -> Result<(), StoreError> {
         self.writer
             .run(jobs::OP_SET_WAIT_REASON, move |conn| Box::pin(jobs::set_wait_reason(conn, id, reason, at)))

@@ -82,3 +82,12 @@ async fn the_reconcilers_stale_job_walks_read_their_page_by_index() {
     assert_ranged(&running, "stale in-progress walk");
     assert!(running.iter().any(|s| s.starts_with("SEARCH jobs")), "{running:?}");
 }
+
+#[tokio::test]
+async fn the_waiting_gauge_reads_the_partial_index_of_waiting_jobs_only() {
+    let store = SqliteStore::open_in_memory().await.expect("open");
+    let steps = plan(&store, counts::WAITING_TOTALS_SQL).await;
+    // The partial index holds queued jobs matched to a tier only: one entry per waiting job.
+    assert!(steps.iter().any(|s| s.contains("INDEX jobs_queued_by_tenant_reason")), "{steps:?}");
+    assert!(!steps.iter().any(|s| s.starts_with("SCAN jobs") && !s.contains("INDEX")), "{steps:?}");
+}
