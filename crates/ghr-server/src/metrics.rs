@@ -106,7 +106,7 @@ pub async fn refresh_gauges(store: &dyn Store, seen: &mut RunnerSeries) -> Resul
     }
     // Jobs wanting a runner, by why they wait (`starting`: a runner is on its way), read whole every time so
     // the gauge never lags the store, whichever replica or pass changed a reason.
-    let waiting = store.job_waiting_totals().await?;
+    let waiting = store.job_waiting_counts(None).await?;
     for reason in Reason::ALL.into_iter().filter(|r| r.is_waiting()) {
         let n = waiting.get(&Some(reason)).copied().unwrap_or(0);
         metrics::gauge!(ghr_engine::metrics::JOBS_WAITING, "reason" => reason.code()).set(n as f64);

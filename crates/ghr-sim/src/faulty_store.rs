@@ -138,14 +138,10 @@ impl Store for FaultyStore {
     }
     async fn job_waiting_counts(
         &self,
-        installation: InstallationId,
+        installation: Option<InstallationId>,
     ) -> Result<BTreeMap<Option<Reason>, u64>, StoreError> {
         self.check("job_waiting_counts")?;
         self.inner.job_waiting_counts(installation).await
-    }
-    async fn job_waiting_totals(&self) -> Result<BTreeMap<Option<Reason>, u64>, StoreError> {
-        self.check("job_waiting_totals")?;
-        self.inner.job_waiting_totals().await
     }
     async fn job_set_wait_reason(&self, id: JobId, reason: Option<Reason>, at: Timestamp) -> Result<(), StoreError> {
         self.check("job_set_wait_reason")?;

@@ -195,16 +195,13 @@ pub trait Store: Send + Sync {
     async fn job_list_wanting_runner(&self) -> Result<Vec<Job>, StoreError>;
     /// How many jobs are in each status (statuses with none are absent).
     async fn job_counts(&self) -> Result<BTreeMap<JobStatus, u64>, StoreError>;
-    /// One tenant's jobs that want a runner (queued and matched to a tier), counted by wait reason
-    /// (`None`: no reason recorded, a runner is starting for it). Statuses with none are absent. Costs in
-    /// proportion to that tenant's waiting jobs, not to the whole queue.
+    /// Jobs that want a runner (queued and matched to a tier) of one tenant, or of every tenant (`None`: the
+    /// waiting-jobs gauge), counted by wait reason (`None`: no reason recorded, a runner is starting for it).
+    /// Reasons with none are absent. Costs one index entry per counted job, never a table scan.
     async fn job_waiting_counts(
         &self,
-        installation: InstallationId,
+        installation: Option<InstallationId>,
     ) -> Result<BTreeMap<Option<Reason>, u64>, StoreError>;
-    /// [`Store::job_waiting_counts`] over every tenant (the waiting-jobs gauge). Costs one index entry per
-    /// waiting job, never a table scan.
-    async fn job_waiting_totals(&self) -> Result<BTreeMap<Option<Reason>, u64>, StoreError>;
     /// Set or clear the wait reason; appends a timeline entry only when it changes.
     async fn job_set_wait_reason(&self, id: JobId, reason: Option<Reason>, at: Timestamp) -> Result<(), StoreError>;
     /// Append a timeline entry.

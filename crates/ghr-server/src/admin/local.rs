@@ -121,7 +121,7 @@ impl Admin for LocalAdmin {
         }
         // Counted in the store over this tenant's waiting jobs only (listing the whole queue to filter it here
         // took a second with 100k jobs waiting).
-        let waiting = self.store.job_waiting_counts(tenant.installation_id).await.map_err(store_error)?;
+        let waiting = self.store.job_waiting_counts(Some(tenant.installation_id)).await.map_err(store_error)?;
         let waiting_jobs = waiting
             .into_iter()
             .map(|(reason, n)| {

@@ -44,14 +44,18 @@ async fn assert_counts_match_a_recount(store: &dyn Store, when: &str) {
         for job in wanting.iter().filter(|job| job.installation_id == installation) {
             *by_reason.entry(job.wait_reason).or_default() += 1;
         }
-        let counted = ok(store.job_waiting_counts(installation).await, "job_waiting_counts");
+        let counted = ok(store.job_waiting_counts(Some(installation)).await, "job_waiting_counts");
         assert_eq!(counted, by_reason, "waiting jobs of installation {installation} by reason {when}");
     }
     let mut totals: BTreeMap<Option<Reason>, u64> = BTreeMap::new();
     for job in &wanting {
         *totals.entry(job.wait_reason).or_default() += 1;
     }
-    assert_eq!(ok(store.job_waiting_totals().await, "job_waiting_totals"), totals, "waiting jobs by reason {when}");
+    assert_eq!(
+        ok(store.job_waiting_counts(None).await, "job_waiting_counts(None)"),
+        totals,
+        "waiting jobs by reason {when}"
+    );
 }
 
 /// Counts of jobs, tenants, live runners and waiting jobs follow creations, status changes, duplicates,

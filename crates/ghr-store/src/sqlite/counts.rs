@@ -9,7 +9,6 @@ use ghr_core::ports::{RunnerSeries, StoreError};
 use ghr_core::reason::Reason;
 use ghr_core::tenant::TenantStatus;
 use sqlx::SqlitePool;
-use sqlx::sqlite::SqliteRow;
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
@@ -17,7 +16,6 @@ const OP_JOB_COUNTS: &str = "job_counts";
 const OP_TENANT_COUNTS: &str = "tenant_counts";
 const OP_LIVE_SERIES: &str = "runner_live_series";
 const OP_WAITING_COUNTS: &str = "job_waiting_counts";
-const OP_WAITING_TOTALS: &str = "job_waiting_totals";
 
 /// The live states as an SQL list. It must match the WHERE clause of the partial index
 /// `runners_live_series` (migration 0005) word for word, or SQLite reads the whole runners table.
@@ -78,36 +76,30 @@ pub(super) async fn live_series(pool: &SqlitePool) -> Result<RunnerSeries, Store
     Ok(series)
 }
 
-/// One tenant's jobs wanting a runner, by wait reason: reads that tenant's queued jobs only.
+/// Jobs wanting a runner by wait reason, of one tenant (its queued jobs only) or of every tenant (one entry of
+/// the partial index over queued jobs each, grouped in memory by SQLite: a handful of reasons).
 pub(super) async fn waiting(
     pool: &SqlitePool,
-    installation: InstallationId,
+    installation: Option<InstallationId>,
 ) -> Result<BTreeMap<Option<Reason>, u64>, StoreError> {
-    let Ok(key) = i64::try_from(installation.0) else {
-        return Ok(BTreeMap::new());
+    let query = match installation {
+        None => sqlx::query(WAITING_TOTALS_SQL),
+        Some(installation) => match i64::try_from(installation.0) {
+            Ok(key) => sqlx::query(WAITING_SQL).bind(key),
+            Err(_) => return Ok(BTreeMap::new()),
+        },
     };
-    let rows = sqlx::query(WAITING_SQL).bind(key).fetch_all(pool).await.map_err(backend(OP_WAITING_COUNTS))?;
-    by_reason(OP_WAITING_COUNTS, &rows)
-}
-
-/// Every tenant's jobs wanting a runner, by wait reason: one entry of the partial index over queued jobs
-/// each, grouped in memory by SQLite (a handful of reasons).
-pub(super) async fn waiting_totals(pool: &SqlitePool) -> Result<BTreeMap<Option<Reason>, u64>, StoreError> {
-    let rows = sqlx::query(WAITING_TOTALS_SQL).fetch_all(pool).await.map_err(backend(OP_WAITING_TOTALS))?;
-    by_reason(OP_WAITING_TOTALS, &rows)
-}
-
-fn by_reason(op: &'static str, rows: &[SqliteRow]) -> Result<BTreeMap<Option<Reason>, u64>, StoreError> {
+    let rows = query.fetch_all(pool).await.map_err(backend(OP_WAITING_COUNTS))?;
     let mut counts = BTreeMap::new();
-    for row in rows {
-        let c = Columns::new(op, row);
-        let reason = match c.text_opt("wait_reason")? {
-            None => None,
-            Some(code) => Some(
-                Reason::from_code(&code)
-                    .ok_or_else(|| corrupt(op, format!("column wait_reason: unknown reason {code:?}")))?,
-            ),
-        };
+    for row in &rows {
+        let c = Columns::new(OP_WAITING_COUNTS, row);
+        let reason =
+            match c.text_opt("wait_reason")? {
+                None => None,
+                Some(code) => Some(Reason::from_code(&code).ok_or_else(|| {
+                    corrupt(OP_WAITING_COUNTS, format!("column wait_reason: unknown reason {code:?}"))
+                })?),
+            };
         counts.insert(reason, c.unsigned("n")?);
     }
     Ok(counts)

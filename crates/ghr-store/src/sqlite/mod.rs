@@ -361,13 +361,9 @@ impl Store for SqliteStore {
 
     async fn job_waiting_counts(
         &self,
-        installation: InstallationId,
+        installation: Option<InstallationId>,
     ) -> Result<BTreeMap<Option<Reason>, u64>, StoreError> {
         counts::waiting(&self.pool, installation).await
-    }
-
-    async fn job_waiting_totals(&self) -> Result<BTreeMap<Option<Reason>, u64>, StoreError> {
-        counts::waiting_totals(&self.pool).await
     }
 
     async fn job_set_wait_reason(&self, id: JobId, reason: Option<Reason>, at: Timestamp) -> Result<(), StoreError> {
