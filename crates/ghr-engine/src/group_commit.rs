@@ -123,11 +123,12 @@ fn lost() -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ghr_core::ids::{DeliveryId, InstallationId, JobId};
+    use ghr_core::ids::{DeliveryId, InstallationId};
     use ghr_core::intake::JobIntakeChange;
-    use ghr_core::job::{JobChange, JobObservation, JobStatus};
+    use ghr_core::job::{JobChange, JobObservation};
     use ghr_core::ports::DeliveryRecord;
     use ghr_store::SqliteStore;
+    use ghr_store::conformance::queued;
 
     /// More concurrent deliveries than fit one batch.
     const DELIVERIES: u64 = 300;
@@ -136,20 +137,7 @@ mod tests {
 
     fn item(delivery: &str, job: u64) -> JobIntake {
         let now = chrono::Utc::now();
-        let observation = JobObservation {
-            job_id: JobId(job),
-            installation_id: InstallationId(1),
-            repository: "acme/app".to_owned(),
-            labels: vec!["self-hosted".to_owned()],
-            tier: Some("small".into()),
-            status: JobStatus::Queued,
-            conclusion: None,
-            runner_name: None,
-            queued_at: None,
-            started_at: None,
-            completed_at: None,
-            observed_at: now,
-        };
+        let observation = JobObservation { observed_at: now, ..queued(job, 1, "acme/app", Some("small"), 0) };
         JobIntake {
             delivery: DeliveryRecord {
                 delivery_id: DeliveryId::new(delivery),

@@ -4,43 +4,13 @@
 
 use chrono::Utc;
 use ghr_core::ids::{InstallationId, RunnerName};
-use ghr_core::job::{JobObservation, JobStatus};
 use ghr_core::ports::{Reservation, RunnerUpdate, Store};
 use ghr_core::runner::RunnerState;
-use ghr_core::tenant::{NewTenant, OrgType, TenantMetadata, TenantStatus, TenantUpdate};
+use ghr_core::tenant::{TenantStatus, TenantUpdate};
 use ghr_server::metrics::{RunnerSeries, refresh_gauges};
 use ghr_store::SqliteStore;
-use ghr_store::conformance::{at, reserve_request};
+use ghr_store::conformance::{at, new_tenant, queued, reserve_request};
 use metrics_exporter_prometheus::PrometheusBuilder;
-
-fn tenant(id: u64) -> NewTenant {
-    NewTenant {
-        installation_id: InstallationId(id),
-        org_name: format!("org-{id}").as_str().into(),
-        org_type: OrgType::Organization,
-        status: TenantStatus::Active,
-        tier: "small".into(),
-        max_runners: 5,
-        metadata: TenantMetadata::default(),
-    }
-}
-
-fn queued(job: u64, installation: u64) -> JobObservation {
-    JobObservation {
-        job_id: ghr_core::ids::JobId(job),
-        installation_id: InstallationId(installation),
-        repository: "org/app".to_owned(),
-        labels: vec!["self-hosted".to_owned(), "small".to_owned()],
-        tier: Some("small".into()),
-        status: JobStatus::Queued,
-        conclusion: None,
-        runner_name: None,
-        queued_at: None,
-        started_at: None,
-        completed_at: None,
-        observed_at: at(job as i64),
-    }
-}
 
 async fn reserve(store: &dyn Store, installation: u64) -> RunnerName {
     match store.runner_reserve(reserve_request(installation, "small", 1)).await.expect("reserve") {
@@ -58,12 +28,15 @@ fn gauges_mirror_live_runners_and_kept_counts() {
     runtime.block_on(async {
         let store = SqliteStore::open_in_memory().await.expect("store");
         for id in [1, 2, 3] {
-            store.tenant_create(tenant(id), at(0)).await.expect("tenant");
+            store
+                .tenant_create(new_tenant(id, &format!("org-{id}"), TenantStatus::Active, "small", 5), at(0))
+                .await
+                .expect("tenant");
         }
         let deleted = TenantUpdate { status: Some(TenantStatus::Deleted), ..TenantUpdate::default() };
         store.tenant_update(InstallationId(3), deleted, at(1)).await.expect("delete tenant 3");
         for (job, installation) in [(10, 1), (11, 1), (12, 2)] {
-            store.job_observe(queued(job, installation)).await.expect("job");
+            store.job_observe(queued(job, installation, "org/app", Some("small"), job as i64)).await.expect("job");
         }
         let suspended = Some(ghr_core::reason::Reason::TenantSuspended);
         store.job_set_wait_reason(ghr_core::ids::JobId(11), suspended, at(2)).await.expect("reason");

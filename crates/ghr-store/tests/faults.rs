@@ -1,10 +1,12 @@
 //! Store faults on a real SQLite file: a write transaction that SQLite aborts underneath the store
 //! (what a full disk does) or that its caller abandons must not leave a pooled connection stuck inside
 //! that transaction; a read-only, removed or replaced database refuses writes with a typed error
-//! instead of acknowledging them.
+//! instead of acknowledging them. Group-commit intake (`Store::intake_jobs`): a batch member whose write SQLite
+//! aborts fails alone, and a removed database fails every member without recording any.
 
 use ghr_core::ids::{DeliveryId, InstallationId, JobId, TierName};
-use ghr_core::job::{JobObservation, JobStatus};
+use ghr_core::intake::{JobIntake, JobIntakeChange, JobIntakeOutcome};
+use ghr_core::job::{JobChange, JobObservation, JobStatus};
 use ghr_core::ports::{DeliveryRecord, Reservation, Store, StoreError, Unavailability};
 use ghr_core::tenant::{NewTenant, OrgType, TenantMetadata, TenantStatus};
 use ghr_store::SqliteStore;
@@ -52,6 +54,24 @@ fn queued(job: u64, repository: &str) -> JobObservation {
         completed_at: None,
         observed_at: at(job as i64),
     }
+}
+
+/// One `workflow_job.queued` delivery of an intake batch.
+fn item(delivery: &str, job: u64, repository: &str) -> JobIntake {
+    JobIntake {
+        delivery: DeliveryRecord {
+            delivery_id: DeliveryId::from(delivery),
+            event: "workflow_job".to_owned(),
+            action: Some("queued".to_owned()),
+            installation_id: Some(InstallationId(1)),
+            received_at: at(0),
+        },
+        job: Some(JobIntakeChange { observation: queued(job, repository), initial_wait_reason: None, runner: None }),
+    }
+}
+
+async fn seen(store: &SqliteStore, id: &str) -> bool {
+    store.delivery_seen(&DeliveryId::from(id)).await.expect("delivery_seen")
 }
 
 async fn open(path: &Path) -> SqliteStore {
@@ -214,4 +234,58 @@ async fn a_replaced_database_refuses_writes() {
 
     assert_unavailable(store.check_writable().await, Unavailability::Replaced, &path);
     assert_unavailable(store.job_observe(queued(1, "org-1/app")).await, Unavailability::Replaced, &path);
+}
+
+#[tokio::test]
+async fn an_intake_member_whose_transaction_sqlite_aborts_fails_alone() {
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    let path = dir.path().join("intake.db");
+    let store = open(&path).await;
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.expect("connect beside");
+    sqlx::query(SIMULATED_DISK_FULL).execute(&pool).await.expect("install the fault");
+    pool.close().await;
+
+    let batch = vec![
+        item("a", 1, "org-1/app"),
+        item("b", 2, "org-1/app"),
+        item("poison", 3, FAULTY_REPOSITORY),
+        item("c", 4, "org-1/app"),
+    ];
+    let results = store.intake_jobs(batch).await;
+    assert!(results[2].is_err(), "the aborted member fails: {:?}", results[2]);
+    for i in [0, 1, 3] {
+        match &results[i] {
+            Ok(JobIntakeOutcome::Recorded { change: Some(JobChange::Created), .. }) => {}
+            other => panic!("member {i} must be applied despite its batch-mate: {other:?}"),
+        }
+    }
+    assert!(!seen(&store, "poison").await, "the failed member stays unrecorded for its redelivery");
+    for id in ["a", "b", "c"] {
+        assert!(seen(&store, id).await, "{id} recorded");
+    }
+    // The connection that saw the abort was discarded: later batches commit.
+    for n in 0..20 {
+        let result = store.intake_jobs(vec![item(&format!("later-{n}"), 100 + n, "org-1/app")]).await;
+        assert!(result[0].is_ok(), "batch {n} after the fault: {:?}", result[0]);
+    }
+}
+
+#[tokio::test]
+async fn a_removed_database_fails_every_intake_member() {
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("create the data directory");
+    let path = data.join("ghr.db");
+    let store = open(&path).await;
+    store.intake_jobs(vec![item("before", 1, "org-1/app")]).await.remove(0).expect("intake before the removal");
+
+    std::fs::remove_dir_all(&data).expect("remove the data directory");
+    let results = store.intake_jobs(vec![item("x", 2, "org-1/app"), item("y", 3, "org-1/app")]).await;
+    assert_eq!(results.len(), 2);
+    for result in results {
+        match result {
+            Err(StoreError::Unavailable { reason: Unavailability::Removed, .. }) => {}
+            other => panic!("every member must fail as Unavailable(Removed), got {other:?}"),
+        }
+    }
 }

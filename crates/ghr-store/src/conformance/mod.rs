@@ -19,7 +19,7 @@ mod snapshot;
 mod tenants;
 
 pub use counts::counts_match_a_recount_after_mixed_changes;
-pub use fixtures::{ENVIRONMENT, at, reserve_request};
+pub use fixtures::{ENVIRONMENT, at, new_tenant, queued, reserve_request};
 pub use health::check_writable_repeats_without_side_effects;
 pub use intake::{
     intake_across_batches_moves_forward_only, intake_batch_applies_each_delivery_once, intake_failing_item_fails_alone,
