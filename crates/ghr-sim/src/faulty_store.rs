@@ -12,8 +12,8 @@ use ghr_core::job::{Job, JobChange, JobEvent, JobObservation, JobStatus};
 use ghr_core::planner::dispatch::DemandSnapshot;
 use ghr_core::planner::fleet::{FleetRecords, StaleQuery};
 use ghr_core::ports::{
-    DeliveryRecord, DemandQuery, JobFilter, Pruned, Reservation, ReserveRequest, RunnerFilter, RunnerSeries,
-    RunnerUpdate, Store, StoreError,
+    DeliveryRecord, DemandQuery, JobFilter, LeaseRequest, LeaseState, Pruned, Reservation, ReserveRequest,
+    RunnerFilter, RunnerSeries, RunnerUpdate, Store, StoreError, WakeFeed,
 };
 use ghr_core::reason::Reason;
 use ghr_core::runner::Runner;
@@ -220,5 +220,17 @@ impl Store for FaultyStore {
     ) -> Result<(), StoreError> {
         self.check("job_set_wait_reasons")?;
         self.inner.job_set_wait_reasons(reasons, at).await
+    }
+    async fn lease_acquire(&self, request: LeaseRequest) -> Result<LeaseState, StoreError> {
+        self.check("lease_acquire")?;
+        self.inner.lease_acquire(request).await
+    }
+    async fn lease_release(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        self.check("lease_release")?;
+        self.inner.lease_release(name, holder).await
+    }
+    async fn wake_feed(&self) -> Result<Option<Box<dyn WakeFeed>>, StoreError> {
+        self.check("wake_feed")?;
+        self.inner.wake_feed().await
     }
 }

@@ -1,12 +1,20 @@
-//! Storage adapters of ghr (SQLite) and the storage conformance suite run against every backend.
+//! Storage adapters of ghr (SQLite, PostgreSQL) and the storage conformance suite run against every backend.
 //!
 //! - [`SqliteStore`] implements [`ghr_core::ports::Store`] on SQLite (a file, or memory for tests).
+//! - [`PgStore`] implements it on PostgreSQL, for several `ghr serve` replicas sharing one database.
 //! - [`open_store`] turns a configured URL into a shared `Arc<dyn Store>` for the binary.
-//! - [`conformance`] holds the backend-independent contract tests every store must pass.
+//! - [`conformance`] holds the backend-independent contract tests every store must pass; [`testing`] gives
+//!   tests fresh PostgreSQL schemas.
 
+mod codec;
 pub mod conformance;
+mod postgres;
 mod sqlite;
+pub mod testing;
 
+pub use postgres::{
+    DEFAULT_SCHEMA, Migrated, PgLocation, PgSettings, PgStore, SCHEMA_PARAM, SchemaMismatch, is_postgres_url,
+};
 #[cfg(feature = "bench")]
 pub use sqlite::seed;
 pub use sqlite::{SqliteLocation, SqliteStore};

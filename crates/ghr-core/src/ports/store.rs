@@ -145,6 +145,56 @@ pub struct Pruned {
     pub job_events: u64,
 }
 
+/// A named lease on singleton work (the reconciler's pass and what runs in it), held by one replica at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRequest {
+    /// Which lease ([`RECONCILER_LEASE`] for the reconciler).
+    pub name: String,
+    /// Who asks: a replica's id, unique among the processes sharing the store.
+    pub holder: String,
+    /// How long the lease lasts from now unless renewed: the longest a dead holder keeps the work from others.
+    pub ttl: std::time::Duration,
+    /// The caller's clock. A store shared by processes on several hosts uses its own clock instead, so that
+    /// clock skew between hosts cannot make two holders at once.
+    pub now: Timestamp,
+}
+
+/// The lease under which one replica runs the reconciler (missed-webhook scan, recovery poll, retention).
+pub const RECONCILER_LEASE: &str = "reconciler";
+
+/// What [`Store::lease_acquire`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseState {
+    /// The current holder after the call (the caller when it got or kept the lease).
+    pub holder: String,
+    /// When the holder's lease runs out unless renewed.
+    pub expires_at: Timestamp,
+}
+
+impl LeaseState {
+    /// Whether `holder` holds the lease.
+    pub fn held_by(&self, holder: &str) -> bool {
+        self.holder == holder
+    }
+}
+
+/// A change other processes sharing the store made that may let waiting jobs start: see [`Store::wake_feed`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreWake {
+    /// These tenants changed (a job queued, a slot freed, a limit or status changed).
+    Tenants(Vec<InstallationId>),
+    /// Changes may have been missed (the feed reconnected): look at every tenant.
+    All,
+}
+
+/// Wake-ups from other processes sharing the store, in the order they committed.
+#[async_trait]
+pub trait WakeFeed: Send {
+    /// The next wake-up; waits until there is one. An error means the feed is broken for good (the store
+    /// was closed): the caller stops listening and relies on its periodic passes.
+    async fn next(&mut self) -> Result<StoreWake, StoreError>;
+}
+
 /// Persistent state of ghr. Every method is atomic on its own.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -269,4 +319,17 @@ pub trait Store: Send + Sync {
         reasons: Vec<(JobId, Option<Reason>)>,
         at: Timestamp,
     ) -> Result<(), StoreError>;
+
+    // Replicas
+    /// Take, keep or look at a lease: the requester holds it after the call when it held it already
+    /// (renewed until `now + ttl`) or when it was free or expired (taken). Otherwise nothing changes and the
+    /// answer names the current holder. Atomic across every process sharing the store.
+    async fn lease_acquire(&self, request: LeaseRequest) -> Result<LeaseState, StoreError>;
+    /// Give a lease up (a replica shutting down), so another takes it at once; a no-op unless `holder` holds it.
+    async fn lease_release(&self, name: &str, holder: &str) -> Result<(), StoreError>;
+    /// Wake-ups committed by other processes sharing this store (`None`: the store is not shared, or cannot
+    /// tell; callers rely on their own wake-ups and periodic passes).
+    async fn wake_feed(&self) -> Result<Option<Box<dyn WakeFeed>>, StoreError> {
+        Ok(None)
+    }
 }

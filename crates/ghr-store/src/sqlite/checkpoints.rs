@@ -1,6 +1,6 @@
 //! Checkpoints on SQLite: named progress markers of ghr's loops, written whole (last write wins).
 
-use super::codec::{self, Columns, backend};
+use crate::codec::{self, Columns, backend};
 use ghr_core::Timestamp;
 use ghr_core::ports::StoreError;
 use sqlx::SqlitePool;

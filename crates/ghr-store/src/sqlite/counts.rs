@@ -2,7 +2,7 @@
 //! status from the count tables the triggers of migration 0005 keep, live runners per (tenant, tier, state)
 //! from a partial index over live runners, and one tenant's waiting jobs by reason.
 
-use super::codec::{Columns, backend, corrupt};
+use crate::codec::{Columns, backend, corrupt};
 use ghr_core::ids::{InstallationId, TierName};
 use ghr_core::job::JobStatus;
 use ghr_core::ports::{RunnerSeries, StoreError};

@@ -1,7 +1,7 @@
 //! Webhook deliveries on SQLite: record once per delivery id, so redeliveries change nothing (retention is
 //! in `retention.rs`).
 
-use super::codec::{self, backend};
+use crate::codec::{self, backend};
 use ghr_core::ids::DeliveryId;
 use ghr_core::ports::{DeliveryRecord, StoreError};
 use sqlx::{SqliteConnection, SqlitePool};

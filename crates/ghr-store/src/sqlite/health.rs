@@ -1,7 +1,7 @@
 //! The store's write check on SQLite: one upsert of the single `store_health` row, committed
 //! through the same write path as every other write (so it fails exactly when they would).
 
-use super::codec::backend;
+use crate::codec::backend;
 use ghr_core::ports::StoreError;
 use sqlx::SqliteConnection;
 

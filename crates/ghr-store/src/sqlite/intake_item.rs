@@ -10,8 +10,8 @@
 //!
 //! A runner binding (`in_progress`/`completed` on one of ghr's runners) adds the runner update's own two.
 
-use super::codec::{self, Columns, backend};
 use super::{jobs, runners};
+use crate::codec::{self, Columns, backend};
 use ghr_core::intake::{JobIntake, JobIntakeChange, JobIntakeOutcome};
 use ghr_core::job::{JobChange, JobObservation, JobStatus, event_kind};
 use ghr_core::ports::{RunnerUpdate, StoreError};

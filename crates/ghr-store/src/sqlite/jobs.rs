@@ -1,7 +1,7 @@
 //! Jobs and their timelines on SQLite: forward-only observations, the dispatcher's FIFO, wait reasons.
 
-use super::codec::{self, Columns, backend};
 use crate::WAIT_CLEARED_DETAIL;
+use crate::codec::{self, Columns, backend};
 use ghr_core::Timestamp;
 use ghr_core::ids::{InstallationId, JobId, RunnerName, TierName};
 use ghr_core::job::{Job, JobChange, JobEvent, JobObservation, JobStatus, event_kind};

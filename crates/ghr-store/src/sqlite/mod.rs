@@ -5,13 +5,13 @@
 //! across several `SqliteStore`s opened on one file (several processes) and across restarts.
 
 mod checkpoints;
-mod codec;
 mod counts;
 mod deliveries;
 mod health;
 mod intake;
 mod intake_item;
 mod jobs;
+mod leases;
 #[cfg(test)]
 mod plans;
 mod reserve;
@@ -24,6 +24,7 @@ mod tenants;
 mod usage;
 mod write;
 
+use crate::codec;
 use async_trait::async_trait;
 use backon::Retryable;
 use ghr_core::Timestamp;
@@ -34,8 +35,8 @@ use ghr_core::job::{Job, JobChange, JobEvent, JobObservation, JobStatus};
 use ghr_core::planner::dispatch::DemandSnapshot;
 use ghr_core::planner::fleet::{FleetRecords, StaleQuery};
 use ghr_core::ports::{
-    DeliveryRecord, DemandQuery, JobFilter, Pruned, Reservation, ReserveRequest, RunnerFilter, RunnerSeries,
-    RunnerUpdate, Store, StoreError,
+    DeliveryRecord, DemandQuery, JobFilter, LeaseRequest, LeaseState, Pruned, Reservation, ReserveRequest,
+    RunnerFilter, RunnerSeries, RunnerUpdate, Store, StoreError,
 };
 use ghr_core::reason::Reason;
 use ghr_core::retry::RetryPolicy;
@@ -457,6 +458,19 @@ impl Store for SqliteStore {
                     Ok(())
                 })
             })
+            .await
+    }
+
+    async fn lease_acquire(&self, request: LeaseRequest) -> Result<LeaseState, StoreError> {
+        self.writer
+            .run(leases::OP_ACQUIRE, move |conn| Box::pin(async move { leases::acquire(conn, &request).await }))
+            .await
+    }
+
+    async fn lease_release(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        self.writer
+            .run(leases::OP_RELEASE, move |conn| Box::pin(async move { leases::release(conn, &name, &holder).await }))
             .await
     }
 }

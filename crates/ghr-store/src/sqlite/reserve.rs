@@ -2,8 +2,8 @@
 //! under SQLite's write lock (the caller opened the transaction with `BEGIN IMMEDIATE`). The decision is the
 //! planner's reservation rule ([`decide_reservation`]) on the counts read here.
 
-use super::codec::{self, Columns, backend};
 use super::runners::{self, states_json};
+use crate::codec::{self, Columns, backend};
 use ghr_core::admission::AdmissionInput;
 use ghr_core::ids::{RunnerName, RunnerSeq};
 use ghr_core::planner::reserve::{ReserveCounts, ReserveDecision, decide_reservation};

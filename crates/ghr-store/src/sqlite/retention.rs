@@ -7,8 +7,8 @@
 //! place; SQLite deletes the log only when the last connection closes, and a file store keeps one open), so
 //! the identity check of every commit (`write.rs`) still finds the log it opened.
 
-use super::codec::backend;
 use super::write::Writer;
+use crate::codec::backend;
 use ghr_core::ports::{Pruned, StoreError};
 use sqlx::{Row, SqliteConnection, SqlitePool};
 use std::time::Duration;

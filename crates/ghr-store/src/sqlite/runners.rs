@@ -1,6 +1,6 @@
 //! Runner records on SQLite: lifecycle-checked updates with timestamp stamping, lookups and live counts.
 
-use super::codec::{self, Columns, backend};
+use crate::codec::{self, Columns, backend};
 use ghr_core::ids::{GithubRunnerId, InstallationId, InstanceId, JobId, RunnerName, RunnerSeq, TierName};
 use ghr_core::ports::{RunnerFilter, RunnerUpdate, StoreError};
 use ghr_core::runner::{Runner, RunnerState};

@@ -3,7 +3,7 @@
 //! seconds. Rows are what the `Store` methods would have written; triggers keep the counts as usual.
 
 use super::SqliteStore;
-use super::codec::{self, backend};
+use crate::codec::{self, backend};
 use ghr_core::Timestamp;
 use ghr_core::ids::InstallationId;
 use ghr_core::job::JobStatus;

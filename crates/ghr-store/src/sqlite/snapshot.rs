@@ -2,10 +2,10 @@
 //! the plan sees one instant. Each read is bounded by what it returns (indexes of migration 0006), never by
 //! the size of the jobs table.
 
-use super::codec::{self, Columns, backend};
 use super::jobs::{job_columns, job_from_row};
 use super::runners::{runner_columns, runner_from_row, states_json};
 use super::tenants::{tenant_columns, tenant_from_row};
+use crate::codec::{self, Columns, backend};
 use ghr_core::admission::{Admission, AdmissionInput, admit};
 use ghr_core::ids::{InstallationId, TierName};
 use ghr_core::job::Job;

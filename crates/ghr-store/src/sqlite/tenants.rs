@@ -2,7 +2,7 @@
 //! unique among tenants that are not deleted (index `tenants_live_org_unique`, migration 0004); a write that
 //! would break that fails with [`OrgNameTaken`] as its source and changes nothing.
 
-use super::codec::{self, Columns, backend};
+use crate::codec::{self, Columns, backend};
 use ghr_core::Timestamp;
 use ghr_core::ids::{AccountId, InstallationId, OrgName, TierName};
 use ghr_core::ports::StoreError;

@@ -4,7 +4,7 @@
 //! finished runners out of the scan); the clipping itself is
 //! `ghr_core::cost::overlap_millis`, so every backend bills exactly the same way.
 
-use super::codec::{self, Columns, backend};
+use crate::codec::{self, Columns, backend};
 use ghr_core::Timestamp;
 use ghr_core::cost::{UsageRow, overlap_millis, seconds_from_millis};
 use ghr_core::ids::{InstallationId, TierName};

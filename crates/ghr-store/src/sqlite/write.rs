@@ -7,7 +7,7 @@
 //! fails, so the pooled connection would come back "at non-zero transaction depth" and refuse every
 //! later transaction. A fresh connection costs an open; a poisoned one costs every write after it.
 
-use super::codec::backend;
+use crate::codec::backend;
 use ghr_core::ports::{StoreError, Unavailability};
 use sqlx::pool::PoolConnection;
 use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool};

@@ -1,12 +1,12 @@
-//! Conversions between domain values and SQLite columns, and the mapping of failures to `StoreError`.
+//! Conversions between domain values and database columns, and the mapping of failures to `StoreError`,
+//! shared by every SQL backend (SQLite and PostgreSQL store values the same way).
 //!
-//! Timestamps are INTEGER milliseconds since the epoch (UTC); ids are INTEGER; enums are their
-//! stable strings. Reading back a value that does not decode is `StoreError::Corrupt`.
+//! Timestamps are 64-bit integer milliseconds since the epoch (UTC); ids are 64-bit integers; enums are
+//! their stable strings. Reading back a value that does not decode is `StoreError::Corrupt`.
 
 use ghr_core::Timestamp;
 use ghr_core::ports::StoreError;
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::{ColumnIndex, Decode, Row, Type};
 use std::str::FromStr;
 
 /// A value ghr was asked to store does not fit the column (an id beyond `i64::MAX`).
@@ -46,19 +46,25 @@ pub(crate) fn id_opt(op: &'static str, what: &'static str, value: Option<u64>) -
 }
 
 /// Typed access to the columns of one row, reporting every failure with the operation and column.
-pub(crate) struct Columns<'r> {
+pub(crate) struct Columns<'r, R> {
     op: &'static str,
-    row: &'r SqliteRow,
+    row: &'r R,
 }
 
-impl<'r> Columns<'r> {
-    pub(crate) fn new(op: &'static str, row: &'r SqliteRow) -> Self {
+impl<'r, R> Columns<'r, R>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    pub(crate) fn new(op: &'static str, row: &'r R) -> Self {
         Self { op, row }
     }
 
     fn raw<T>(&self, column: &'static str) -> Result<T, StoreError>
     where
-        T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+        T: Decode<'r, R::Database> + Type<R::Database>,
     {
         self.row.try_get::<T, _>(column).map_err(|source| corrupt(self.op, format!("column {column}: {source}")))
     }
