@@ -4,7 +4,10 @@
 # 1. formatting and lints (clippy -D warnings) of every crate, the EC2 provider and `ghr --features ec2` included;
 # 2. the architecture invariant: ghr-core depends on no runtime, database, HTTP client or cloud SDK;
 # 3. every test of the default workspace members (nextest), the deterministic simulation (GHR_SIM_SEEDS seeds,
-#    default 1000; a failure prints the command that replays its seed), then doc tests;
+#    default 1000, on SQLite; GHR_SIM_PG_SEEDS seeds, default 100, on PostgreSQL; a failure prints the command that
+#    replays its seed), then doc tests. The PostgreSQL store's tests (its conformance suite, replicas) run on the
+#    server GHR_TEST_POSTGRES_URL names; without it this script starts a throwaway one from the machine's own
+#    PostgreSQL binaries (scripts/postgres.sh) and stops it at the end. They fail, never skip, without a server;
 # 4. the EC2 provider's tests against the moto AWS emulator, which this script installs and starts itself.
 #
 # Environment: GHR_TEST_SKIP_EC2=1 skips step 4 and the ec2 lints (a fast inner loop; CI never sets it).
@@ -42,18 +45,35 @@ done < <(git ls-files 'crates/*.rs')
 [ "$tidy_failed" = 0 ] || exit 1
 echo "ok"
 
+cleanup() {
+    [[ -n "${started_postgres:-}" ]] && scripts/postgres.sh stop >/dev/null 2>&1
+    [[ -n "${started_moto:-}" ]] && scripts/moto.sh stop >/dev/null 2>&1
+    true
+}
+trap cleanup EXIT
+if [[ -z "${GHR_TEST_POSTGRES_URL:-}" ]]; then
+    step "PostgreSQL for the PostgreSQL store's tests (scripts/postgres.sh)"
+    eval "$(scripts/postgres.sh start)"
+    started_postgres=1
+fi
+export GHR_TEST_POSTGRES_URL
+
 # The deterministic simulation runs as its own step so that its seed count is printed.
 sim_seeds="${GHR_SIM_SEEDS:-1000}"
+sim_pg_seeds="${GHR_SIM_PG_SEEDS:-100}"
 if command -v cargo-nextest >/dev/null 2>&1 || cargo nextest --version >/dev/null 2>&1; then
     step "tests (nextest)"
     cargo nextest run --no-fail-fast -E 'not package(ghr-sim)'
     step "deterministic simulation: ${sim_seeds} seeds, 24 long seeds of 600 steps, the scripted race and outage scenarios"
     GHR_SIM_SEEDS="$sim_seeds" cargo nextest run -p ghr-sim --no-fail-fast --success-output final
+    step "deterministic simulation on PostgreSQL: ${sim_pg_seeds} seeds"
+    GHR_SIM_STORE=postgres GHR_SIM_SEEDS="$sim_pg_seeds" cargo nextest run -p ghr-sim --no-fail-fast --success-output final
 else
     step "tests (cargo test; cargo-nextest not installed)"
     GHR_SIM_SEEDS="$sim_seeds" cargo test --no-fail-fast
+    GHR_SIM_STORE=postgres GHR_SIM_SEEDS="$sim_pg_seeds" cargo test -p ghr-sim --no-fail-fast
 fi
-echo "simulation: ${sim_seeds} seeds passed (replay one: cargo run -p ghr-sim -- --seed N --trace)"
+echo "simulation: ${sim_seeds} seeds on SQLite and ${sim_pg_seeds} on PostgreSQL passed (replay one: cargo run -p ghr-sim -- --seed N --trace)"
 
 step "doc tests"
 cargo test --doc
@@ -63,7 +83,7 @@ if [[ "${GHR_TEST_SKIP_EC2:-0}" != "1" ]]; then
     cargo clippy -p ghr-cloud-ec2 --all-targets -- -D warnings
     cargo clippy -p ghr --features ec2 --all-targets -- -D warnings
     eval "$(scripts/moto.sh start)"
-    trap 'scripts/moto.sh stop >/dev/null 2>&1 || true' EXIT
+    started_moto=1
     if cargo nextest --version >/dev/null 2>&1; then
         cargo nextest run -p ghr-cloud-ec2 --no-fail-fast
     else

@@ -79,7 +79,16 @@ pub(crate) fn redeliver(shared: &Arc<Shared>, delivery_id: u64) -> Option<JoinHa
 async fn deliver(shared: &Shared, outgoing: Outgoing) -> DeliveryInfo {
     let (id, dropped, target) = {
         let mut state = shared.lock();
-        (state.next_id(), state.faults.take_webhook_drop(), state.webhook_target.clone())
+        let id = state.next_id();
+        let turn = state.webhook_turn % (state.webhook_alternates.len() + 1);
+        state.webhook_turn = state.webhook_turn.wrapping_add(1);
+        let target = state.webhook_target.clone().map(|mut target| {
+            if turn > 0 {
+                target.url = state.webhook_alternates[turn - 1].clone();
+            }
+            target
+        });
+        (id, state.faults.take_webhook_drop(), target)
     };
     let delivered_at = Utc::now();
     let started = Instant::now();

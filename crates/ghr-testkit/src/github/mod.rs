@@ -242,7 +242,20 @@ impl GithubEmulator {
 
     /// Send future webhooks to `url`, signed with `secret`.
     pub fn set_webhook_target(&self, url: impl Into<String>, secret: impl Into<String>) {
-        self.shared.lock().webhook_target = Some(WebhookTarget::new(url, secret));
+        let mut state = self.shared.lock();
+        state.webhook_target = Some(WebhookTarget::new(url, secret));
+        state.webhook_alternates.clear();
+    }
+
+    /// Send future webhooks to each of `urls` in turn (one delivery each, round robin), signed with `secret`:
+    /// several ghr replicas, each taking every n-th delivery. A redelivery goes to the next URL in turn, like a
+    /// fresh delivery. Panics on an empty list.
+    pub fn set_webhook_targets(&self, urls: Vec<String>, secret: impl Into<String>) {
+        let mut urls = urls.into_iter();
+        let first = urls.next().expect("at least one webhook URL");
+        let mut state = self.shared.lock();
+        state.webhook_target = Some(WebhookTarget::new(first, secret));
+        state.webhook_alternates = urls.collect();
     }
 
     /// Stop serving: long-polls end at once, open requests get [`SHUTDOWN_GRACE`] to finish.

@@ -159,6 +159,10 @@ pub(crate) struct State {
     pub(crate) sessions: HashMap<String, u64>,
     pub(crate) deliveries: BTreeMap<u64, DeliveryRecord>,
     pub(crate) webhook_target: Option<WebhookTarget>,
+    /// Further URLs deliveries alternate over with the target's (several replicas behind no load balancer).
+    pub(crate) webhook_alternates: Vec<String>,
+    /// Deliveries sent so far, which picks the next URL in turn.
+    pub(crate) webhook_turn: usize,
     pub(crate) faults: Faults,
     pub(crate) rate_windows: HashMap<RateBucket, RateWindow>,
     pub(crate) counters: Counters,
@@ -179,6 +183,8 @@ impl State {
             sessions: HashMap::new(),
             deliveries: BTreeMap::new(),
             webhook_target: config.webhook_target.clone(),
+            webhook_alternates: Vec::new(),
+            webhook_turn: 0,
             faults: Faults::new(config.seed),
             rate_windows: HashMap::new(),
             counters: Counters::default(),
