@@ -11,6 +11,7 @@ use ghr_core::ids::{InstallationId, RunnerName};
 use ghr_core::ports::{Reservation, ReserveRequest, RunnerUpdate, Store};
 use ghr_core::reason::Reason;
 use ghr_core::runner::RunnerState;
+use ghr_core::tenant::{OrgType, TenantStatus};
 use ghr_store::PgStore;
 use ghr_store::conformance::{at, reserve_request};
 use ghr_store::testing::{fresh_postgres_url, open_postgres_store};
@@ -52,10 +53,12 @@ async fn insert_tenant(pool: &PgPool, id: u64, max_runners: u32) {
     sqlx::query(
         "INSERT INTO tenants (installation_id, org_name, org_name_lower, org_type, status, tier, max_runners, \
              created_at, updated_at) \
-         VALUES ($1, $2, $2, 'organization', 'active', $3, $4, $5, $5)",
+         VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $7)",
     )
     .bind(i64::try_from(id).expect("test installation ids are small"))
     .bind(format!("org-{id}"))
+    .bind(OrgType::Organization.as_str())
+    .bind(TenantStatus::Active.as_str())
     .bind(TIER)
     .bind(i64::from(max_runners))
     .bind(at(0).timestamp_millis())
@@ -288,6 +291,50 @@ async fn reservations_and_releases_racing_on_both_locks_never_fail() {
         joined.expect("a racing task panicked").unwrap_or_else(|e| panic!("a store call failed: {e}"));
     }
     assert_eq!(live_count(&pool, None).await, 0, "every reserved runner was released");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_read_one_instant_while_replicas_write() {
+    const TENANTS: [u64; 4] = [1, 2, 3, 4];
+    let stores = replicas().await;
+    for id in TENANTS {
+        insert_tenant(stores[0].pool(), id, 2).await;
+        queue_jobs(stores[0].pool(), id, id * 1_000, 10).await;
+    }
+    let reader = Arc::clone(&stores[REPLICAS - 1]);
+    let done = AtomicBool::new(false);
+    let churning = async {
+        churn(&stores, &TENANTS, None).await;
+        done.store(true, Ordering::SeqCst);
+    };
+    // The churn's runners are only ever requested (unbound) or terminated, so in any one instant a tenant's
+    // unbound runners are its live runners, the tenants' live runners add up to the deployment's, and the
+    // tenants with unbound runners are those of the live runners. Reads at different instants would not agree.
+    let reading = async {
+        let mut reads = 0u32;
+        while !done.load(Ordering::SeqCst) {
+            let everyone = Some(TENANTS.iter().copied().map(InstallationId).collect());
+            let query = ghr_core::ports::DemandQuery { tenants: everyone, global_cap: Some(1_000) };
+            let snapshot = reader.demand_snapshot(query).await.expect("demand_snapshot");
+            let live: u32 = snapshot.tenants.values().map(|load| load.live).sum();
+            assert_eq!(live, snapshot.global_live, "per-tenant and global live counts of one snapshot");
+            for (id, load) in &snapshot.tenants {
+                let unbound: u32 =
+                    snapshot.unbound.iter().filter(|(k, _)| k.installation_id == *id).map(|(_, n)| n).sum();
+                assert_eq!(unbound, load.live, "tenant {id}: unbound and live runners of one snapshot");
+            }
+            let fleet =
+                reader.fleet_records(ghr_core::planner::fleet::StaleQuery::all(at(0))).await.expect("fleet_records");
+            let of_live: BTreeSet<InstallationId> = fleet.live.iter().map(|r| r.installation_id).collect();
+            let of_demand: BTreeSet<InstallationId> = fleet.demand.keys().map(|k| k.installation_id).collect();
+            assert_eq!(of_live, of_demand, "tenants with unbound runners are those of the live runners");
+            assert_eq!(fleet.tenants.keys().copied().collect::<BTreeSet<_>>(), of_live, "the live runners' tenants");
+            reads += 1;
+        }
+        reads
+    };
+    let ((), reads) = tokio::join!(churning, reading);
+    assert!(reads > 0, "the snapshots were read while the replicas wrote");
 }
 
 /// `ms` milliseconds after the tests' epoch.
