@@ -1,7 +1,8 @@
 //! Reservations across replicas on PostgreSQL: several store instances on one schema (what several
 //! `ghr serve` replicas are) reserving at once never exceed a tenant's limit or the global cap, never give a
 //! job two runners, and never fail for a deadlock while reservations and releases race on the tenant and
-//! global locks.
+//! global locks; runner updates from several replicas never move a runner back; and the planner's snapshots
+//! read one instant while replicas write.
 //!
 //! Tenants and queued jobs are written with plain SQL on the schema (the same columns the tenants and jobs
 //! modules write), so these tests depend on nothing but the reservation, runner and schema code.
@@ -335,6 +336,46 @@ async fn snapshots_read_one_instant_while_replicas_write() {
     };
     let ((), reads) = tokio::join!(churning, reading);
     assert!(reads > 0, "the snapshots were read while the replicas wrote");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runner_updates_from_several_replicas_never_move_a_runner_back() {
+    const RUNNERS: u64 = 40;
+    const STEPS: [RunnerState; 5] =
+        [RunnerState::Launching, RunnerState::Idle, RunnerState::Busy, RunnerState::Finished, RunnerState::Terminated];
+    let stores = replicas().await;
+    insert_tenant(stores[0].pool(), 1, 1_000).await;
+    queue_jobs(stores[0].pool(), 1, 1, RUNNERS).await;
+    let mut names = Vec::new();
+    for i in 0..RUNNERS {
+        match stores[0].runner_reserve(reserve_request(1, TIER, i as i64)).await.expect("runner_reserve") {
+            Reservation::Reserved(runner) => names.push(runner.name),
+            other => panic!("reservation {i}: {other:?}"),
+        }
+    }
+    // Every step of every runner at once, each from another replica: whatever order they commit in, each is
+    // merged into the state the previous one committed, so the terminal state is never left.
+    let mut tasks = JoinSet::new();
+    for (i, name) in names.iter().enumerate() {
+        for (step, state) in STEPS.into_iter().enumerate() {
+            let store = Arc::clone(&stores[(i + step) % stores.len()]);
+            let name = name.clone();
+            tasks.spawn(async move {
+                let update = RunnerUpdate::state(state, ms(1_000 + step as i64));
+                store.runner_update(&name, update).await.map(|runner| runner.map(|r| r.state))
+            });
+        }
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let state = joined.expect("an update task panicked").unwrap_or_else(|e| panic!("runner_update failed: {e}"));
+        assert!(state.is_some(), "every runner exists");
+    }
+    for name in &names {
+        let runner = stores[1].runner_get(name).await.expect("runner_get").expect("a reserved runner");
+        assert_eq!(runner.state, RunnerState::Terminated, "{name} left its terminal state");
+        assert_eq!(runner.terminated_at, Some(ms(1_000 + 4)), "{name}: termination stamped once, by its own update");
+    }
+    assert_eq!(live_count(stores[0].pool(), Some(1)).await, 0, "no runner came back to life");
 }
 
 /// `ms` milliseconds after the tests' epoch.
