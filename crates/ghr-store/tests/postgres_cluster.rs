@@ -267,3 +267,82 @@ async fn one_login_racing_over_two_replicas_goes_to_one_tenant() {
     let unchanged = b.tenant_get(InstallationId(loser)).await.expect("tenant_get").expect("the loser exists");
     assert_ne!(unchanged.org_name.as_str(), "merged", "a refused rename writes nothing");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_pruning_at_once_delete_each_row_once() {
+    /// More than two delivery batches (5,000) and two job batches (500), so both replicas get work.
+    const DELIVERIES: i64 = 12_000;
+    const COMPLETED_JOBS: i64 = 2_500;
+    const EVENTS_PER_JOB: i64 = 2;
+    /// Rows stamped at these seconds of the contracts' clock: before and after the cut.
+    const OLD: i64 = 10;
+    const CUT: i64 = 100;
+    const RECENT: i64 = 200;
+    let (a, b) = two_replicas().await;
+    let millis = |secs: i64| at(secs).timestamp_millis();
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (delivery_id, event, received_at) \
+         SELECT 'old-' || i, 'workflow_job', $1 FROM generate_series(1, $2) AS i",
+    )
+    .bind(millis(OLD))
+    .bind(DELIVERIES)
+    .execute(a.pool())
+    .await
+    .expect("seed deliveries");
+    sqlx::query(
+        "INSERT INTO jobs (job_id, installation_id, repository, labels, tier, status, conclusion, received_at, updated_at) \
+         SELECT i, 1, 'org-1/app', '[]', 'small', 'completed', 'success', $1, $1 FROM generate_series(1, $2) AS i",
+    )
+    .bind(millis(OLD))
+    .bind(COMPLETED_JOBS)
+    .execute(a.pool())
+    .await
+    .expect("seed jobs");
+    sqlx::query(
+        "INSERT INTO job_events (job_id, at, kind, detail) \
+         SELECT job, $1, 'status', 'completed' FROM generate_series(1, $2) AS job, generate_series(1, $3) AS k",
+    )
+    .bind(millis(OLD))
+    .bind(COMPLETED_JOBS)
+    .bind(EVENTS_PER_JOB)
+    .execute(a.pool())
+    .await
+    .expect("seed timelines");
+    // Kept: a recent delivery, a recently completed job and an old job still queued.
+    sqlx::query("INSERT INTO webhook_deliveries (delivery_id, event, received_at) VALUES ('recent', 'ping', $1)")
+        .bind(millis(RECENT))
+        .execute(a.pool())
+        .await
+        .expect("seed");
+    sqlx::query(
+        "INSERT INTO jobs (job_id, installation_id, repository, labels, tier, status, received_at, updated_at) \
+         VALUES (900001, 1, 'org-1/app', '[]', 'small', 'completed', $1, $2), \
+                (900002, 1, 'org-1/app', '[]', 'small', 'queued', $1, $1)",
+    )
+    .bind(millis(OLD))
+    .bind(millis(RECENT))
+    .execute(a.pool())
+    .await
+    .expect("seed");
+
+    let (left, right) = tokio::join!(a.prune(at(CUT)), b.prune(at(CUT)));
+    let (left, right) = (left.expect("prune on A"), right.expect("prune on B"));
+    let sum = |f: fn(&ghr_core::ports::Pruned) -> u64| f(&left) + f(&right);
+    assert_eq!(sum(|p| p.deliveries), DELIVERIES as u64, "each old delivery deleted once: {left:?} {right:?}");
+    assert_eq!(sum(|p| p.jobs), COMPLETED_JOBS as u64, "each old completed job deleted once: {left:?} {right:?}");
+    assert_eq!(sum(|p| p.job_events), (COMPLETED_JOBS * EVENTS_PER_JOB) as u64, "with its timeline");
+    assert_eq!(a.prune(at(CUT)).await.expect("prune"), ghr_core::ports::Pruned::default(), "nothing left to prune");
+
+    let kept: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT 'delivery', COUNT(*) FROM webhook_deliveries UNION ALL SELECT 'job', COUNT(*) FROM jobs \
+         UNION ALL SELECT 'event', COUNT(*) FROM job_events ORDER BY 1",
+    )
+    .fetch_all(b.pool())
+    .await
+    .expect("recount");
+    let kept: Vec<(&str, i64)> = kept.iter().map(|(what, n)| (what.as_str(), *n)).collect();
+    assert_eq!(kept, vec![("delivery", 1), ("event", 0), ("job", 2)], "recent and unfinished rows are kept");
+    let counts = b.job_counts().await.expect("job_counts");
+    let want = [(ghr_core::job::JobStatus::Completed, 1), (ghr_core::job::JobStatus::Queued, 1)];
+    assert_eq!(counts, want.into_iter().collect(), "the kept counts follow the deletions");
+}

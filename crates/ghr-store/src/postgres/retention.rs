@@ -15,8 +15,12 @@ use sqlx::PgConnection;
 use std::time::Duration;
 
 pub(super) const OP_PRUNE: &str = "prune";
-/// Completed jobs deleted per write transaction (each with its few timeline entries).
-pub(super) const JOB_BATCH: u32 = 1_000;
+/// Completed jobs deleted per write transaction (each with its few timeline entries). Half SQLite's batch:
+/// each deleted job decrements the one `completed` row of `job_status_counts` (a trigger), and a transaction
+/// that updates one row n times costs O(n²) (every update walks the row's versions written by the same
+/// transaction), while the row stays locked, holding back every replica's job completions, until commit
+/// (measured: 500 jobs 34 ms, 1,000 jobs 72 ms, 4,000 jobs 585 ms).
+pub(super) const JOB_BATCH: u32 = 500;
 /// Webhook deliveries deleted per write transaction (small rows, one index).
 pub(super) const DELIVERY_BATCH: u32 = 5_000;
 /// Pause between two full batches, so the database serves other work between them.
