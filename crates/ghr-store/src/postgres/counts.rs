@@ -126,13 +126,13 @@ mod tests {
 
     #[test]
     fn waiting_predicate_matches_the_queued_partial_index() {
-        let predicate = "WHERE status = 'queued' AND tier IS NOT NULL";
-        assert!(SCHEMA.contains(&format!(
-            "jobs_queued_by_tenant_reason ON jobs (installation_id, wait_reason, received_at, job_id)\n    {predicate}"
-        )));
-        assert!(
-            super::WAITING_TOTALS_SQL.contains(predicate)
-                && super::WAITING_SQL.contains("status = 'queued' AND tier IS NOT NULL")
+        let predicate = "status = 'queued' AND tier IS NOT NULL";
+        let index = format!(
+            "jobs_queued_by_tenant_reason ON jobs (installation_id, wait_reason, received_at, job_id)\n    WHERE {predicate}"
         );
+        assert!(SCHEMA.contains(&index), "the partial index is declared as {index}");
+        for sql in [super::WAITING_TOTALS_SQL, super::WAITING_SQL] {
+            assert!(sql.contains(predicate), "{sql} repeats the index predicate");
+        }
     }
 }
