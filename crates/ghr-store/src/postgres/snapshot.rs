@@ -10,6 +10,7 @@
 //! table. Sets of ids and states are bound as arrays (`= ANY($n)`), one prepared statement for any set.
 
 use super::runners::{runner_columns, runner_from_row, state_names};
+use super::tenants::{tenant_columns, tenant_from_row};
 use crate::codec::{self, Columns, backend};
 use ghr_core::admission::{Admission, AdmissionInput, admit};
 use ghr_core::ids::{InstallationId, TierName};
@@ -21,7 +22,7 @@ use ghr_core::ports::{DemandQuery, StoreError};
 use ghr_core::reason::Reason;
 use ghr_core::runner::RunnerState;
 use ghr_core::tenant::{OrgType, Tenant};
-use rows::{job_columns, job_from_row, tenant_columns, tenant_from_row};
+use rows::{job_columns, job_from_row};
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::{PgConnection, PgPool, Postgres};
 use std::collections::{BTreeMap, BTreeSet};
@@ -350,25 +351,15 @@ fn saturate(count: i64) -> u32 {
     u32::try_from(count).unwrap_or(u32::MAX)
 }
 
-/// The tenant and job rows the snapshots read, decoded as the tenants and jobs modules store them (columns
+/// The job rows the snapshots read, decoded as the tenants and jobs modules store them (columns
 /// of the schema's `tenants` and `jobs` tables, values as in `codec`).
 mod rows {
     use crate::codec::{self, Columns};
-    use ghr_core::ids::{AccountId, InstallationId, JobId, OrgName, RunnerName, TierName};
+    use ghr_core::ids::{InstallationId, JobId, RunnerName, TierName};
     use ghr_core::job::Job;
     use ghr_core::ports::StoreError;
     use ghr_core::reason::Reason;
-    use ghr_core::tenant::{Tenant, TenantMetadata};
     use sqlx::postgres::PgRow;
-
-    /// The columns of a tenant row (see [`tenant_from_row`]).
-    macro_rules! tenant_columns {
-        () => {
-            "installation_id, org_name, org_type, status, tier, max_runners, \
-             github_account_id, sender_login, sender_id, created_at, updated_at"
-        };
-    }
-    pub(super) use tenant_columns;
 
     /// The columns of a job row (see [`job_from_row`]).
     macro_rules! job_columns {
@@ -378,26 +369,6 @@ mod rows {
         };
     }
     pub(super) use job_columns;
-
-    /// Decode a row selected with [`tenant_columns`].
-    pub(super) fn tenant_from_row(op: &'static str, row: &PgRow) -> Result<Tenant, StoreError> {
-        let c = Columns::new(op, row);
-        Ok(Tenant {
-            installation_id: InstallationId(c.unsigned("installation_id")?),
-            org_name: OrgName::new(c.text("org_name")?),
-            org_type: c.parse("org_type")?,
-            status: c.parse("status")?,
-            tier: TierName::new(c.text("tier")?),
-            max_runners: c.u32("max_runners")?,
-            created_at: c.timestamp("created_at")?,
-            updated_at: c.timestamp("updated_at")?,
-            metadata: TenantMetadata {
-                github_account_id: c.unsigned_opt("github_account_id")?.map(AccountId),
-                sender_login: c.text_opt("sender_login")?,
-                sender_id: c.unsigned_opt("sender_id")?.map(AccountId),
-            },
-        })
-    }
 
     /// Decode a row selected with [`job_columns`].
     pub(super) fn job_from_row(op: &'static str, row: &PgRow) -> Result<Job, StoreError> {

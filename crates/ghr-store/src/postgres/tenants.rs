@@ -32,6 +32,7 @@ macro_rules! tenant_columns {
          github_account_id, sender_login, sender_id, created_at, updated_at"
     };
 }
+pub(super) use tenant_columns;
 
 /// The unique index of live tenants' logins, as PostgreSQL names it in a violation.
 const ORG_UNIQUE_INDEX: &str = "tenants_live_org_unique";
