@@ -103,6 +103,9 @@ impl LeaseKeeper {
     /// Renew or take the lease every [`LeaseKeeper::renew_every`] until `stop`, then step down and give the lease
     /// up. Stop this only once the singleton work has stopped (see [`crate::reconciler::Reconciler::run`]).
     pub async fn run(&self, stop: CancellationToken) {
+        // Export both series from the start (the recorder may have been installed after `new`).
+        metrics::gauge!(m::RECONCILER_LEADER).set(if self.role().is_leader() { 1.0 } else { 0.0 });
+        metrics::counter!(m::LEASE_TAKEOVERS).increment(0);
         let mut trusted_until: Option<Instant> = None;
         loop {
             let sent = Instant::now();
