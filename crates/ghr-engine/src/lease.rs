@@ -130,13 +130,15 @@ impl LeaseKeeper {
             let Some(answer) = answer else { break };
             trusted_until = match answer {
                 Ok(state) if state.held_by(&self.replica_id) => {
-                    let until = sent + self.trusted_for();
-                    if Instant::now() < until {
-                        self.lead();
-                        Some(until)
-                    } else {
-                        self.step_down("the lease renewal returned too late to trust the lease");
-                        None
+                    match trusted_until_after(sent, Instant::now(), self.trusted_for()) {
+                        Some(until) => {
+                            self.lead();
+                            Some(until)
+                        }
+                        None => {
+                            self.step_down("the lease renewal returned too late to trust the lease");
+                            None
+                        }
                     }
                 }
                 Ok(state) => {
@@ -190,6 +192,14 @@ impl LeaseKeeper {
     }
 }
 
+/// Until when a lease granted to a request sent at `sent` and answered at `answered` may be trusted: `trusted_for`
+/// after the request was sent, since the store counted the lifetime from no earlier than that; `None` when the
+/// answer came at or after that instant (the lease may already have run out).
+fn trusted_until_after(sent: Instant, answered: Instant, trusted_for: Duration) -> Option<Instant> {
+    let until = sent + trusted_for;
+    (answered < until).then_some(until)
+}
+
 /// Sleep until `deadline`, or forever without one.
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
@@ -234,6 +244,22 @@ mod tests {
             .unwrap_or_else(|_| panic!("{} did not become {role:?} within {BOUND:?}", keeper.replica_id()))
             .expect("the keeper is alive");
         started.elapsed()
+    }
+
+    #[tokio::test]
+    async fn a_grant_is_trusted_from_when_it_was_asked_for_and_not_at_all_when_it_comes_back_too_late() {
+        let k = LeaseKeeper::new(
+            Arc::new(SqliteStore::open_in_memory().await.expect("a store")),
+            Arc::new(SystemClock),
+            "a".into(),
+            Duration::from_secs(15),
+        );
+        assert_eq!((k.renew_every(), k.trusted_for()), (Duration::from_secs(5), Duration::from_secs(12)));
+        let sent = Instant::now();
+        let trusted = k.trusted_for();
+        assert_eq!(trusted_until_after(sent, sent + Duration::from_millis(30), trusted), Some(sent + trusted));
+        assert_eq!(trusted_until_after(sent, sent + trusted, trusted), None, "answered as trust ran out");
+        assert_eq!(trusted_until_after(sent, sent + Duration::from_secs(20), trusted), None, "after the lease's end");
     }
 
     #[tokio::test]
