@@ -1,9 +1,13 @@
 //! Several replicas on one SQLite file: one reconciler leader at a time, standbys that never run a pass, a
 //! graceful handover within one renewal, a crashed leader replaced within its lease's lifetime and a renewal,
-//! `/readyz` naming each replica's role, and the leader gauge and takeover counter on `/metrics`.
+//! `/readyz` naming each replica's role, a pass abandoned when the lease cannot be renewed, and the leader gauge
+//! and takeover counter on `/metrics`.
 
 mod support;
 
+use async_trait::async_trait;
+use ghr_core::ids::InstanceId;
+use ghr_core::ports::{Instance, LaunchRequest, Provider, ProviderError};
 use ghr_engine::Ports;
 use ghr_engine::assembly::Engine;
 use ghr_engine::lease::Role;
@@ -13,6 +17,7 @@ use ghr_store::SqliteStore;
 use reqwest::Method;
 use serde_json::Value;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use support::provider::RecordingProvider;
 use support::{Harness, github_client};
@@ -140,4 +145,78 @@ async fn the_leader_gauge_and_the_takeover_counter_are_exported() {
     };
     assert_eq!(value(ghr_engine::metrics::RECONCILER_LEADER), "1");
     assert_eq!(value(ghr_engine::metrics::LEASE_TAKEOVERS), "1");
+}
+
+/// A provider whose instance listing never answers (the reconciler's pass hangs in it); it notes when a listing
+/// starts and when the waiting listing is dropped.
+#[derive(Default)]
+struct HangingProvider {
+    inner: RecordingProvider,
+    listing: AtomicBool,
+    abandoned: Arc<AtomicBool>,
+}
+
+/// Sets its flag when dropped.
+struct DropFlag(Arc<AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl Provider for HangingProvider {
+    fn name(&self) -> &'static str {
+        "hanging"
+    }
+
+    async fn launch(&self, request: LaunchRequest) -> Result<Instance, ProviderError> {
+        self.inner.launch(request).await
+    }
+
+    async fn terminate(&self, id: &InstanceId) -> Result<(), ProviderError> {
+        self.inner.terminate(id).await
+    }
+
+    async fn list(&self) -> Result<Vec<Instance>, ProviderError> {
+        let _flag = DropFlag(self.abandoned.clone());
+        self.listing.store(true, Ordering::SeqCst);
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn a_pass_under_way_is_abandoned_when_the_lease_cannot_be_renewed() {
+    // The first server only provides the database file and the GitHub emulator; it stops at once.
+    let first = Harness::start_with(replica("replica-first")).await;
+    first.server.shutdown().await;
+    let store = Arc::new(SqliteStore::open(&first.db.display().to_string()).await.expect("opening the store"));
+    let provider = Arc::new(HangingProvider::default());
+    let ports = Ports::new(store.clone(), Arc::new(github_client(&first.github)), provider.clone());
+    let mut settings = EngineSettings::from_config(&ghr_config::Config::builtin());
+    replica("replica-stuck")(&mut settings);
+    let reconciler = Engine::assemble(&ports, Arc::new(settings)).reconciler;
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(reconciler.clone().run(stop.clone()));
+    until_role(&reconciler, Role::Leader).await;
+    let deadline = Instant::now() + ROLE_DEADLINE;
+    while !provider.listing.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "the leader's pass never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // Every renewal fails from now on: the leader steps down before its lease could run out, and the pass
+    // under way stops where it is.
+    store.close().await;
+    let took = until_role(&reconciler, Role::Standby).await;
+    assert!(took < TTL + SLACK, "the leader stepped down after {took:?}");
+    let deadline = Instant::now() + ROLE_DEADLINE;
+    while !provider.abandoned.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "the pass went on without the lease");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(reconciler.last_report().is_none(), "the abandoned pass reported nothing");
+    stop.cancel();
+    task.await.expect("the reconciler stops");
 }
