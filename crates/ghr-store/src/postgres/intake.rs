@@ -1,10 +1,11 @@
 //! Webhook intake on PostgreSQL: a batch of deliveries applied in one write transaction (group commit),
 //! with webhooks of one burst reaching any replica.
 //!
-//! The transaction first takes transaction-scoped advisory locks on every key the batch touches (its job
-//! ids, delivery ids and runner names, hashed within this schema) in one global order: two batches that share
-//! keys, on one replica or two, then queue behind each other instead of deadlocking on rows they would
-//! otherwise lock in different orders. Each delivery then runs under its own `SAVEPOINT`:
+//! The transaction first locks the per-status job counts (`jobs::lock_counts`): every transaction that
+//! changes a job's status holds them until it commits anyway, and taking them first and in one order keeps
+//! batches (on one replica or several) from deadlocking on them or on the job rows locked after them, so
+//! batches that change jobs commit one after the other, across replicas. Each delivery then runs under its
+//! own `SAVEPOINT`:
 //!
 //! 1. record the delivery (`ON CONFLICT DO NOTHING` is the deduplication: an id another replica is inserting
 //!    right now makes this wait for that transaction, then counts as a duplicate) and, in the same statement,
@@ -14,10 +15,10 @@
 //!    winner's row);
 //! 3. bind the runner GitHub names, when the job moved.
 //!
-//! A delivery that fails is rolled back to its savepoint alone and its batch-mates
-//! commit. A failure that aborts the whole transaction (a deadlock or serialization failure with some other
-//! writer, `write::is_conflict`) is not one delivery's fault: it aborts the attempt, and the whole batch is
-//! run again by the writer. Outcomes are returned only after the commit, so an `Ok` is durable.
+//! A delivery that fails is rolled back to its savepoint alone and its batch-mates commit. A failure that
+//! aborts the whole transaction (a deadlock or serialization failure with some other writer,
+//! `write::is_conflict`) is not one delivery's fault: it aborts the attempt, and the writer runs the whole
+//! batch again. Outcomes are returned only after the commit, so an `Ok` is durable.
 //!
 //! When the transaction itself cannot commit (the connection is lost, conflicts outlast the retries), every
 //! delivery is tried alone, so each learns its own fate; that happens only on failure.
@@ -33,12 +34,6 @@ use std::sync::Arc;
 
 pub(super) const OP_INTAKE: &str = "intake_jobs";
 
-/// Lock the batch's keys in the order of their hashes (the inner `ORDER BY` is not flattened into the
-/// outer query, so the locks are taken in that order). The first key of each lock is the schema's hash, so
-/// deployments sharing a database in other schemas meet only on a hash collision (a wait, never a wrong
-/// result); a collision among one batch's keys merely takes one lock for both.
-const LOCK_KEYS: &str = "SELECT count(pg_advisory_xact_lock(hashtext(current_schema()), key)) \
-     FROM (SELECT DISTINCT hashtext(name) AS key FROM unnest($1::TEXT[]) AS name ORDER BY key) AS keys";
 const SAVEPOINT: &str = "SAVEPOINT ghr_intake_item";
 const RELEASE: &str = "RELEASE SAVEPOINT ghr_intake_item";
 const ROLLBACK_TO: &str = "ROLLBACK TO SAVEPOINT ghr_intake_item";
@@ -84,7 +79,7 @@ async fn attempt(writer: &Writer, items: Arc<Vec<JobIntake>>) -> Result<Outcomes
 /// The body of the batch's transaction: each item under its savepoint. Err aborts the transaction (a
 /// conflict, or a savepoint that could not be rolled back); an item's own failure is its outcome.
 async fn apply_all(conn: &mut PgConnection, items: &[JobIntake]) -> Result<Outcomes, StoreError> {
-    lock_keys(conn, items).await?;
+    jobs::lock_counts(conn, OP_INTAKE).await?;
     let mut outcomes = Vec::with_capacity(items.len());
     for item in items {
         statement(conn, SAVEPOINT).await?;
@@ -107,27 +102,6 @@ async fn apply_all(conn: &mut PgConnection, items: &[JobIntake]) -> Result<Outco
         }
     }
     Ok(outcomes)
-}
-
-async fn lock_keys(conn: &mut PgConnection, items: &[JobIntake]) -> Result<(), StoreError> {
-    let keys = lock_names(items);
-    sqlx::query(LOCK_KEYS).bind(keys).execute(&mut *conn).await.map_err(backend(OP_INTAKE))?;
-    Ok(())
-}
-
-/// The names of what the batch writes: deliveries, jobs and runners, each kind with its own prefix.
-fn lock_names(items: &[JobIntake]) -> Vec<String> {
-    let mut names = Vec::with_capacity(items.len() * 2);
-    for item in items {
-        names.push(format!("delivery:{}", item.delivery.delivery_id.as_str()));
-        if let Some(change) = &item.job {
-            names.push(format!("job:{}", change.observation.job_id.0));
-            if let Some(binding) = &change.runner {
-                names.push(format!("runner:{}", binding.name.as_str()));
-            }
-        }
-    }
-    names
 }
 
 async fn statement(conn: &mut PgConnection, sql: &'static str) -> Result<(), StoreError> {
@@ -191,49 +165,4 @@ async fn apply_item(conn: &mut PgConnection, item: &JobIntake) -> Result<JobInta
         _ => None,
     };
     Ok(JobIntakeOutcome::Recorded { job: Some(observation.job_id), change: Some(job_change), runner })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ghr_core::ids::{DeliveryId, InstallationId, JobId, RunnerName};
-    use ghr_core::intake::{JobIntakeChange, RunnerBinding};
-    use ghr_core::job::{JobObservation, JobStatus};
-    use ghr_core::ports::DeliveryRecord;
-    use ghr_core::runner::RunnerState;
-
-    #[test]
-    fn every_key_a_batch_writes_is_locked() {
-        let at = chrono::DateTime::from_timestamp(0, 0).expect("the epoch");
-        let observation = JobObservation {
-            job_id: JobId(7),
-            installation_id: InstallationId(1),
-            repository: "acme/app".to_owned(),
-            labels: Vec::new(),
-            tier: None,
-            status: JobStatus::InProgress,
-            conclusion: None,
-            runner_name: Some(RunnerName::from("ghr-1")),
-            queued_at: None,
-            started_at: None,
-            completed_at: None,
-            observed_at: at,
-        };
-        let delivery = |id: &str| DeliveryRecord {
-            delivery_id: DeliveryId::from(id),
-            event: "workflow_job".to_owned(),
-            action: None,
-            installation_id: None,
-            received_at: at,
-        };
-        let runner = Some(RunnerBinding { name: RunnerName::from("ghr-1"), state: RunnerState::Busy });
-        let items = [
-            JobIntake {
-                delivery: delivery("d1"),
-                job: Some(JobIntakeChange { observation, initial_wait_reason: None, runner }),
-            },
-            JobIntake { delivery: delivery("ping"), job: None },
-        ];
-        assert_eq!(lock_names(&items), vec!["delivery:d1", "job:7", "runner:ghr-1", "delivery:ping"]);
-    }
 }

@@ -33,6 +33,15 @@ macro_rules! job_columns {
     };
 }
 
+/// Lock the rows of `job_status_counts` named by `$1`, in that order; the count of rows locked.
+const LOCK_COUNTS: &str = "SELECT count(*) FROM ( \
+         SELECT counts.status FROM unnest($1::TEXT[]) WITH ORDINALITY AS wanted (status, ord) \
+         JOIN job_status_counts AS counts ON counts.status = wanted.status \
+         ORDER BY wanted.ord FOR UPDATE OF counts) AS locked";
+/// The count rows of `$1` that do not exist yet, at zero (once in a database's life).
+const ADD_COUNTS: &str = "INSERT INTO job_status_counts (status, n) SELECT status, 0 FROM unnest($1::TEXT[]) AS status \
+     ON CONFLICT (status) DO NOTHING";
+
 /// The job's status, its row locked until the transaction ends (no row: the job is unknown).
 const LOCK: &str = "SELECT status FROM jobs WHERE job_id = $1 FOR UPDATE";
 
@@ -64,8 +73,30 @@ const ADVANCE: &str = "WITH moved AS ( \
 /// Record an observation inside the caller's write transaction.
 pub(super) async fn observe(conn: &mut PgConnection, obs: JobObservation) -> Result<JobChange, StoreError> {
     let key = codec::id(OP_OBSERVE, "job id", obs.job_id.0)?;
+    lock_counts(conn, OP_OBSERVE).await?;
     let current = lock(conn, key, OP_OBSERVE).await?;
     merge(conn, key, current, &obs, None, OP_OBSERVE).await
+}
+
+/// Lock the per-status job counts, in status order, before any job row: call it first in every transaction
+/// that may change a job's status.
+///
+/// Each such change updates two of these rows (the triggers of the first migration) and holds them until
+/// commit, so the transactions that change statuses queue on them whatever else they touch. A transaction
+/// that changed several jobs would otherwise take them in the order of its changes (`completed` for one job,
+/// then `queued` for the next) and deadlock with one that went the other way, each deadlock costing the
+/// server's `deadlock_timeout` before a retry. Taken up front and in one order, they make every such
+/// transaction wait for the one ahead instead; job rows are locked after them, so no cycle goes through a
+/// job row either.
+pub(super) async fn lock_counts(conn: &mut PgConnection, op: &'static str) -> Result<(), StoreError> {
+    let statuses: Vec<&str> = JobStatus::ALL.iter().map(|status| status.as_str()).collect();
+    let locked: i64 =
+        sqlx::query_scalar(LOCK_COUNTS).bind(&statuses).fetch_one(&mut *conn).await.map_err(backend(op))?;
+    if usize::try_from(locked).unwrap_or(0) < statuses.len() {
+        sqlx::query(ADD_COUNTS).bind(&statuses).execute(&mut *conn).await.map_err(backend(op))?;
+        sqlx::query(LOCK_COUNTS).bind(&statuses).execute(&mut *conn).await.map_err(backend(op))?;
+    }
+    Ok(())
 }
 
 /// Lock the job's row and read its status (None when the job is unknown).
