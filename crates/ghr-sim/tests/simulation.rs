@@ -1,8 +1,9 @@
 //! The randomized simulation as a test: `GHR_SIM_SEEDS` seeds (default [`DEFAULT_SEEDS`]) starting at
 //! `GHR_SIM_FIRST_SEED` (default 0), spread over [`SHARDS`] test functions so they run in parallel.
 //! Two more shards run long seeds ([`LONG_STEPS`] steps each). A failure names its seed and the command that
-//! replays it.
+//! replays it. `GHR_SIM_STORE=postgres` runs them on PostgreSQL (see `ghr_sim::backend`).
 
+use ghr_sim::backend::SimBackend;
 use ghr_sim::{RunOptions, run_seed};
 
 /// Seeds run by default (CI).
@@ -22,6 +23,11 @@ fn env_number(name: &str, default: u64) -> u64 {
     }
 }
 
+/// The store the seeds run on (`GHR_SIM_STORE`), for the summary lines.
+fn store() -> SimBackend {
+    SimBackend::from_env().unwrap_or_else(|e| panic!("{e}"))
+}
+
 async fn shard(index: u64) {
     let first = env_number("GHR_SIM_FIRST_SEED", 0);
     let count = env_number("GHR_SIM_SEEDS", DEFAULT_SEEDS);
@@ -32,7 +38,11 @@ async fn shard(index: u64) {
         }
         ran += 1;
     }
-    println!("simulation shard {index}/{SHARDS}: {ran} seeds passed (seeds {first}..{} in all)", first + count);
+    println!(
+        "simulation shard {index}/{SHARDS} on {}: {ran} seeds passed (seeds {first}..{} in all)",
+        store(),
+        first + count
+    );
 }
 
 async fn long_shard(index: u64) {
@@ -42,7 +52,7 @@ async fn long_shard(index: u64) {
             panic!("{error}");
         }
     }
-    println!("simulation long shard {index}: {LONG_SEEDS_PER_SHARD} seeds of {LONG_STEPS} steps passed");
+    println!("simulation long shard {index} on {}: {LONG_SEEDS_PER_SHARD} seeds of {LONG_STEPS} steps passed", store());
 }
 
 #[tokio::test]
