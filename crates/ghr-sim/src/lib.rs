@@ -171,3 +171,24 @@ fn record(trace: &mut Vec<String>, print: bool, step: u32, text: &str) {
     }
     trace.push(line);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_replay_command_names_the_store() {
+        let violation = |store| SimError::Violation {
+            seed: 7,
+            store,
+            steps: 120,
+            step: 3,
+            violation: "two runners for one slot".to_owned(),
+            trace: Vec::new(),
+        };
+        let text = violation(SimBackend::Postgres).to_string();
+        assert!(text.contains("replay: GHR_SIM_STORE=postgres cargo run -p ghr-sim -- --seed 7 --steps 120"), "{text}");
+        let text = violation(SimBackend::Sqlite).to_string();
+        assert!(text.contains("replay: GHR_SIM_STORE=sqlite cargo run"), "{text}");
+    }
+}
