@@ -6,6 +6,9 @@
 //! the race to a concurrent one (which it waits for) locks the winner's row instead. The merge (does the
 //! status move forward?) is then decided on the latest committed state while the row is held, so two
 //! replicas never both move a job, and no transition is lost or logged twice.
+//!
+//! Before any job row, such a transaction locks the per-status count rows in status order
+//! ([`lock_counts`]), so transactions that change statuses queue rather than deadlock.
 
 use crate::WAIT_CLEARED_DETAIL;
 use crate::codec::{self, Columns, backend};
