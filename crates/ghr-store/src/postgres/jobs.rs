@@ -35,6 +35,7 @@ macro_rules! job_columns {
          received_at, queued_at, started_at, completed_at, updated_at"
     };
 }
+pub(super) use job_columns;
 
 /// Lock the rows of `job_status_counts` named by `$1`, in that order; the count of rows locked.
 const LOCK_COUNTS: &str = "SELECT count(*) FROM ( \
