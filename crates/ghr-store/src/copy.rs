@@ -100,7 +100,7 @@ pub enum CopyError {
 /// One end of a copy, opened.
 enum Opened {
     Sqlite(SqliteStore, String),
-    Postgres(PgStore),
+    Postgres(Box<PgStore>),
 }
 
 impl Opened {
@@ -201,7 +201,9 @@ async fn copy_between(source: &Opened, target: &Opened) -> Result<(Vec<TableCoun
 async fn open_source(url: &str, options: &StoreOptions) -> Result<Opened, CopyError> {
     let failed = |source| CopyError::Source { url: url.to_owned(), source };
     match StoreKind::of(url) {
-        StoreKind::Postgres => Ok(Opened::Postgres(PgStore::open(url, &options.postgres).await.map_err(failed)?)),
+        StoreKind::Postgres => {
+            Ok(Opened::Postgres(Box::new(PgStore::open(url, &options.postgres).await.map_err(failed)?)))
+        }
         StoreKind::Sqlite => {
             let location = SqliteLocation::parse(url);
             if let SqliteLocation::File(path) | SqliteLocation::ReadOnlyFile(path) = &location
@@ -221,7 +223,7 @@ async fn open_target(url: &str, options: &StoreOptions) -> Result<(Opened, Migra
             let location = PgLocation::parse(url)
                 .map_err(|e| failed(StoreError::Backend { op: "copy_open", source: Box::new(e) }))?;
             let (store, migrated) = PgStore::migrate(location, &options.postgres).await.map_err(failed)?;
-            Ok((Opened::Postgres(store), migrated))
+            Ok((Opened::Postgres(Box::new(store)), migrated))
         }
         StoreKind::Sqlite => {
             let (store, migrated) = SqliteStore::open_migrated(SqliteLocation::parse(url)).await.map_err(failed)?;
