@@ -4,9 +4,10 @@
 //! The schemas mirror each other column for column, so the copy is table-driven (`tables.rs`): each table
 //! is read in key order a page at a time from one snapshot of the source and inserted in multi-row
 //! statements into the target, all in **one** target transaction. Before it commits, the copy checks per
-//! table that the target holds as many rows as the source snapshot, that the target's trigger-kept status
-//! counts equal a recount, and moves PostgreSQL's sequences past the copied ids; any failure rolls the whole
-//! copy back, so the target is either a full copy or untouched.
+//! table that the target holds as many rows as the source snapshot, that the target's status counts (kept by
+//! SQLite's triggers as rows are inserted; rebuilt from a recount on PostgreSQL, whose per-row count triggers
+//! are quadratic in one bulk transaction) equal a recount, and moves PostgreSQL's sequences past the copied
+//! ids; any failure rolls the whole copy back, so the target is either a full copy or untouched.
 
 mod backend;
 mod tables;
@@ -184,6 +185,7 @@ async fn copy_between(source: &Opened, target: &Opened) -> Result<(Vec<TableCoun
         return Err(CopyError::CountMismatch { table: bad.table, source_rows: bad.source, target_rows: bad.target });
     }
     let verify = |source| CopyError::Table { table: "(verification)", source };
+    into.rebuild_status_counts().await.map_err(verify)?;
     if let Some(drift) = into.status_count_drift().await.map_err(verify)?.into_iter().next() {
         return Err(CopyError::StatusCounts(drift));
     }

@@ -81,7 +81,14 @@ async fn sqlite_to_postgres_and_back_keeps_every_record() {
     let mut expected: Vec<(String, i64)> =
         before.job_counts.iter().map(|(status, n)| (status.as_str().to_owned(), *n as i64)).collect();
     expected.sort();
-    assert_eq!(job_counts, expected, "the job counts were rebuilt by the target's triggers");
+    assert_eq!(job_counts, expected, "the job counts were rebuilt on the target");
+    let disabled: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_trigger WHERE tgrelid IN ('jobs'::regclass, 'tenants'::regclass)          AND NOT tgisinternal AND tgenabled <> 'O'",
+    )
+    .fetch_one(pg.pool())
+    .await
+    .unwrap();
+    assert_eq!(disabled, 0, "the count and wake triggers are on again after the copy");
     pg.close().await;
 
     let back = sqlite_url(dir.path(), "back.db");

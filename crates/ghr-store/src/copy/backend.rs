@@ -78,7 +78,32 @@ impl End {
         let names = tables.iter().map(|t| t.name).collect::<Vec<_>>().join(", ");
         let lock = format!("LOCK TABLE {names} IN SHARE ROW EXCLUSIVE MODE");
         sqlx::query(AssertSqlSafe(lock)).execute(&mut *tx).await.map_err(backend(OP_WRITE))?;
+        // The count triggers update one row per status for every inserted row; in one transaction each update
+        // adds a version of that row that the next one walks past, so a bulk insert under them is quadratic
+        // (100,000 jobs: 3 minutes, against 1 s without). They are switched off for this transaction only
+        // (ALTER TABLE is transactional; foreign keys are not user triggers and stay checked) and the counts
+        // rebuilt from one recount each before commit (`rebuild_status_counts`).
+        for &(_, counted) in STATUS_COUNTS {
+            let disable = format!("ALTER TABLE {counted} DISABLE TRIGGER USER");
+            sqlx::query(AssertSqlSafe(disable)).execute(&mut *tx).await.map_err(backend(OP_WRITE))?;
+        }
         Ok(End::Postgres(tx))
+    }
+
+    /// PostgreSQL: rebuild each trigger-kept count table from a recount and switch its triggers back on (see
+    /// `postgres_target`). SQLite's triggers counted every inserted row already (an update in place there).
+    pub(super) async fn rebuild_status_counts(&mut self) -> Result<(), StoreError> {
+        let End::Postgres(tx) = self else { return Ok(()) };
+        for &(counts, counted) in STATUS_COUNTS {
+            for sql in [
+                format!("DELETE FROM {counts}"),
+                format!("INSERT INTO {counts} (status, n) SELECT status, COUNT(*) FROM {counted} GROUP BY status"),
+                format!("ALTER TABLE {counted} ENABLE TRIGGER USER"),
+            ] {
+                sqlx::query(AssertSqlSafe(sql)).execute(&mut **tx).await.map_err(backend(OP_WRITE))?;
+            }
+        }
+        Ok(())
     }
 
     fn placeholders(&self) -> Placeholders {

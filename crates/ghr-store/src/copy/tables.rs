@@ -1,8 +1,8 @@
 //! What `ghr store copy` moves: the tables that hold records, each with its typed columns in the order both
 //! backends declare them, and the SQL that pages through and inserts them (placeholders per backend).
 //!
-//! Not copied: the count tables (`job_status_counts`, `tenant_status_counts`: the target's triggers rebuild
-//! them as rows are inserted, and the copy checks them against a recount), `leases` (they name processes of
+//! Not copied: the count tables (`job_status_counts`, `tenant_status_counts`: rebuilt on the target, and
+//! checked against a recount), `leases` (they name processes of
 //! the old deployment; replicas take fresh ones), `store_health` (a per-store probe counter) and the
 //! PostgreSQL-only `reserve_lock` row.
 

@@ -60,7 +60,7 @@ fn render_copy(report: &CopyReport) -> String {
         report.sequences.iter().map(|s| format!("{}.{} continues at {}", s.table, s.column, s.next)).collect();
     let total: u64 = report.tables.iter().map(|c| c.target).sum();
     out.push_str(&format!(
-        "\n{}\njob and tenant status counts rebuilt by the target's triggers match a recount\ncopied and verified: {total} \
+        "\n{}\njob and tenant status counts on the target match a recount\ncopied and verified: {total} \
          rows in {} tables from {}\n",
         sequences.join(", "),
         report.tables.len(),
