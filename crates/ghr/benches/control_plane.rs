@@ -91,8 +91,12 @@ struct Bench {
 
 async fn start() -> Bench {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store =
-        ghr_store::open_store(&format!("sqlite://{}", dir.path().join("bench.db").display())).await.expect("store");
+    let store = ghr_store::open_store(
+        &format!("sqlite://{}", dir.path().join("bench.db").display()),
+        &ghr_store::StoreOptions::default(),
+    )
+    .await
+    .expect("store");
     let emulator = GithubEmulator::start(EmulatorConfig { rate_limit_per_hour: u32::MAX, ..EmulatorConfig::default() })
         .await
         .expect("emulator");

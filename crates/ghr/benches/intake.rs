@@ -249,8 +249,12 @@ struct Server {
 
 async fn start_server(github_url: String, app_id: u64) -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store =
-        ghr_store::open_store(&format!("sqlite://{}", dir.path().join("ghr.db").display())).await.expect("store");
+    let store = ghr_store::open_store(
+        &format!("sqlite://{}", dir.path().join("ghr.db").display()),
+        &ghr_store::StoreOptions::default(),
+    )
+    .await
+    .expect("store");
     let mut client = GithubClientConfig::new(AppCredentials {
         app_id,
         private_key_pem: SecretString::from(ghr_testkit::TEST_APP_PRIVATE_KEY_PEM),
