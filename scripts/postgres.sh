@@ -3,7 +3,9 @@
 #
 #   scripts/postgres.sh start   initdb a cluster in a scratch directory (once), start it on 127.0.0.1, wait
 #                               until it answers, print the export line for the tests
-#   scripts/postgres.sh stop    stop the server started by `start` and remove its directory
+#   scripts/postgres.sh stop    stop the server `start` started and remove its directory (a server that was
+#                               already running when `start` was called is left alone: it prints
+#                               GHR_TEST_POSTGRES_STARTED=1 only when it started one)
 #   scripts/postgres.sh status  say whether it is running
 #
 # `initdb` refuses to run as root, so as root the cluster is created and run by the `postgres` user (or the
@@ -47,6 +49,7 @@ start() {
     if [[ -f "$dir/PG_VERSION" ]] && answers; then
         say "PostgreSQL already running in $dir on port $port"
         printf 'export GHR_TEST_POSTGRES_URL=%s\n' "$url"
+        printf 'export GHR_TEST_POSTGRES_STARTED=0\n'
         return 0
     fi
     if [[ ! -f "$dir/PG_VERSION" ]]; then
@@ -65,6 +68,7 @@ start() {
         -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" \
         start >&2 || die "PostgreSQL did not start; see $dir/server.log"
     printf 'export GHR_TEST_POSTGRES_URL=%s\n' "$url"
+    printf 'export GHR_TEST_POSTGRES_STARTED=1\n'
 }
 
 stop() {

@@ -54,7 +54,8 @@ trap cleanup EXIT
 if [[ -z "${GHR_TEST_POSTGRES_URL:-}" ]]; then
     step "PostgreSQL for the PostgreSQL store's tests (scripts/postgres.sh)"
     eval "$(scripts/postgres.sh start)"
-    started_postgres=1
+    # Stop it at the end only if this run started it (one that was already running belongs to someone else).
+    [[ "${GHR_TEST_POSTGRES_STARTED:-0}" == 1 ]] && started_postgres=1
 fi
 export GHR_TEST_POSTGRES_URL
 

@@ -62,9 +62,18 @@ async fn healthz() -> Response {
 /// It also names this replica and its part in the singleton work (`leader` runs the reconciler, `standby` waits
 /// for the lease); readiness does not depend on it: a standby takes webhooks like the leader.
 async fn readyz(State(app): State<AppState>) -> Response {
-    let (status, mut body) = match app.store.check_writable().await {
-        Ok(()) => (StatusCode::OK, json!({ "status": "ready" })),
-        Err(error) => {
+    let check = tokio::time::timeout(READINESS_TIMEOUT, app.store.check_writable()).await;
+    let (status, mut body) = match check {
+        Ok(Ok(())) => (StatusCode::OK, json!({ "status": "ready" })),
+        Err(_elapsed) => {
+            tracing::warn!(timeout = ?READINESS_TIMEOUT, "readiness check: the store did not answer in time");
+            let detail = format!("the store did not answer a test write within {READINESS_TIMEOUT:?}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({ "status": "store unavailable", "reason": STORE_TIMEOUT, "detail": detail }),
+            )
+        }
+        Ok(Err(error)) => {
             tracing::warn!(error = %ghr_engine::error::ErrorChain(&error), "readiness check failed");
             let (reason, detail) = match &error {
                 StoreError::Unavailable { reason, .. } => (reason.code(), format!("the database {reason}")),
@@ -87,6 +96,12 @@ async fn readyz(State(app): State<AppState>) -> Response {
 
 /// `/readyz` reason when the test write failed for another reason than [`StoreError::Unavailable`].
 const STORE_WRITE_FAILED: &str = "write_failed";
+/// `/readyz` reason when the test write did not finish within [`READINESS_TIMEOUT`].
+const STORE_TIMEOUT: &str = "timeout";
+/// How long readiness waits for the store's test write: a load balancer's health check gives up after a few
+/// seconds, and a replica whose database does not answer (down, unreachable, pool exhausted) must say 503 before
+/// that, not hang.
+pub const READINESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, axum::Json(json!({ "error": "not_found", "message": "no such route" }))).into_response()

@@ -25,6 +25,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listen = addr(&config, "server.listen", &config.raw.server.listen)?;
     let metrics_listen = addr(&config, "server.metrics_listen", &config.raw.server.metrics_listen)?;
     let store = wiring::store(&config).await?;
+    if ghr_store::is_postgres_url(&config.raw.store.url)
+        && config.raw.provider.kind == ghr_config::ProviderKind::Process
+    {
+        tracing::warn!(
+            state_dir = %config.raw.provider.process.state_dir.display(),
+            "the process provider keeps its runners on this host: every replica sharing this PostgreSQL store must \
+             run on this host with the same provider.process.state_dir, or replicas take each other's runners for \
+             vanished instances and free their slots while they still run"
+        );
+    }
     require_writable(&config, store.as_ref()).await?;
     let github = wiring::github(&config)?;
     let provider = wiring::provider(&config).await?;

@@ -55,6 +55,9 @@ pub const SCHEMA_PARAM: &str = "schema";
 /// writer in wake-ups and in `pg_stat_activity`.
 const APPLICATION_NAME_PREFIX: &str = "ghr";
 
+/// Connections the wake feed holds (its `LISTEN` connection comes from the pool and stays out of it).
+const WAKE_FEED_CONNECTIONS: u32 = 1;
+
 /// Pool settings of a PostgreSQL store (`[store.pool]` in `ghr.toml`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PgSettings {
@@ -97,14 +100,21 @@ impl PgLocation {
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let mut schema = DEFAULT_SCHEMA.to_owned();
         let mut kept = Vec::new();
+        let mut named = false;
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
-                Some((SCHEMA_PARAM, value)) => schema = value.to_owned(),
+                Some((SCHEMA_PARAM, _)) if named => {
+                    return Err(bad(format!("`{SCHEMA_PARAM}` is given more than once: name one schema")));
+                }
+                Some((SCHEMA_PARAM, value)) => {
+                    schema = value.to_owned();
+                    named = true;
+                }
                 _ => kept.push(pair),
             }
         }
-        if !is_identifier(&schema) {
-            return Err(bad(format!("schema {schema:?} is not a plain identifier (letters, digits, _)")));
+        if let Err(why) = check_schema_name(&schema) {
+            return Err(bad(why));
         }
         let rebuilt = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
         let options = PgConnectOptions::from_str(&rebuilt).map_err(|e| bad(e.to_string()))?;
@@ -118,8 +128,8 @@ impl PgLocation {
 
     /// The same database, another schema (tests: a fresh schema per store).
     pub fn with_schema(mut self, schema: &str) -> Result<Self, BadUrl> {
-        if !is_identifier(schema) {
-            return Err(BadUrl { url: self.described, why: format!("schema {schema:?} is not a plain identifier") });
+        if let Err(why) = check_schema_name(schema) {
+            return Err(BadUrl { url: self.described, why });
         }
         schema.clone_into(&mut self.schema);
         Ok(self)
@@ -136,11 +146,24 @@ pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
-fn is_identifier(name: &str) -> bool {
-    !name.is_empty()
+/// A schema name ghr accepts: a lower-case identifier (PostgreSQL folds unquoted names to lower case, so
+/// `GHR` and `ghr` would name one schema in some statements and two in others), at most 63 bytes, and not one of
+/// PostgreSQL's own schemas.
+fn check_schema_name(name: &str) -> Result<(), String> {
+    let plain = !name.is_empty()
         && name.len() <= 63
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if !plain {
+        return Err(format!(
+            "schema {name:?} is not a plain lower-case identifier (a-z, 0-9 and _, not starting with a digit, at \
+             most 63 characters)"
+        ));
+    }
+    if name.starts_with("pg_") || name == "information_schema" {
+        return Err(format!("schema {name:?} is one of PostgreSQL's own: name a schema of ghr's"));
+    }
+    Ok(())
 }
 
 /// The URL with its password replaced by `***`.
@@ -193,7 +216,8 @@ impl PgStore {
         let options =
             location.options.clone().application_name(&origin).options([("search_path", location.schema.as_str())]);
         let pool = PgPoolOptions::new()
-            .max_connections(settings.max_connections)
+            // The wake feed's listener holds one pooled connection for the store's life, on top of the work's.
+            .max_connections(settings.max_connections.saturating_add(WAKE_FEED_CONNECTIONS))
             .min_connections(settings.min_connections)
             .acquire_timeout(settings.acquire_timeout)
             .connect_with(options)
@@ -477,8 +501,13 @@ mod tests {
         assert_eq!(location.schema(), "prod_1");
         assert!(!location.described.contains("secret"), "{}", location.described);
         assert_eq!(PgLocation::parse("postgresql://localhost/ghr").unwrap().schema(), DEFAULT_SCHEMA);
-        let bad = PgLocation::parse("postgres://localhost/ghr?schema=a;drop").unwrap_err().to_string();
-        assert!(bad.contains("plain identifier"), "{bad}");
+        for refused in ["a;drop", "Mixed", "GHR", "information_schema", "pg_catalog", "1st", ""] {
+            let url = format!("postgres://localhost/ghr?schema={refused}");
+            assert!(PgLocation::parse(&url).is_err(), "{url} should be refused");
+        }
+        let twice = PgLocation::parse("postgres://localhost/ghr?schema=ghr&schema=public").unwrap_err().to_string();
+        assert!(twice.contains("more than once"), "{twice}");
+        assert_eq!(PgLocation::parse("postgres://localhost/ghr?schema=ghr_prod_2").unwrap().schema(), "ghr_prod_2");
         assert!(is_postgres_url("postgres://x/y") && !is_postgres_url("sqlite://ghr.db"));
     }
 }

@@ -12,6 +12,7 @@
 use super::jobs::{job_columns, job_from_row};
 use super::runners::{runner_columns, runner_from_row, state_names};
 use super::tenants::{tenant_columns, tenant_from_row};
+use super::write::Checkout;
 use crate::codec::{self, Columns, backend};
 use ghr_core::admission::{Admission, AdmissionInput, admit};
 use ghr_core::ids::{InstallationId, TierName};
@@ -23,6 +24,7 @@ use ghr_core::ports::{DemandQuery, StoreError};
 use ghr_core::reason::Reason;
 use ghr_core::runner::RunnerState;
 use ghr_core::tenant::{OrgType, Tenant};
+use sqlx::Connection;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::{PgConnection, PgPool, Postgres};
 use std::collections::{BTreeMap, BTreeSet};
@@ -42,7 +44,8 @@ fn id_array(ids: &BTreeSet<InstallationId>) -> Vec<i64> {
 /// Demand and supply of some tenants (see `Store::demand_snapshot`).
 pub(super) async fn demand(pool: &PgPool, query: DemandQuery) -> Result<DemandSnapshot, StoreError> {
     let op = OP_DEMAND;
-    let mut tx = pool.begin_with(BEGIN_SNAPSHOT).await.map_err(backend(op))?;
+    let mut checkout = Checkout::acquire(pool, op).await?;
+    let mut tx = checkout.connection().begin_with(BEGIN_SNAPSHOT).await.map_err(backend(op))?;
     let conn = &mut *tx;
     let ids: BTreeSet<InstallationId> = match query.tenants.clone() {
         Some(ids) => ids.into_iter().collect(),
@@ -58,6 +61,8 @@ pub(super) async fn demand(pool: &PgPool, query: DemandQuery) -> Result<DemandSn
         }
     };
     if ids.is_empty() {
+        tx.commit().await.map_err(backend(op))?;
+        checkout.finished();
         return Ok(DemandSnapshot::default());
     }
     let id_array = id_array(&ids);
@@ -119,6 +124,7 @@ pub(super) async fn demand(pool: &PgPool, query: DemandQuery) -> Result<DemandSn
     jobs.sort_by_key(|j| (j.received_at, j.job_id));
     let unbound = unbound_of(conn, op, &id_array).await?;
     tx.commit().await.map_err(backend(op))?;
+    checkout.finished();
     Ok(DemandSnapshot { tenants: loads, jobs, unbound, global_live, kept_reasons })
 }
 
@@ -144,7 +150,8 @@ async fn kept(
 /// The fleet for a reconciler plan (see `Store::fleet_records`).
 pub(super) async fn fleet(pool: &PgPool, stale: StaleQuery) -> Result<FleetRecords, StoreError> {
     let op = OP_FLEET;
-    let mut tx = pool.begin_with(BEGIN_SNAPSHOT).await.map_err(backend(op))?;
+    let mut checkout = Checkout::acquire(pool, op).await?;
+    let mut tx = checkout.connection().begin_with(BEGIN_SNAPSHOT).await.map_err(backend(op))?;
     let conn = &mut *tx;
     let rows = sqlx::query(concat!("SELECT ", runner_columns!(), " FROM runners WHERE state = ANY($1) ORDER BY seq"))
         .bind(state_names(&RunnerState::LIVE))
@@ -174,6 +181,7 @@ pub(super) async fn fleet(pool: &PgPool, stale: StaleQuery) -> Result<FleetRecor
     let tenants = tenants_of(conn, op, &id_array(&ids)).await?.into_iter().map(|t| (t.installation_id, t)).collect();
     let demand = demand_of_unbound_tenants(conn, op).await?;
     tx.commit().await.map_err(backend(op))?;
+    checkout.finished();
     Ok(FleetRecords { live, tenants, demand, stale_jobs })
 }
 

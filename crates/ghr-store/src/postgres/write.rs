@@ -7,7 +7,8 @@
 
 use crate::codec::backend;
 use ghr_core::ports::StoreError;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection, PgConnection, PgPool, Postgres};
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -59,12 +60,46 @@ impl Writer {
     where
         F: for<'c> Fn(&'c mut PgConnection) -> Work<'c, T>,
     {
-        let mut conn = self.pool.acquire().await.map_err(backend(op))?;
-        let mut tx = conn.begin().await.map_err(backend(op))?;
-        // On failure the transaction rolls back when dropped (sqlx queues the ROLLBACK on the connection).
+        let mut checkout = Checkout::acquire(&self.pool, op).await?;
+        let mut tx = checkout.connection().begin().await.map_err(backend(op))?;
         let value = work(&mut tx).await?;
         tx.commit().await.map_err(backend(op))?;
+        checkout.finished();
         Ok(value)
+    }
+}
+
+/// A pooled connection that goes back to the pool only once its transaction has ended (committed, or rolled
+/// back in full). Dropped before that — the transaction failed, or the caller's future was dropped mid-way (a
+/// reconciler pass abandoned when its lease ran out, a request whose client went away) — the connection is
+/// closed instead: a transaction cancelled between sending its `BEGIN` and reading the answer is still open on
+/// the server while sqlx believes none is, and the next `BEGIN` on that connection would join it ("there is
+/// already a transaction in progress"), committing or failing with whatever the cancelled work left behind.
+pub(super) struct Checkout {
+    conn: Option<PoolConnection<Postgres>>,
+}
+
+impl Checkout {
+    pub(super) async fn acquire(pool: &PgPool, op: &'static str) -> Result<Self, StoreError> {
+        let conn = pool.acquire().await.map_err(backend(op))?;
+        Ok(Self { conn: Some(conn) })
+    }
+
+    pub(super) fn connection(&mut self) -> &mut PgConnection {
+        self.conn.as_mut().expect("a checkout holds its connection until finished or dropped")
+    }
+
+    /// The transaction ended cleanly: the connection goes back to the pool.
+    pub(super) fn finished(mut self) {
+        drop(self.conn.take());
+    }
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.as_mut() {
+            conn.close_on_drop();
+        }
     }
 }
 
