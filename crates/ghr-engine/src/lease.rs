@@ -29,6 +29,11 @@ pub const RENEWALS_PER_TTL: u32 = 3;
 /// started just before the deadline needs a moment to notice it).
 pub const SAFETY_MARGIN_DIVISOR: u32 = 5;
 
+/// How far this replica's clock may be from the store's before it refuses to lead: GitHub checks the times in the
+/// App's signed tokens, so a replica this far off fails every GitHub call the singleton work makes (the
+/// missed-webhook scan, registration checks) while it holds the lease that keeps a healthy replica from doing it.
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
+
 /// This replica's part in the singleton work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -109,11 +114,12 @@ impl LeaseKeeper {
         let mut trusted_until: Option<Instant> = None;
         loop {
             let sent = Instant::now();
+            let asked_at = self.clock.now();
             let request = LeaseRequest {
                 name: RECONCILER_LEASE.to_owned(),
                 holder: self.replica_id.clone(),
                 ttl: self.ttl,
-                now: self.clock.now(),
+                now: asked_at,
             };
             let call = self.store.lease_acquire(request);
             tokio::pin!(call);
@@ -129,6 +135,22 @@ impl LeaseKeeper {
             };
             let Some(answer) = answer else { break };
             trusted_until = match answer {
+                Ok(state)
+                    if state.held_by(&self.replica_id)
+                        && clock_skew(asked_at, self.ttl, state.expires_at) > MAX_CLOCK_SKEW =>
+                {
+                    let skew = clock_skew(asked_at, self.ttl, state.expires_at);
+                    tracing::error!(
+                        skew_seconds = skew.as_secs(),
+                        "this replica's clock is off the store's by more than {MAX_CLOCK_SKEW:?}: GitHub would refuse \
+                         its signed requests, so it does not run the reconciler (fix its time synchronisation)"
+                    );
+                    self.step_down("this replica's clock is off the store's");
+                    if let Err(error) = self.store.lease_release(RECONCILER_LEASE, &self.replica_id).await {
+                        tracing::warn!(error = %crate::error::ErrorChain(&error), "could not give the lease up");
+                    }
+                    None
+                }
                 Ok(state) if state.held_by(&self.replica_id) => {
                     match trusted_until_after(sent, Instant::now(), self.trusted_for()) {
                         Some(until) => {
@@ -200,6 +222,14 @@ fn trusted_until_after(sent: Instant, answered: Instant, trusted_for: Duration) 
     (answered < until).then_some(until)
 }
 
+/// How far the store's clock is from this replica's, judged from a granted lease: the store set `expires_at` to
+/// its own `now + ttl` (a store on the caller's clock echoes `asked_at + ttl`: no skew). The answer's own delay
+/// counts as skew too, which [`MAX_CLOCK_SKEW`] dwarfs.
+fn clock_skew(asked_at: ghr_core::Timestamp, ttl: Duration, expires_at: ghr_core::Timestamp) -> Duration {
+    let expected = asked_at + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+    (expires_at - expected).abs().to_std().unwrap_or(Duration::MAX)
+}
+
 /// Sleep until `deadline`, or forever without one.
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
@@ -244,6 +274,38 @@ mod tests {
             .unwrap_or_else(|_| panic!("{} did not become {role:?} within {BOUND:?}", keeper.replica_id()))
             .expect("the keeper is alive");
         started.elapsed()
+    }
+
+    #[test]
+    fn clock_skew_is_the_distance_between_the_stores_expiry_and_the_expected_one() {
+        let asked = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let ttl = Duration::from_secs(15);
+        let expected = asked + chrono::Duration::seconds(15);
+        assert_eq!(clock_skew(asked, ttl, expected), Duration::ZERO);
+        assert_eq!(clock_skew(asked, ttl, expected + chrono::Duration::seconds(7200)), Duration::from_secs(7200));
+        assert_eq!(clock_skew(asked, ttl, expected - chrono::Duration::seconds(90)), Duration::from_secs(90));
+    }
+
+    /// A replica whose clock is two hours ahead of the database's never leads (GitHub would refuse its tokens),
+    /// and leaves the lease free for a healthy replica, which takes it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_replica_whose_clock_is_far_off_the_databases_does_not_lead() {
+        use ghr_core::clock::ManualClock;
+        let url = ghr_store::testing::fresh_postgres_url().await;
+        let skewed_store: Arc<dyn Store> = Arc::new(ghr_store::testing::open_postgres_store(&url).await);
+        let ahead = chrono::Utc::now() + chrono::Duration::hours(2);
+        let skewed = Arc::new(LeaseKeeper::new(skewed_store, Arc::new(ManualClock::new(ahead)), "skewed".into(), TTL));
+        let stop = CancellationToken::new();
+        let task = start(&skewed, &stop);
+        tokio::time::sleep(TTL * 3).await;
+        assert_eq!(skewed.takeovers(), 0, "the skewed replica led");
+        let healthy = keeper(Arc::new(ghr_store::testing::open_postgres_store(&url).await), "healthy");
+        let healthy_task = start(&healthy, &stop);
+        until_role(&healthy, Role::Leader).await;
+        assert_eq!(skewed.role(), Role::Standby);
+        stop.cancel();
+        task.await.unwrap();
+        healthy_task.await.unwrap();
     }
 
     #[tokio::test]
