@@ -4,8 +4,10 @@
 //! variables instead of the file. [`Config::parse`] is pure (text and an environment lookup in, a validated
 //! config out), [`Config::load`] reads the file.
 
+mod cluster;
 mod model;
 
+pub use cluster::*;
 pub use model::*;
 
 use ghr_core::tenant::{MAX_RUNNERS_LIMIT, check_max_runners};
@@ -121,6 +123,7 @@ impl Config {
         if raw.reconciler.interval_seconds == 0 {
             return Err(invalid("reconciler.interval_seconds", "must be at least 1".into()));
         }
+        raw.cluster.check().map_err(|(key, message)| invalid(key, message))?;
         match raw.provider.kind {
             ProviderKind::Process if raw.provider.process.command.is_empty() => {
                 return Err(invalid(

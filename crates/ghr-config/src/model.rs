@@ -20,6 +20,7 @@ pub struct RawConfig {
     pub dispatcher: DispatcherSection,
     pub reconciler: ReconcilerSection,
     pub provider: ProviderSection,
+    pub cluster: crate::ClusterSection,
     /// The tier catalog, in plan order. Empty: the built-in small/medium/large tiers.
     pub tiers: Vec<TierSection>,
 }
@@ -36,6 +37,7 @@ impl Default for RawConfig {
             dispatcher: DispatcherSection::default(),
             reconciler: ReconcilerSection::default(),
             provider: ProviderSection::default(),
+            cluster: crate::ClusterSection::default(),
             tiers: Vec::new(),
         }
     }

@@ -7,6 +7,7 @@
 //! - [`teardown`]: terminating runners whose job completed, and anything else that must go.
 //! - [`reconciler`]: the periodic, idempotent repair pass.
 //! - [`wake`]: the dispatcher's wake-ups, saying which tenants changed.
+//! - [`lease`]: the reconciler lease, so that of several replicas sharing a store one runs the reconciler.
 //!
 //! The dispatcher and the reconciler are executors of the pure planner (`ghr_core::planner`): one snapshot
 //! read, one plan, its actions applied.
@@ -20,6 +21,7 @@ pub mod error;
 pub mod group_commit;
 pub mod intake;
 pub mod launch;
+pub mod lease;
 pub mod metrics;
 pub mod reconciler;
 pub mod settings;

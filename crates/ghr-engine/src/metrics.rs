@@ -33,3 +33,7 @@ pub const PROVIDER_CALLS: &str = "ghr_provider_calls_total";
 pub const RECONCILER_ACTIONS: &str = "ghr_reconciler_actions_total";
 /// Counter: runners terminated, by `cause`.
 pub const RUNNERS_TERMINATED: &str = "ghr_runners_terminated_total";
+/// Gauge: 1 while this replica holds the reconciler lease (runs the singleton work), else 0.
+pub const RECONCILER_LEADER: &str = "ghr_reconciler_leader";
+/// Counter: times this replica took the reconciler lease (at start, or from a replica that died or stepped down).
+pub const LEASE_TAKEOVERS: &str = "ghr_reconciler_lease_takeovers_total";

@@ -31,6 +31,10 @@ pub struct EngineSettings {
     pub queued_poll: Option<Duration>,
     /// Deliveries and completed jobs older than this are pruned; None keeps everything.
     pub retention: Option<Duration>,
+    /// This replica's name among the processes sharing the store (holder of the reconciler lease).
+    pub replica_id: String,
+    /// How long the reconciler lease lasts unless renewed (see [`crate::lease`]).
+    pub lease_ttl: Duration,
 }
 
 impl EngineSettings {
@@ -58,6 +62,25 @@ impl EngineSettings {
             redelivery_scan: raw.reconciler.redelivery_scan,
             queued_poll: (raw.reconciler.queued_poll_seconds > 0).then(|| secs(raw.reconciler.queued_poll_seconds)),
             retention: (raw.store.retention_days > 0).then(|| secs(u64::from(raw.store.retention_days) * 86_400)),
+            replica_id: raw.cluster.replica_id.clone().unwrap_or_else(default_replica_id),
+            lease_ttl: secs(raw.cluster.lease_ttl_seconds),
         }
     }
+}
+
+/// Where the host's name is read from when the `HOSTNAME` environment variable is not set.
+const HOSTNAME_FILE: &str = "/etc/hostname";
+
+/// `<hostname>-<pid>`: unique among processes on one host, and across hosts as long as hostnames are.
+/// The hostname comes from `HOSTNAME`, else `/etc/hostname`, else is `ghr`.
+pub fn default_replica_id() -> String {
+    let from_env = std::env::var("HOSTNAME").ok();
+    let from_file = || std::fs::read_to_string(HOSTNAME_FILE).ok();
+    let host = [from_env, from_file()]
+        .into_iter()
+        .flatten()
+        .map(|name| name.trim().chars().filter(|c| !c.is_whitespace() && !c.is_control()).collect::<String>())
+        .find(|name| !name.is_empty())
+        .unwrap_or_else(|| "ghr".to_owned());
+    format!("{host}-{}", std::process::id())
 }

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod api;
 pub mod metrics;
 mod runtime;
+pub mod wake_feed;
 pub mod webhook;
 
 pub use runtime::{RunningServer, ServerConfig, ServerError};
@@ -57,19 +58,31 @@ async fn healthz() -> Response {
 /// Ready when a write to the store commits: a store that answers reads but cannot make a delivery
 /// durable (read-only, removed or replaced database, full disk) is not ready. The answer names the
 /// kind of failure, never the database path (this listener is public); the log has the whole chain.
+///
+/// It also names this replica and its part in the singleton work (`leader` runs the reconciler, `standby` waits
+/// for the lease); readiness does not depend on it: a standby takes webhooks like the leader.
 async fn readyz(State(app): State<AppState>) -> Response {
-    match app.store.check_writable().await {
-        Ok(()) => (StatusCode::OK, axum::Json(json!({ "status": "ready" }))).into_response(),
+    let (status, mut body) = match app.store.check_writable().await {
+        Ok(()) => (StatusCode::OK, json!({ "status": "ready" })),
         Err(error) => {
             tracing::warn!(error = %ghr_engine::error::ErrorChain(&error), "readiness check failed");
             let (reason, detail) = match &error {
                 StoreError::Unavailable { reason, .. } => (reason.code(), format!("the database {reason}")),
                 _ => (STORE_WRITE_FAILED, "a test write to the store failed; the server log has the cause".to_owned()),
             };
-            let body = json!({ "status": "store unavailable", "reason": reason, "detail": detail });
-            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({ "status": "store unavailable", "reason": reason, "detail": detail }),
+            )
         }
+    };
+    if let Some(lease) = app.reconciler.as_ref().map(|reconciler| reconciler.lease())
+        && let Some(fields) = body.as_object_mut()
+    {
+        fields.insert("replica".into(), lease.replica_id().into());
+        fields.insert("role".into(), lease.role().as_str().into());
     }
+    (status, axum::Json(body)).into_response()
 }
 
 /// `/readyz` reason when the test write failed for another reason than [`StoreError::Unavailable`].

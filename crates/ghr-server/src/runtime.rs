@@ -1,5 +1,6 @@
 //! Starting and stopping a whole ghr server: listeners plus the dispatcher, reconciler and teardown loops.
-//! Shutdown stops accepting requests, lets launches in flight finish, then returns.
+//! Shutdown stops accepting requests, lets launches in flight finish, then returns (the reconciler lease is given
+//! up last). With a store shared by replicas, the store's wake feed marks the tenants other replicas changed.
 
 use crate::admin::LocalAdmin;
 use crate::{AppState, metrics_router, router};
@@ -119,6 +120,22 @@ impl RunningServer {
         tasks.spawn(teardown.clone().run(teardown_queue, stop.clone()));
         tasks.spawn(dispatcher.clone().run(stop.clone()));
         tasks.spawn(reconciler.clone().run(stop.clone()));
+        let first_feed = match ports.store.wake_feed().await {
+            Ok(None) => None,
+            Ok(Some(feed)) => Some(Some(feed)),
+            Err(error) => {
+                tracing::warn!(error = %ghr_engine::error::ErrorChain(&error), "could not open the store's wake feed; retrying");
+                Some(None)
+            }
+        };
+        if let Some(feed) = first_feed {
+            let store = ports.store.clone();
+            let reopen = move || {
+                let store = store.clone();
+                async move { store.wake_feed().await }
+            };
+            tasks.spawn(crate::wake_feed::follow(feed, reopen, dispatcher_wake.clone(), stop.clone()));
+        }
         let store = ports.store.clone();
         let github = ports.github.clone();
         let gauge_stop = stop.clone();

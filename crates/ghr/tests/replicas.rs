@@ -51,7 +51,26 @@ impl Drop for Replica {
     }
 }
 
-fn config(dir: &Path, name: &str, port: u16, store_url: &str, emulator: &GithubEmulator) -> std::path::PathBuf {
+/// How often the replicas' dispatcher and reconciler run by themselves.
+#[derive(Clone, Copy)]
+struct Ticks {
+    dispatch_secs: u64,
+    reconcile_secs: u64,
+}
+
+/// Reactive loops, as a burst needs.
+const FAST: Ticks = Ticks { dispatch_secs: 1, reconcile_secs: 1 };
+/// Loops that practically never run by themselves: only a wake-up explains a quick start.
+const QUIET: Ticks = Ticks { dispatch_secs: 600, reconcile_secs: 600 };
+
+fn config(
+    dir: &Path,
+    name: &str,
+    port: u16,
+    store_url: &str,
+    emulator: &GithubEmulator,
+    ticks: Ticks,
+) -> std::path::PathBuf {
     let key = dir.join("app.pem");
     std::fs::write(&key, ghr_testkit::TEST_APP_PRIVATE_KEY_PEM).unwrap();
     let path = dir.join(format!("{name}.toml"));
@@ -62,13 +81,15 @@ fn config(dir: &Path, name: &str, port: u16, store_url: &str, emulator: &GithubE
              [store]\nurl = \"{store_url}\"\n\
              [cluster]\nreplica_id = \"{name}\"\nlease_ttl_seconds = {LEASE_TTL_SECS}\n\
              [github]\napp_id = {app_id}\nprivate_key_path = \"{key}\"\napi_url = \"{api}\"\n\
-             [dispatcher]\ntick_seconds = 1\nretry_base_seconds = 1\nretry_max_seconds = 2\n\
-             [reconciler]\ninterval_seconds = 1\norphan_grace_seconds = 5\nstale_job_seconds = 10\n\
+             [dispatcher]\ntick_seconds = {dispatch}\nretry_base_seconds = 1\nretry_max_seconds = 2\n\
+             [reconciler]\ninterval_seconds = {reconcile}\norphan_grace_seconds = 5\nstale_job_seconds = 10\n\
              [provider.process]\ncommand = [\"{ghr}\", \"emulated-runner\"]\nstate_dir = \"{state}\"\n\
              terminate_grace_seconds = 2\n\
              [[tiers]]\nname = \"small\"\nlabels = [\"self-hosted\", \"linux\", \"x64\", \"small\"]\n\
              instance_types = [\"t3.small\"]\nmax_runners = {LIMIT}\n",
             metrics = free_port(),
+            dispatch = ticks.dispatch_secs,
+            reconcile = ticks.reconcile_secs,
             app_id = emulator.app_id(),
             key = key.display(),
             api = emulator.base_url(),
@@ -81,9 +102,9 @@ fn config(dir: &Path, name: &str, port: u16, store_url: &str, emulator: &GithubE
     path
 }
 
-fn start(dir: &Path, name: &str, store_url: &str, emulator: &GithubEmulator) -> Replica {
+fn start(dir: &Path, name: &str, store_url: &str, emulator: &GithubEmulator, ticks: Ticks) -> Replica {
     let port = free_port();
-    let config = config(dir, name, port, store_url, emulator);
+    let config = config(dir, name, port, store_url, emulator, ticks);
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_ghr"))
         .args(["serve", "--config", config.to_str().unwrap()])
@@ -136,8 +157,8 @@ async fn two_replicas_serve_a_burst_and_survive_losing_the_leader() {
     let http = reqwest::Client::new();
 
     let mut replicas = vec![
-        start(dir.path(), "replica-a", &store_url, &emulator),
-        start(dir.path(), "replica-b", &store_url, &emulator),
+        start(dir.path(), "replica-a", &store_url, &emulator, FAST),
+        start(dir.path(), "replica-b", &store_url, &emulator, FAST),
     ];
     for replica in &replicas {
         wait_until(Duration::from_secs(30), &format!("{} to answer /readyz", replica.name), || async {
@@ -271,4 +292,60 @@ async fn two_replicas_serve_a_burst_and_survive_losing_the_leader() {
     assert_eq!(bound.len(), JOBS, "every job ran on a ghr runner");
     let served = store.job_counts().await.expect("job counts").get(&JobStatus::Completed).copied().unwrap_or(0);
     assert_eq!(served, JOBS as u64, "the store recorded every job completed");
+}
+
+/// A change committed by another replica (here: the test's own store on the same database, raising a tenant's
+/// limit as an operator's `ghr tenants set-tier` through another replica would) starts the waiting job on a
+/// replica whose loops are quiet for ten minutes: only the cross-replica wake-up (LISTEN/NOTIFY) can explain it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_raised_through_another_replica_starts_the_waiting_job_at_once() {
+    use ghr_core::tenant::TenantUpdate;
+    let dir = tempfile::tempdir().unwrap();
+    let store_url = ghr_store::testing::fresh_postgres_url().await;
+    let other_replica: Arc<dyn Store> = Arc::new(ghr_store::testing::open_postgres_store(&store_url).await);
+    let emulator = GithubEmulator::start(EmulatorConfig::default()).await.expect("the GitHub emulator starts");
+    let http = reqwest::Client::new();
+    let replica = start(dir.path(), "quiet", &store_url, &emulator, QUIET);
+    wait_until(Duration::from_secs(30), "the replica to answer /readyz", || async {
+        role(&http, &replica).await.is_some()
+    })
+    .await;
+    emulator.set_webhook_target(format!("{}/webhook", replica.url()), WEBHOOK_SECRET);
+
+    let tenant = emulator.install_org("acme").await.expect("install");
+    wait_until(Duration::from_secs(30), "the tenant onboarded", || async {
+        other_replica.tenant_get(tenant).await.ok().flatten().is_some()
+    })
+    .await;
+    other_replica
+        .tenant_update(tenant, TenantUpdate { max_runners: Some(1), ..TenantUpdate::default() }, chrono::Utc::now())
+        .await
+        .expect("limit 1");
+    let live =
+        || async { other_replica.runner_live_counts().await.expect("live counts").get(&tenant).copied().unwrap_or(0) };
+    let mut jobs = Vec::new();
+    for _ in 0..2 {
+        let mut spec = JobSpec::new(tenant, "app", &["self-hosted", "linux", "x64", "small"]);
+        spec.duration = Duration::from_secs(6);
+        jobs.push(emulator.queue_job(spec).await.expect("queued"));
+    }
+    // The first job starts (the replica's own intake woke it); the second waits at the limit.
+    wait_until(Duration::from_secs(20), "the first runner", || async { live().await == 1 }).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(live().await, 1, "the limit of 1 held");
+
+    let raised = Instant::now();
+    other_replica
+        .tenant_update(tenant, TenantUpdate { max_runners: Some(2), ..TenantUpdate::default() }, chrono::Utc::now())
+        .await
+        .expect("limit 2");
+    wait_until(
+        Duration::from_secs(10),
+        "the waiting job to get a runner after the limit was raised elsewhere",
+        || async { live().await == 2 },
+    )
+    .await;
+    eprintln!("the waiting job got its runner {:?} after another replica raised the limit", raised.elapsed());
+
+    wait_until(Duration::from_secs(60), "both jobs to complete", || async { completed(&emulator) == jobs.len() }).await;
 }

@@ -18,6 +18,10 @@
 //! - missed webhooks: redeliver the App's failed deliveries that never reached us, reading back to where the
 //!   last scan stopped; poll active tenants for queued jobs no webhook announced (see [`recovery`]);
 //! - retention (at most hourly): forget deliveries and completed jobs older than `store.retention_days`.
+//!
+//! All of it is singleton work: among replicas sharing a store, [`Reconciler::run`] passes only while this
+//! replica holds the reconciler lease (see [`crate::lease`]). [`Reconciler::pass`] itself does not look at the
+//! lease (the simulation steps it directly).
 
 mod fleet;
 mod github;
@@ -26,6 +30,7 @@ pub mod recovery;
 use crate::Ports;
 use crate::error::EngineError;
 use crate::launch::LaunchesInFlight;
+use crate::lease::{LeaseKeeper, Role};
 use crate::metrics as m;
 use crate::settings::EngineSettings;
 use crate::teardown::Teardown;
@@ -35,8 +40,9 @@ use ghr_core::ids::JobId;
 use ghr_core::planner::{older_than, plan_fleet};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 /// What one reconciler pass did.
@@ -112,6 +118,10 @@ pub struct Reconciler {
     teardown: Teardown,
     dispatcher_wake: Arc<DispatchWake>,
     wake: Arc<Notify>,
+    /// This replica's hold on the reconciler lease: [`Reconciler::run`] passes only while it leads.
+    lease: Arc<LeaseKeeper>,
+    /// Passes run by this process.
+    passes: AtomicU64,
     /// Launches under way in this process: never released as "did not complete".
     in_flight: LaunchesInFlight,
     /// When each job was last checked against GitHub (stale queued and in-progress jobs), so each is asked
@@ -144,12 +154,20 @@ impl Reconciler {
         wake: Arc<Notify>,
         in_flight: LaunchesInFlight,
     ) -> Arc<Self> {
+        let lease = Arc::new(LeaseKeeper::new(
+            ports.store.clone(),
+            ports.clock.clone(),
+            settings.replica_id.clone(),
+            settings.lease_ttl,
+        ));
         Arc::new(Self {
             ports,
             settings,
             teardown,
             dispatcher_wake,
             wake,
+            lease,
+            passes: AtomicU64::new(0),
             in_flight,
             job_checks: Mutex::new(HashMap::new()),
             polled: Mutex::new(HashMap::new()),
@@ -162,20 +180,58 @@ impl Reconciler {
         })
     }
 
-    /// Run a pass at once (a restart repairs what it left before anything waits on it), then every
-    /// interval and when woken, until `stop`.
+    /// Keep or wait for the reconciler lease and, while this replica leads, run a pass at once (a new leader
+    /// repairs what a restart or a dead leader left before anything waits on it), then every interval and when
+    /// woken, until `stop`. A pass under way when the lease is lost is abandoned (its rules are safe to run
+    /// again); one under way at `stop` finishes, and only then is the lease given up.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let keeper_stop = CancellationToken::new();
+        let keeping = self.lease.run(keeper_stop.clone());
+        let working = async {
+            self.lead_passes(&stop).await;
+            keeper_stop.cancel();
+        };
+        tokio::join!(keeping, working);
+    }
+
+    /// Passes while leader, until `stop`.
+    async fn lead_passes(&self, stop: &CancellationToken) {
+        let mut role = self.lease.watch();
         loop {
-            let report = self.pass(self.ports.clock.now()).await;
-            if report.acted() || !report.errors.is_empty() {
-                tracing::info!(?report, "reconciler pass");
+            if !role.borrow_and_update().is_leader() {
+                tokio::select! {
+                    changed = role.changed() => if changed.is_err() { break } else { continue },
+                    () = stop.cancelled() => break,
+                }
+            }
+            tokio::select! {
+                report = self.pass(self.ports.clock.now()) => {
+                    if report.acted() || !report.errors.is_empty() {
+                        tracing::info!(?report, "reconciler pass");
+                    }
+                }
+                () = lost(&mut role) => {
+                    tracing::warn!("the reconciler lease was lost during a pass: the pass is abandoned");
+                    continue;
+                }
             }
             tokio::select! {
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(self.settings.reconcile_interval) => {}
+                () = lost(&mut role) => {}
                 () = stop.cancelled() => break,
             }
         }
+    }
+
+    /// This replica's hold on the reconciler lease (its id and role).
+    pub fn lease(&self) -> &Arc<LeaseKeeper> {
+        &self.lease
+    }
+
+    /// How many passes this process ran.
+    pub fn passes(&self) -> u64 {
+        self.passes.load(Ordering::Relaxed)
     }
 
     /// The last pass's time and report (for the admin API).
@@ -185,6 +241,7 @@ impl Reconciler {
 
     /// One pass at `now`. Rule failures are collected in the report, never abort the pass.
     pub async fn pass(&self, now: Timestamp) -> ReconcileReport {
+        self.passes.fetch_add(1, Ordering::Relaxed);
         let mut report = ReconcileReport::default();
         match self.fleet_snapshot(now, &mut report).await {
             Ok(snapshot) => {
@@ -218,6 +275,12 @@ impl Reconciler {
             report.errors.push(message);
         }
     }
+}
+
+/// Wait until this replica is no longer leader (at once when it is not).
+async fn lost(role: &mut watch::Receiver<Role>) {
+    // An error means the keeper is gone: nothing holds the lease for this replica any more.
+    let _ = role.wait_for(|role| !role.is_leader()).await;
 }
 
 impl Reconciler {

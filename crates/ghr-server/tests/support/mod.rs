@@ -23,6 +23,7 @@ use reqwest::Method;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use secrecy::SecretString;
 use serde_json::Value;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
@@ -86,6 +87,8 @@ pub struct Harness {
     pub github: GithubEmulator,
     pub provider: Arc<RecordingProvider>,
     pub http: reqwest::Client,
+    /// The SQLite file of the store.
+    pub db: PathBuf,
     _dir: TempDir,
 }
 
@@ -106,18 +109,27 @@ impl Harness {
         Self::start_full(|_| {}, true).await
     }
 
+    /// Another replica on this harness's database file (its own emulator, provider and listener).
+    pub async fn start_replica(&self, adjust: impl FnOnce(&mut EngineSettings)) -> Harness {
+        Self::start_on_file(self.db.clone(), adjust).await
+    }
+
+    /// A server on an existing SQLite file, which the caller keeps.
+    pub async fn start_on_file(db: PathBuf, adjust: impl FnOnce(&mut EngineSettings)) -> Harness {
+        Self::start_on(Some(db), adjust, false).await
+    }
+
     async fn start_full(adjust: impl FnOnce(&mut EngineSettings), serve_metrics: bool) -> Harness {
+        Self::start_on(None, adjust, serve_metrics).await
+    }
+
+    async fn start_on(db: Option<PathBuf>, adjust: impl FnOnce(&mut EngineSettings), serve_metrics: bool) -> Harness {
         let dir = tempfile::tempdir().expect("creating a temporary directory");
-        let db = dir.path().join("ghr.db");
+        let db = db.unwrap_or_else(|| dir.path().join("ghr.db"));
         let store: Arc<dyn Store> =
             Arc::new(SqliteStore::open(&db.display().to_string()).await.expect("opening the SQLite store"));
         let github = GithubEmulator::start(EmulatorConfig::default()).await.expect("starting the GitHub emulator");
-        let mut client_config = GithubClientConfig::new(AppCredentials {
-            app_id: github.app_id(),
-            private_key_pem: SecretString::from(ghr_testkit::TEST_APP_PRIVATE_KEY_PEM),
-        });
-        client_config.api_base_url = github.base_url().to_owned();
-        let client = GithubClient::new(client_config).expect("building the GitHub client");
+        let client = github_client(&github);
         let provider = Arc::new(RecordingProvider::default());
 
         let mut settings = EngineSettings::from_config(&Config::builtin());
@@ -141,7 +153,7 @@ impl Harness {
         .expect("starting the ghr server");
         let base = format!("http://{}", server.addr);
         github.set_webhook_target(format!("{base}{WEBHOOK_PATH}"), WEBHOOK_SECRET);
-        Harness { server, base, store, settings, github, provider, http: reqwest::Client::new(), _dir: dir }
+        Harness { server, base, store, settings, github, provider, http: reqwest::Client::new(), db, _dir: dir }
     }
 
     /// The Prometheus exposition text (the server must have been started with [`Harness::start_serving_metrics`]).
@@ -234,6 +246,16 @@ impl Harness {
         let source = webhooks::JobSource::from_emulator(self, installation, repo);
         webhooks::deliver(self, &source.delivery(action, job, SMALL, runner_name)).await.status
     }
+}
+
+/// The production GitHub client, talking to `github`.
+pub fn github_client(github: &GithubEmulator) -> GithubClient {
+    let mut client_config = GithubClientConfig::new(AppCredentials {
+        app_id: github.app_id(),
+        private_key_pem: SecretString::from(ghr_testkit::TEST_APP_PRIVATE_KEY_PEM),
+    });
+    client_config.api_base_url = github.base_url().to_owned();
+    GithubClient::new(client_config).expect("building the GitHub client")
 }
 
 /// Poll `probe` until it yields a value, failing the test with `what` after [`DEADLINE`].

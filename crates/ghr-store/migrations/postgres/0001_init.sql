@@ -203,5 +203,13 @@ CREATE TRIGGER runners_wake AFTER UPDATE OF state ON runners
         AND NEW.state NOT IN ('requested', 'launching', 'idle', 'busy', 'finished')
     )
     EXECUTE FUNCTION ghr_wake();
-CREATE TRIGGER tenants_wake AFTER INSERT OR UPDATE OF status, tier, max_runners ON tenants
+CREATE TRIGGER tenants_wake_insert AFTER INSERT ON tenants
     FOR EACH ROW EXECUTE FUNCTION ghr_wake();
+-- `UPDATE OF` fires whenever a column is named in SET, changed or not: wake only on a real change.
+CREATE TRIGGER tenants_wake_update AFTER UPDATE OF status, tier, max_runners ON tenants
+    FOR EACH ROW WHEN (
+        OLD.status IS DISTINCT FROM NEW.status
+        OR OLD.tier IS DISTINCT FROM NEW.tier
+        OR OLD.max_runners IS DISTINCT FROM NEW.max_runners
+    )
+    EXECUTE FUNCTION ghr_wake();

@@ -13,6 +13,7 @@ mod fixtures;
 mod health;
 mod intake;
 mod jobs;
+mod leases;
 mod reserve;
 mod runners;
 mod snapshot;
@@ -29,6 +30,7 @@ pub use jobs::{
     job_observe_keeps_creation_fields, job_observe_moves_forward_only, job_timeline_records_changes,
     job_wait_reason_logged_only_on_change, prune_forgets_old_deliveries_and_completed_jobs,
 };
+pub use leases::lease_has_one_holder_until_released_or_expired;
 pub use reserve::{
     reserve_covers_demand_once, reserve_is_atomic_under_concurrency, reserve_is_dated_after_earlier_releases,
     reserve_limit_spans_tiers, reserve_refuses_inactive_tenants, reserve_refuses_unknown_tenant,
@@ -106,5 +108,6 @@ where
         demand_snapshot_skips_reasoned_jobs_of_tenants_without_headroom,
         fleet_records_hold_what_the_reconciler_plans_from,
         job_set_wait_reasons_applies_each_change_once,
+        lease_has_one_holder_until_released_or_expired,
     );
 }

@@ -1,17 +1,400 @@
-//! Planner snapshots on PostgreSQL. (Being written.)
-use crate::codec::backend;
-use ghr_core::planner::dispatch::{DemandQuery, DemandSnapshot};
-use ghr_core::planner::fleet::{FleetRecords, StaleQuery};
-use ghr_core::ports::StoreError;
-use sqlx::PgPool;
+//! The planner's snapshots on PostgreSQL: everything one dispatch or reconciler plan reads, at one instant.
+//!
+//! Other replicas keep writing while a plan is read, and under READ COMMITTED each statement would see a
+//! different moment (a runner counted live by one read and gone from the next). So each snapshot runs its
+//! reads in one `REPEATABLE READ, READ ONLY` transaction: every statement sees the database as of the first,
+//! and the snapshot is as consistent as SQLite's single read transaction. A read-only transaction takes no
+//! row locks and never fails for a conflict, so it neither waits for writers nor makes them wait.
+//!
+//! Each read is bounded by what it returns (the partial indexes of the schema), never by the size of the jobs
+//! table. Sets of ids and states are bound as arrays (`= ANY($n)`), one prepared statement for any set.
 
-fn pending(op: &'static str) -> StoreError {
-    backend(op)(sqlx::Error::Protocol("not written yet".into()))
+use super::runners::{runner_columns, runner_from_row, state_names};
+use super::tenants::{tenant_columns, tenant_from_row};
+use crate::codec::{self, Columns, backend};
+use ghr_core::admission::{Admission, AdmissionInput, admit};
+use ghr_core::ids::{InstallationId, TierName};
+use ghr_core::job::Job;
+use ghr_core::planner::DemandKey;
+use ghr_core::planner::dispatch::{DemandSnapshot, TenantLoad};
+use ghr_core::planner::fleet::{FleetRecords, JobCursor, StaleQuery};
+use ghr_core::ports::{DemandQuery, StoreError};
+use ghr_core::reason::Reason;
+use ghr_core::runner::RunnerState;
+use ghr_core::tenant::{OrgType, Tenant};
+use rows::{job_columns, job_from_row};
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::{PgConnection, PgPool, Postgres};
+use std::collections::{BTreeMap, BTreeSet};
+
+pub(super) const OP_DEMAND: &str = "demand_snapshot";
+pub(super) const OP_FLEET: &str = "fleet_records";
+
+/// How a snapshot's transaction starts: one view of the database for all its statements, no writes.
+const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+
+/// Installation ids as bound to `installation_id = ANY($n)`. An id beyond the column's range matches no row,
+/// so it is left out (the caller still reports it, as a tenant without a record).
+fn id_array(ids: &BTreeSet<InstallationId>) -> Vec<i64> {
+    ids.iter().filter_map(|id| i64::try_from(id.0).ok()).collect()
 }
 
-pub(super) async fn demand(_p: &PgPool, _q: DemandQuery) -> Result<DemandSnapshot, StoreError> {
-    Err(pending("x"))
+/// Demand and supply of some tenants (see `Store::demand_snapshot`).
+pub(super) async fn demand(pool: &PgPool, query: DemandQuery) -> Result<DemandSnapshot, StoreError> {
+    let op = OP_DEMAND;
+    let mut tx = pool.begin_with(BEGIN_SNAPSHOT).await.map_err(backend(op))?;
+    let conn = &mut *tx;
+    let ids: BTreeSet<InstallationId> = match query.tenants.clone() {
+        Some(ids) => ids.into_iter().collect(),
+        None => {
+            let rows =
+                sqlx::query("SELECT DISTINCT installation_id FROM jobs WHERE status = 'queued' AND tier IS NOT NULL")
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(backend(op))?;
+            rows.iter()
+                .map(|row| Columns::new(op, row).unsigned("installation_id").map(InstallationId))
+                .collect::<Result<_, _>>()?
+        }
+    };
+    if ids.is_empty() {
+        return Ok(DemandSnapshot::default());
+    }
+    let id_array = id_array(&ids);
+    let tenants = tenants_of(conn, op, &id_array).await?;
+    let live = per_tenant_counts(conn, op, &id_array).await?;
+    let global_live = match query.global_cap {
+        None => 0,
+        Some(_) => {
+            let row = sqlx::query("SELECT COUNT(*) AS n FROM runners WHERE state = ANY($1)")
+                .bind(state_names(&RunnerState::LIVE))
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(backend(op))?;
+            saturate(Columns::new(op, &row).int("n")?)
+        }
+    };
+    let mut loads = BTreeMap::new();
+    for tenant in tenants {
+        let live = live.get(&tenant.installation_id).copied().unwrap_or(0);
+        loads.insert(tenant.installation_id, TenantLoad { tenant, live });
+    }
+    // Tenants with headroom contribute their whole queue; the others only the jobs whose reason is not the
+    // tenant's refusal (admission's reason, or `unknown_tenant` without a record), grouped by that reason.
+    let mut open = BTreeSet::new();
+    let mut closed: BTreeMap<Reason, BTreeSet<InstallationId>> = BTreeMap::new();
+    for id in &ids {
+        let refusal = match loads.get(id) {
+            None => Some(Reason::UnknownTenant),
+            Some(load) => match admit(AdmissionInput {
+                tenant_status: load.tenant.status,
+                max_runners: load.tenant.max_runners,
+                tenant_live: load.live,
+                global_cap: query.global_cap,
+                global_live,
+            }) {
+                Admission::Admit => None,
+                Admission::Wait(reason) => Some(reason),
+            },
+        };
+        match refusal {
+            None => {
+                open.insert(*id);
+            }
+            Some(reason) => {
+                closed.entry(reason).or_default().insert(*id);
+            }
+        }
+    }
+    let full = query.tenants.is_none();
+    let mut jobs = queued_jobs(conn, op, &open, None).await?;
+    let mut kept_reasons = BTreeMap::new();
+    for (reason, tenants) in &closed {
+        jobs.extend(queued_jobs(conn, op, tenants, Some(*reason)).await?);
+        if full {
+            kept_reasons.insert(*reason, kept(conn, op, tenants, *reason).await?);
+        }
+    }
+    kept_reasons.retain(|_, n| *n > 0);
+    jobs.sort_by_key(|j| (j.received_at, j.job_id));
+    let unbound = unbound_of(conn, op, &id_array).await?;
+    tx.commit().await.map_err(backend(op))?;
+    Ok(DemandSnapshot { tenants: loads, jobs, unbound, global_live, kept_reasons })
 }
-pub(super) async fn fleet(_p: &PgPool, _q: StaleQuery) -> Result<FleetRecords, StoreError> {
-    Err(pending("x"))
+
+/// How many queued jobs of `tenants` wait with `reason` (the jobs a snapshot leaves unread).
+async fn kept(
+    conn: &mut PgConnection,
+    op: &'static str,
+    tenants: &BTreeSet<InstallationId>,
+    reason: Reason,
+) -> Result<u32, StoreError> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM jobs WHERE status = 'queued' AND tier IS NOT NULL \
+         AND installation_id = ANY($1) AND wait_reason = $2",
+    )
+    .bind(id_array(tenants))
+    .bind(reason.code())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(backend(op))?;
+    Ok(saturate(Columns::new(op, &row).int("n")?))
+}
+
+/// The fleet for a reconciler plan (see `Store::fleet_records`).
+pub(super) async fn fleet(pool: &PgPool, stale: StaleQuery) -> Result<FleetRecords, StoreError> {
+    let op = OP_FLEET;
+    let mut tx = pool.begin_with(BEGIN_SNAPSHOT).await.map_err(backend(op))?;
+    let conn = &mut *tx;
+    let rows = sqlx::query(concat!("SELECT ", runner_columns!(), " FROM runners WHERE state = ANY($1) ORDER BY seq"))
+        .bind(state_names(&RunnerState::LIVE))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(backend(op))?;
+    let live = rows.iter().map(|row| runner_from_row(op, row)).collect::<Result<Vec<_>, _>>()?;
+    let before = codec::ts(stale.before);
+    let limit = i64::from(stale.limit);
+    // Each walk reads the next page after its cursor, in index order (`jobs_wanting_runner` for queued jobs,
+    // `jobs_by_status` for running ones): a pass costs its page, not the number of jobs waiting.
+    let (queued_at, queued_id) = cursor_values(op, stale.queued_after)?;
+    let mut stale_jobs =
+        fetch_jobs(conn, op, sqlx::query(STALE_QUEUED_SQL).bind(before).bind(queued_at).bind(queued_id).bind(limit))
+            .await?;
+    let (running_at, running_id) = cursor_values(op, stale.in_progress_after)?;
+    stale_jobs.extend(
+        fetch_jobs(
+            conn,
+            op,
+            sqlx::query(STALE_IN_PROGRESS_SQL).bind(before).bind(running_at).bind(running_id).bind(limit),
+        )
+        .await?,
+    );
+    let ids: BTreeSet<InstallationId> =
+        live.iter().map(|r| r.installation_id).chain(stale_jobs.iter().map(|j| j.installation_id)).collect();
+    let tenants = tenants_of(conn, op, &id_array(&ids)).await?.into_iter().map(|t| (t.installation_id, t)).collect();
+    let demand = demand_of_unbound_tenants(conn, op).await?;
+    tx.commit().await.map_err(backend(op))?;
+    Ok(FleetRecords { live, tenants, demand, stale_jobs })
+}
+
+/// The next page of the walk over stale queued jobs (binds: threshold, cursor time, cursor id, limit).
+const STALE_QUEUED_SQL: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    " FROM jobs WHERE status = 'queued' AND tier IS NOT NULL AND received_at <= $1 \
+     AND (received_at, job_id) > ($2, $3) ORDER BY received_at, job_id LIMIT $4"
+);
+
+/// The next page of the walk over stale in-progress jobs (binds as [`STALE_QUEUED_SQL`]).
+const STALE_IN_PROGRESS_SQL: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    " FROM jobs WHERE status = 'in_progress' AND tier IS NOT NULL \
+     AND COALESCE(started_at, updated_at) <= $1 AND (received_at, job_id) > ($2, $3) \
+     ORDER BY received_at, job_id LIMIT $4"
+);
+
+/// A walk's cursor as the values its row comparison binds; before every job when `None`.
+fn cursor_values(op: &'static str, cursor: Option<JobCursor>) -> Result<(i64, i64), StoreError> {
+    match cursor {
+        Some(cursor) => Ok((codec::ts(cursor.received_at), codec::id(op, "job_id", cursor.job_id.0)?)),
+        None => Ok((i64::MIN, i64::MIN)),
+    }
+}
+
+async fn tenants_of(conn: &mut PgConnection, op: &'static str, ids: &[i64]) -> Result<Vec<Tenant>, StoreError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        tenant_columns!(),
+        " FROM tenants WHERE installation_id = ANY($1) ORDER BY installation_id"
+    ))
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend(op))?;
+    rows.iter().map(|row| tenant_from_row(op, row)).collect()
+}
+
+/// Live runners per tenant among `ids`.
+async fn per_tenant_counts(
+    conn: &mut PgConnection,
+    op: &'static str,
+    ids: &[i64],
+) -> Result<BTreeMap<InstallationId, u32>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT installation_id, COUNT(*) AS n FROM runners WHERE state = ANY($1) AND installation_id = ANY($2) \
+         GROUP BY installation_id",
+    )
+    .bind(state_names(&RunnerState::LIVE))
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend(op))?;
+    rows.iter()
+        .map(|row| {
+            let c = Columns::new(op, row);
+            Ok((InstallationId(c.unsigned("installation_id")?), saturate(c.int("n")?)))
+        })
+        .collect()
+}
+
+/// Unbound runners per key of the tenants among `ids`.
+async fn unbound_of(
+    conn: &mut PgConnection,
+    op: &'static str,
+    ids: &[i64],
+) -> Result<BTreeMap<DemandKey, u32>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT installation_id, tier, scope_repo, COUNT(*) AS n FROM runners \
+         WHERE state = ANY($1) AND installation_id = ANY($2) GROUP BY installation_id, tier, scope_repo",
+    )
+    .bind(state_names(&RunnerState::UNBOUND))
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend(op))?;
+    keyed_counts(op, &rows, "scope_repo")
+}
+
+/// Queued jobs matched to a tier per key, for the tenants that have unbound runners (the surplus rule).
+async fn demand_of_unbound_tenants(
+    conn: &mut PgConnection,
+    op: &'static str,
+) -> Result<BTreeMap<DemandKey, u32>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT j.installation_id AS installation_id, j.tier AS tier, \
+                CASE WHEN t.org_type = $1 THEN j.repository END AS scope, COUNT(*) AS n \
+         FROM jobs j LEFT JOIN tenants t ON t.installation_id = j.installation_id \
+         WHERE j.status = 'queued' AND j.tier IS NOT NULL AND j.installation_id IN \
+             (SELECT DISTINCT installation_id FROM runners WHERE state = ANY($2)) \
+         GROUP BY 1, 2, 3",
+    )
+    .bind(OrgType::User.as_str())
+    .bind(state_names(&RunnerState::UNBOUND))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend(op))?;
+    keyed_counts(op, &rows, "scope")
+}
+
+fn keyed_counts(
+    op: &'static str,
+    rows: &[PgRow],
+    scope_column: &'static str,
+) -> Result<BTreeMap<DemandKey, u32>, StoreError> {
+    rows.iter()
+        .map(|row| {
+            let c = Columns::new(op, row);
+            let key = DemandKey {
+                installation_id: InstallationId(c.unsigned("installation_id")?),
+                tier: TierName::new(c.text("tier")?),
+                scope_repo: c.text_opt(scope_column)?,
+            };
+            Ok((key, saturate(c.int("n")?)))
+        })
+        .collect()
+}
+
+/// Queued jobs matched to a tier of these tenants, oldest first (binds: tenants).
+const QUEUED_SQL: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    " FROM jobs WHERE status = 'queued' AND tier IS NOT NULL AND installation_id = ANY($1) \
+     ORDER BY received_at, job_id"
+);
+
+/// [`QUEUED_SQL`] without the jobs waiting with one reason (binds: tenants, reason). Three ranges of
+/// `jobs_queued_by_tenant_reason` (no reason, a reason before, a reason after the one left out): the jobs that
+/// keep it are never visited, so the read costs what it returns.
+const QUEUED_EXCEPT_SQL: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    " FROM jobs WHERE status = 'queued' AND tier IS NOT NULL AND installation_id = ANY($1) \
+     AND wait_reason IS NULL \
+     UNION ALL SELECT ",
+    job_columns!(),
+    " FROM jobs WHERE status = 'queued' AND tier IS NOT NULL AND installation_id = ANY($1) AND wait_reason < $2 \
+     UNION ALL SELECT ",
+    job_columns!(),
+    " FROM jobs WHERE status = 'queued' AND tier IS NOT NULL AND installation_id = ANY($1) AND wait_reason > $2 \
+     ORDER BY received_at, job_id"
+);
+
+/// Queued jobs matched to a tier of `tenants`, oldest first; with `except`, only those whose wait reason is
+/// not that one.
+async fn queued_jobs(
+    conn: &mut PgConnection,
+    op: &'static str,
+    tenants: &BTreeSet<InstallationId>,
+    except: Option<Reason>,
+) -> Result<Vec<Job>, StoreError> {
+    if tenants.is_empty() {
+        return Ok(Vec::new());
+    }
+    let query = match except {
+        Some(reason) => sqlx::query(QUEUED_EXCEPT_SQL).bind(id_array(tenants)).bind(reason.code()),
+        None => sqlx::query(QUEUED_SQL).bind(id_array(tenants)),
+    };
+    fetch_jobs(conn, op, query).await
+}
+
+async fn fetch_jobs(
+    conn: &mut PgConnection,
+    op: &'static str,
+    query: sqlx::query::Query<'_, Postgres, PgArguments>,
+) -> Result<Vec<Job>, StoreError> {
+    let rows = query.fetch_all(&mut *conn).await.map_err(backend(op))?;
+    rows.iter().map(|row| job_from_row(op, row)).collect()
+}
+
+fn saturate(count: i64) -> u32 {
+    u32::try_from(count).unwrap_or(u32::MAX)
+}
+
+/// The job rows the snapshots read, decoded as the tenants and jobs modules store them (columns
+/// of the schema's `tenants` and `jobs` tables, values as in `codec`).
+mod rows {
+    use crate::codec::{self, Columns};
+    use ghr_core::ids::{InstallationId, JobId, RunnerName, TierName};
+    use ghr_core::job::Job;
+    use ghr_core::ports::StoreError;
+    use ghr_core::reason::Reason;
+    use sqlx::postgres::PgRow;
+
+    /// The columns of a job row (see [`job_from_row`]).
+    macro_rules! job_columns {
+        () => {
+            "job_id, installation_id, repository, labels, tier, status, conclusion, runner_name, wait_reason, \
+             received_at, queued_at, started_at, completed_at, updated_at"
+        };
+    }
+    pub(super) use job_columns;
+
+    /// Decode a row selected with [`job_columns`].
+    pub(super) fn job_from_row(op: &'static str, row: &PgRow) -> Result<Job, StoreError> {
+        let c = Columns::new(op, row);
+        let wait_reason = match c.text_opt("wait_reason")? {
+            None => None,
+            Some(code) => Some(
+                Reason::from_code(&code)
+                    .ok_or_else(|| codec::corrupt(op, format!("column wait_reason: unknown reason {code:?}")))?,
+            ),
+        };
+        Ok(Job {
+            job_id: JobId(c.unsigned("job_id")?),
+            installation_id: InstallationId(c.unsigned("installation_id")?),
+            repository: c.text("repository")?,
+            labels: codec::labels_from_json(op, &c.text("labels")?)?,
+            tier: c.text_opt("tier")?.map(TierName::new),
+            status: c.parse("status")?,
+            conclusion: c.text_opt("conclusion")?,
+            runner_name: c.text_opt("runner_name")?.map(RunnerName::new),
+            wait_reason,
+            received_at: c.timestamp("received_at")?,
+            queued_at: c.timestamp_opt("queued_at")?,
+            started_at: c.timestamp_opt("started_at")?,
+            completed_at: c.timestamp_opt("completed_at")?,
+            updated_at: c.timestamp("updated_at")?,
+        })
+    }
 }
