@@ -4,7 +4,7 @@
 # 1. formatting and lints (clippy -D warnings) of every crate, the EC2 provider and `ghr --features ec2` included;
 # 2. the architecture invariant: ghr-core depends on no runtime, database, HTTP client or cloud SDK;
 # 3. every test of the default workspace members (nextest), the deterministic simulation (GHR_SIM_SEEDS seeds,
-#    default 1000, on SQLite; GHR_SIM_PG_SEEDS seeds, default 100, on PostgreSQL; a failure prints the command that
+#    default 1000, on SQLite; GHR_SIM_PG_SEEDS seeds, default 50, plus 8 long ones, on PostgreSQL; a failure prints the command that
 #    replays its seed), then doc tests. The PostgreSQL store's tests (its conformance suite, replicas) run on the
 #    server GHR_TEST_POSTGRES_URL names; without it this script starts a throwaway one from the machine's own
 #    PostgreSQL binaries (scripts/postgres.sh) and stops it at the end. They fail, never skip, without a server;
@@ -60,18 +60,18 @@ export GHR_TEST_POSTGRES_URL
 
 # The deterministic simulation runs as its own step so that its seed count is printed.
 sim_seeds="${GHR_SIM_SEEDS:-1000}"
-sim_pg_seeds="${GHR_SIM_PG_SEEDS:-100}"
+sim_pg_seeds="${GHR_SIM_PG_SEEDS:-50}"
 if command -v cargo-nextest >/dev/null 2>&1 || cargo nextest --version >/dev/null 2>&1; then
     step "tests (nextest)"
     cargo nextest run --no-fail-fast -E 'not package(ghr-sim)'
     step "deterministic simulation: ${sim_seeds} seeds, 24 long seeds of 600 steps, the scripted race and outage scenarios"
     GHR_SIM_SEEDS="$sim_seeds" cargo nextest run -p ghr-sim --no-fail-fast --success-output final
-    step "deterministic simulation on PostgreSQL: ${sim_pg_seeds} seeds"
-    GHR_SIM_STORE=postgres GHR_SIM_SEEDS="$sim_pg_seeds" cargo nextest run -p ghr-sim --no-fail-fast --success-output final
+    step "deterministic simulation on PostgreSQL: ${sim_pg_seeds} seeds, 8 long seeds, the scenarios"
+    GHR_SIM_STORE=postgres GHR_SIM_SEEDS="$sim_pg_seeds" GHR_SIM_LONG_SEEDS=4 cargo nextest run -p ghr-sim --no-fail-fast --success-output final
 else
     step "tests (cargo test; cargo-nextest not installed)"
     GHR_SIM_SEEDS="$sim_seeds" cargo test --no-fail-fast
-    GHR_SIM_STORE=postgres GHR_SIM_SEEDS="$sim_pg_seeds" cargo test -p ghr-sim --no-fail-fast
+    GHR_SIM_STORE=postgres GHR_SIM_SEEDS="$sim_pg_seeds" GHR_SIM_LONG_SEEDS=4 cargo test -p ghr-sim --no-fail-fast
 fi
 echo "simulation: ${sim_seeds} seeds on SQLite and ${sim_pg_seeds} on PostgreSQL passed (replay one: cargo run -p ghr-sim -- --seed N --trace)"
 

@@ -117,6 +117,7 @@ impl Config {
         if raw.tenants.global_max_runners == Some(0) {
             return Err(invalid("tenants.global_max_runners", "0 would block every job; remove it for no cap".into()));
         }
+        check_store(&raw.store).map_err(|(key, message)| invalid(key, message))?;
         if raw.dispatcher.tick_seconds == 0 {
             return Err(invalid("dispatcher.tick_seconds", "must be at least 1".into()));
         }
@@ -167,6 +168,37 @@ impl Config {
             message: format!("no webhook secret: set this key or the {ENV_WEBHOOK_SECRET} environment variable"),
         })
     }
+}
+
+/// `[store]`: a URL ghr can open and a usable PostgreSQL pool; the failing key and the fix.
+fn check_store(store: &StoreSection) -> Result<(), (&'static str, String)> {
+    let url = store.url.trim();
+    if url.is_empty() {
+        return Err(("store.url", "give sqlite://PATH or postgres://USER@HOST/DATABASE".into()));
+    }
+    if let Some((scheme, _)) = url.split_once("://")
+        && store.kind() == StoreKind::Sqlite
+        && scheme != "sqlite"
+    {
+        return Err((
+            "store.url",
+            format!("{scheme}:// is not a store ghr knows: use sqlite://PATH or postgres://USER@HOST/DATABASE"),
+        ));
+    }
+    let pool = &store.pool;
+    if pool.max_connections == 0 {
+        return Err(("store.pool.max_connections", "must be at least 1".into()));
+    }
+    if pool.min_connections > pool.max_connections {
+        return Err((
+            "store.pool.min_connections",
+            format!("{} is more than store.pool.max_connections = {}", pool.min_connections, pool.max_connections),
+        ));
+    }
+    if pool.acquire_timeout_seconds == 0 {
+        return Err(("store.pool.acquire_timeout_seconds", "must be at least 1".into()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

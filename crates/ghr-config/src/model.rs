@@ -87,16 +87,78 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSection {
-    /// `sqlite://PATH` (created if missing). Default `sqlite://ghr.db`.
+    /// `sqlite://PATH` (created if missing, migrated at start; one `ghr serve`), or
+    /// `postgres://USER@HOST[:PORT]/DATABASE[?schema=NAME]` (several replicas; migrated only by
+    /// `ghr store migrate`; the password is best given as `PGPASSWORD`). Default `sqlite://ghr.db`.
     pub url: String,
     /// Webhook deliveries and completed jobs older than this many days are pruned (runners, the usage
     /// record, are kept). 0 keeps everything. Default 90.
     pub retention_days: u32,
+    /// Connection pool of a PostgreSQL store (a SQLite store keeps its own small pool: one writer at a time).
+    pub pool: PoolSection,
 }
 
 impl Default for StoreSection {
     fn default() -> Self {
-        Self { url: "sqlite://ghr.db".into(), retention_days: 90 }
+        Self { url: "sqlite://ghr.db".into(), retention_days: 90, pool: PoolSection::default() }
+    }
+}
+
+impl StoreSection {
+    /// Which backend `url` names.
+    pub fn kind(&self) -> StoreKind {
+        StoreKind::of(&self.url)
+    }
+}
+
+/// The store backends `store.url` can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Sqlite,
+    Postgres,
+}
+
+/// URL schemes of PostgreSQL stores.
+pub const POSTGRES_SCHEMES: [&str; 2] = ["postgres://", "postgresql://"];
+
+impl StoreKind {
+    pub fn of(url: &str) -> Self {
+        let url = url.trim_start();
+        if POSTGRES_SCHEMES.iter().any(|scheme| url.starts_with(scheme)) {
+            StoreKind::Postgres
+        } else {
+            StoreKind::Sqlite
+        }
+    }
+}
+
+/// A store URL fit for messages and `ghr config check`: its password, if any, replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else { return url.to_owned() };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+/// `[store.pool]`: the connection pool of a PostgreSQL store. A table of its own because these keys apply to
+/// PostgreSQL only and size one replica's share of the server's `max_connections`, which every replica (and
+/// `ghr` CLI run) draws on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolSection {
+    /// Connections one ghr process opens at most (the listener of wake-ups holds one more). Default 10.
+    pub max_connections: u32,
+    /// Connections kept open while idle. Default 1.
+    pub min_connections: u32,
+    /// How long an operation waits for a free connection before it fails. Default 30 s.
+    pub acquire_timeout_seconds: u64,
+}
+
+impl Default for PoolSection {
+    fn default() -> Self {
+        Self { max_connections: 10, min_connections: 1, acquire_timeout_seconds: 30 }
     }
 }
 

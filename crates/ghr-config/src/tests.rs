@@ -74,6 +74,12 @@ fn errors_name_file_key_and_fix() {
         ),
         ("[provider]\nkind = \"ec2\"", &["provider.ec2.subnets"]),
         ("[provider.process]\ncommand = []", &["provider.process.command"]),
+        ("[store]\nurl = \"mysql://db/ghr\"", &["store.url", "mysql://", "postgres://"]),
+        ("[store]\nurl = \"\"", &["store.url", "sqlite://PATH"]),
+        ("[store.pool]\nmax_connections = 0", &["store.pool.max_connections", "at least 1"]),
+        ("[store.pool]\nmin_connections = 20", &["store.pool.min_connections", "max_connections = 10"]),
+        ("[store.pool]\nacquire_timeout_seconds = 0", &["store.pool.acquire_timeout_seconds"]),
+        ("[store.pool]\nmax_conections = 5", &["unknown field `max_conections`"]),
     ];
     for (text, fragments) in table {
         let message = match parse(text) {
@@ -131,4 +137,18 @@ fn example_file_is_valid_and_matches_defaults() {
     // The example spells the default tiers out; everything else must equal the defaults.
     example.raw.tiers.clear();
     assert_eq!(toml::to_string(&example.raw).unwrap(), toml::to_string(&builtin.raw).unwrap());
+}
+
+#[test]
+fn store_urls_pick_a_backend_and_hide_passwords() {
+    let config =
+        parse("[store]\nurl = \"postgresql://ghr:pw@db:5432/ghr?schema=prod\"\n[store.pool]\nmax_connections = 4\n")
+            .unwrap();
+    assert_eq!(config.raw.store.kind(), StoreKind::Postgres);
+    assert_eq!(config.raw.store.pool.max_connections, 4);
+    assert_eq!(redact_url(&config.raw.store.url), "postgresql://ghr:***@db:5432/ghr?schema=prod");
+    assert_eq!(redact_url("postgres://ghr@db/ghr"), "postgres://ghr@db/ghr");
+    for sqlite in ["sqlite://ghr.db", "data/ghr.db", "sqlite::memory:"] {
+        assert_eq!(parse(&format!("[store]\nurl = \"{sqlite}\"")).unwrap().raw.store.kind(), StoreKind::Sqlite);
+    }
 }

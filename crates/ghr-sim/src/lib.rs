@@ -1,16 +1,19 @@
 //! Deterministic simulation of ghr.
 //!
 //! A seeded scheduler drives the real engine (dispatcher, launcher, teardown, reconciler, webhook intake
-//! through the real HTTP router), the real SQLite store and the real GitHub client against the GitHub
+//! through the real HTTP router), the real store (SQLite, or PostgreSQL with `GHR_SIM_STORE=postgres`: see
+//! [`backend`]) and the real GitHub client against the GitHub
 //! emulator, one [`world::Step`] at a time: GitHub queues jobs; the network hands deliveries over, drops,
 //! delays, reorders and duplicates them; launches advance step by step; runners boot, take jobs and finish
 //! them; ghr restarts, goes down, and its store and provider fail. After every step the invariants are
 //! checked ([`invariants`]); at the end faults stop and the world must settle with every job served.
 //!
-//! A seed replays the same run: `cargo run -p ghr-sim -- --seed N` (add `--trace` to print every step).
+//! A seed replays the same run: `GHR_SIM_STORE=sqlite cargo run -p ghr-sim -- --seed N` (add `--trace` to
+//! print every step).
 //! Timing outside the scheduler's control (the emulator's 5-second runner-offline rule, background
 //! redeliveries) is kept out of the way by short runs and by waiting for redeliveries after each pass.
 
+pub mod backend;
 pub mod faulty_store;
 pub mod ghr;
 pub mod invariants;
@@ -18,6 +21,7 @@ pub mod provider;
 pub mod receiver;
 pub mod world;
 
+use backend::{STORE_ENV, SimBackend};
 use receiver::NetworkFaults;
 use world::{Step, World, WorldError};
 
@@ -46,9 +50,9 @@ pub struct SeedReport {
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     #[error(
-        "seed {seed}: invariant violated after step {step}: {violation}\nreplay: cargo run -p ghr-sim -- --seed {seed} --steps {steps} --trace"
+        "seed {seed}: invariant violated after step {step} on {store}: {violation}\nreplay: {STORE_ENV}={store} cargo run -p ghr-sim -- --seed {seed} --steps {steps} --trace"
     )]
-    Violation { seed: u64, steps: u32, step: u32, violation: String, trace: Vec<String> },
+    Violation { seed: u64, store: SimBackend, steps: u32, step: u32, violation: String, trace: Vec<String> },
     #[error("seed {seed}: the world could not be built or driven")]
     World {
         seed: u64,
@@ -110,7 +114,14 @@ pub async fn run_seed(seed: u64, options: RunOptions) -> Result<SeedReport, SimE
         let text = world.run(step).await;
         record(&mut trace, options.trace, step_no, &text);
         if let Err(violation) = invariants::check_step(&world).await {
-            return Err(SimError::Violation { seed, steps: options.steps, step: step_no, violation, trace });
+            return Err(SimError::Violation {
+                seed,
+                store: world.backend,
+                steps: options.steps,
+                step: step_no,
+                violation,
+                trace,
+            });
         }
         report.steps += 1;
     }
@@ -134,6 +145,7 @@ pub async fn run_seed(seed: u64, options: RunOptions) -> Result<SeedReport, SimE
         if let Err(violation) = invariants::check_step(&world).await {
             return Err(SimError::Violation {
                 seed,
+                store: world.backend,
                 steps: options.steps,
                 step: options.steps + round,
                 violation,
@@ -147,7 +159,7 @@ pub async fn run_seed(seed: u64, options: RunOptions) -> Result<SeedReport, SimE
     report.jobs = world.emulator.jobs().len();
     if let Err(violation) = invariants::settled(&world).await {
         let step = options.steps + report.settle_rounds;
-        return Err(SimError::Violation { seed, steps: options.steps, step, violation, trace });
+        return Err(SimError::Violation { seed, store: world.backend, steps: options.steps, step, violation, trace });
     }
     Ok(report)
 }
@@ -158,4 +170,25 @@ fn record(trace: &mut Vec<String>, print: bool, step: u32, text: &str) {
         println!("{line}");
     }
     trace.push(line);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_replay_command_names_the_store() {
+        let violation = |store| SimError::Violation {
+            seed: 7,
+            store,
+            steps: 120,
+            step: 3,
+            violation: "two runners for one slot".to_owned(),
+            trace: Vec::new(),
+        };
+        let text = violation(SimBackend::Postgres).to_string();
+        assert!(text.contains("replay: GHR_SIM_STORE=postgres cargo run -p ghr-sim -- --seed 7 --steps 120"), "{text}");
+        let text = violation(SimBackend::Sqlite).to_string();
+        assert!(text.contains("replay: GHR_SIM_STORE=sqlite cargo run"), "{text}");
+    }
 }

@@ -2,6 +2,7 @@
 //!
 //! `cargo run -p ghr-sim -- --seed 42 --trace` replays seed 42 and prints every step;
 //! `cargo run -p ghr-sim -- --from 0 --count 500` runs seeds 0..500 and stops at the first failure.
+//! `GHR_SIM_STORE=postgres` runs them on PostgreSQL (a fresh schema per seed) instead of SQLite.
 
 use ghr_sim::{DEFAULT_STEPS, RunOptions, SimError, run_seed};
 use std::process::ExitCode;

@@ -1,10 +1,12 @@
 //! The simulated world: GitHub (the emulator), the network ([`Receiver`]), the cloud ([`SimProvider`]), the
-//! store (SQLite in memory behind [`FaultyStore`]), a manual clock and one ghr process at a time.
+//! store (SQLite in memory, or a fresh PostgreSQL schema: [`SimBackend`], behind [`FaultyStore`]), a manual
+//! clock and one ghr process at a time.
 //!
 //! Every change of the world is a [`Step`] chosen by the seeded scheduler and run to completion before the
 //! next, so a seed replays the same interleaving of GitHub's events, ghr's loops, launches, runners,
 //! restarts and faults.
 
+use crate::backend::{SimBackend, UnknownBackend};
 use crate::faulty_store::FaultyStore;
 use crate::ghr::{LaunchStage, SimGhr};
 use crate::provider::{RunnerPhase, SimProvider};
@@ -16,7 +18,6 @@ use ghr_core::tenant::TenantUpdate;
 use ghr_engine::Ports;
 use ghr_engine::settings::EngineSettings;
 use ghr_github::{AppCredentials, GithubClient, GithubClientConfig};
-use ghr_store::SqliteStore;
 use ghr_testkit::github::{EmulatorConfig, GithubEmulator, JobSpec};
 use ghr_testkit::runner::{EmulatedRunner, Polled, RunnerOptions};
 use rand::rngs::StdRng;
@@ -41,6 +42,8 @@ pub enum WorldError {
     Emulator(#[from] ghr_testkit::github::EmulatorError),
     #[error("starting the simulated network failed")]
     Network(#[from] std::io::Error),
+    #[error("choosing the store failed")]
+    Backend(#[from] UnknownBackend),
     #[error("opening the store failed")]
     Store(#[from] ghr_core::ports::StoreError),
     #[error("building the GitHub client failed: {0}")]
@@ -81,6 +84,8 @@ pub struct World {
     pub clock: Arc<ManualClock>,
     pub emulator: GithubEmulator,
     pub receiver: Receiver,
+    /// The store's backend ([`crate::backend::STORE_ENV`]).
+    pub backend: SimBackend,
     pub inner_store: Arc<dyn Store>,
     pub store: Arc<FaultyStore>,
     pub provider: SimProvider,
@@ -127,7 +132,8 @@ impl World {
         let emulator = GithubEmulator::start(config).await?;
         let receiver = Receiver::start(seed).await?;
         emulator.set_webhook_target(receiver.url(), WEBHOOK_SECRET);
-        let inner_store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().await?);
+        let backend = SimBackend::from_env()?;
+        let inner_store = backend.open().await?;
         let store = Arc::new(FaultyStore::new(inner_store.clone()));
         let provider = SimProvider::new(clock.clone());
         let mut client = GithubClientConfig::new(AppCredentials {
@@ -146,6 +152,7 @@ impl World {
             clock,
             emulator,
             receiver,
+            backend,
             inner_store,
             store,
             provider,

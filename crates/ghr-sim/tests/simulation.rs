@@ -1,15 +1,18 @@
 //! The randomized simulation as a test: `GHR_SIM_SEEDS` seeds (default [`DEFAULT_SEEDS`]) starting at
 //! `GHR_SIM_FIRST_SEED` (default 0), spread over [`SHARDS`] test functions so they run in parallel.
-//! Two more shards run long seeds ([`LONG_STEPS`] steps each). A failure names its seed and the command that
-//! replays it.
+//! Two more shards run `GHR_SIM_LONG_SEEDS` long seeds each (default [`LONG_SEEDS_PER_SHARD`], [`LONG_STEPS`]
+//! steps each). A failure names its seed and the command that replays it. `GHR_SIM_STORE=postgres` runs them
+//! on PostgreSQL (see `ghr_sim::backend`).
 
+use ghr_sim::backend::SimBackend;
 use ghr_sim::{RunOptions, run_seed};
 
 /// Seeds run by default (CI).
 const DEFAULT_SEEDS: u64 = 1000;
 /// Test functions the seeds are spread over (seed `s` runs in shard `s % SHARDS`).
 const SHARDS: u64 = 10;
-/// Long runs: seeds of many more steps, where restarts, outages and slow launches pile up.
+/// Long runs: seeds of many more steps, where restarts, outages and slow launches pile up. Per long shard, by
+/// default; `GHR_SIM_LONG_SEEDS` changes it (a slower store runs fewer).
 const LONG_SEEDS_PER_SHARD: u64 = 12;
 const LONG_STEPS: u32 = 600;
 /// Long-run seeds start here, apart from the short ones.
@@ -22,6 +25,11 @@ fn env_number(name: &str, default: u64) -> u64 {
     }
 }
 
+/// The store the seeds run on (`GHR_SIM_STORE`), for the summary lines.
+fn store() -> SimBackend {
+    SimBackend::from_env().unwrap_or_else(|e| panic!("{e}"))
+}
+
 async fn shard(index: u64) {
     let first = env_number("GHR_SIM_FIRST_SEED", 0);
     let count = env_number("GHR_SIM_SEEDS", DEFAULT_SEEDS);
@@ -32,17 +40,23 @@ async fn shard(index: u64) {
         }
         ran += 1;
     }
-    println!("simulation shard {index}/{SHARDS}: {ran} seeds passed (seeds {first}..{} in all)", first + count);
+    println!(
+        "simulation shard {index}/{SHARDS} on {}: {ran} seeds passed (seeds {first}..{} in all)",
+        store(),
+        first + count
+    );
 }
 
 async fn long_shard(index: u64) {
+    // Shards keep their default ranges, so a seed runs in the same shard whatever the count.
     let first = env_number("GHR_SIM_FIRST_SEED", 0) + LONG_FIRST_SEED + index * LONG_SEEDS_PER_SHARD;
-    for seed in first..first + LONG_SEEDS_PER_SHARD {
+    let count = env_number("GHR_SIM_LONG_SEEDS", LONG_SEEDS_PER_SHARD);
+    for seed in first..first + count {
         if let Err(error) = run_seed(seed, RunOptions { steps: LONG_STEPS, trace: false }).await {
             panic!("{error}");
         }
     }
-    println!("simulation long shard {index}: {LONG_SEEDS_PER_SHARD} seeds of {LONG_STEPS} steps passed");
+    println!("simulation long shard {index} on {}: {count} seeds of {LONG_STEPS} steps passed", store());
 }
 
 #[tokio::test]

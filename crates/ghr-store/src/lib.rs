@@ -2,13 +2,17 @@
 //!
 //! - [`SqliteStore`] implements [`ghr_core::ports::Store`] on SQLite (a file, or memory for tests).
 //! - [`PgStore`] implements it on PostgreSQL, for several `ghr serve` replicas sharing one database.
-//! - [`open_store`] turns a configured URL into a shared `Arc<dyn Store>` for the binary.
+//! - [`open_store`] turns a configured URL into a shared `Arc<dyn Store>` for the binary; [`migrate_store`]
+//!   creates or upgrades a store's schema (`ghr store migrate`); [`copy`] moves every record from one store to
+//!   another (`ghr store copy`).
 //! - [`conformance`] holds the backend-independent contract tests every store must pass; [`testing`] gives
-//!   tests fresh PostgreSQL schemas.
+//!   tests fresh PostgreSQL schemas; [`sample`] fills a store with something of everything (copy tests).
 
 mod codec;
 pub mod conformance;
+pub mod copy;
 mod postgres;
+pub mod sample;
 mod sqlite;
 pub mod testing;
 
@@ -26,10 +30,70 @@ use std::sync::Arc;
 /// (a set reason is recorded with its code).
 pub const WAIT_CLEARED_DETAIL: &str = "cleared";
 
-/// Open the store a URL names: `sqlite://PATH`, `sqlite:PATH`, `sqlite::memory:` or a bare file path.
+/// How a store is opened: the pool settings of a PostgreSQL store (`[store.pool]`; a SQLite store keeps its
+/// own small pool, since SQLite has one writer at a time).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreOptions {
+    pub postgres: PgSettings,
+}
+
+/// Which backend a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Sqlite,
+    Postgres,
+}
+
+impl StoreKind {
+    /// `postgres://` and `postgresql://` URLs name PostgreSQL; everything else (`sqlite:` URLs, bare paths)
+    /// names SQLite.
+    pub fn of(url: &str) -> Self {
+        if is_postgres_url(url) { StoreKind::Postgres } else { StoreKind::Sqlite }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Sqlite => "sqlite",
+            StoreKind::Postgres => "postgres",
+        }
+    }
+}
+
+/// Open the store a URL names: `postgres://...` or `postgresql://...` (see [`PgLocation::parse`]), else
+/// `sqlite://PATH`, `sqlite:PATH`, `sqlite::memory:` or a bare file path.
 ///
-/// A file is created if missing, and the schema is migrated to the current version.
-pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, StoreError> {
-    let store = SqliteStore::open(url).await?;
-    Ok(Arc::new(store))
+/// A SQLite file is created if missing and migrated to the current schema (one process owns it). A
+/// PostgreSQL schema is never changed by opening it: one that is missing, older or newer than this ghr's is
+/// refused with [`SchemaMismatch`] (replicas of several versions may share it during a rolling upgrade;
+/// `ghr store migrate` upgrades it). A SQLite schema newer than this ghr's is refused the same way.
+pub async fn open_store(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>, StoreError> {
+    match StoreKind::of(url) {
+        StoreKind::Postgres => Ok(Arc::new(PgStore::open(url, &options.postgres).await?)),
+        StoreKind::Sqlite => Ok(Arc::new(SqliteStore::open(url).await?)),
+    }
+}
+
+/// Create the store's schema if needed and migrate it to this ghr's version (`ghr store migrate`); running
+/// it again changes nothing. A schema newer than this ghr's is refused ([`SchemaMismatch::Newer`]).
+pub async fn migrate_store(url: &str, options: &StoreOptions) -> Result<Migrated, StoreError> {
+    match StoreKind::of(url) {
+        StoreKind::Postgres => {
+            let location =
+                PgLocation::parse(url).map_err(|e| StoreError::Backend { op: "migrate", source: Box::new(e) })?;
+            let (store, migrated) = PgStore::migrate(location, &options.postgres).await?;
+            store.close().await;
+            Ok(migrated)
+        }
+        StoreKind::Sqlite => {
+            let (store, migrated) = SqliteStore::open_migrated(SqliteLocation::parse(url)).await?;
+            store.close().await;
+            Ok(migrated)
+        }
+    }
+}
+
+/// The schema problem behind a store error, if that is what it is (the CLI then says what to run).
+pub fn schema_mismatch(error: &StoreError) -> Option<&SchemaMismatch> {
+    let StoreError::Backend { source, .. } = error else { return None };
+    source.downcast_ref::<SchemaMismatch>()
 }

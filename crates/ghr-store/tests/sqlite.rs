@@ -9,7 +9,7 @@ use ghr_core::reason::Reason;
 use ghr_core::runner::RunnerState;
 use ghr_core::tenant::{NewTenant, OrgType, TenantMetadata, TenantStatus};
 use ghr_store::conformance::{self, at};
-use ghr_store::{SqliteStore, open_store};
+use ghr_store::{SqliteStore, StoreOptions, open_store};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::path::Path;
@@ -269,22 +269,27 @@ async fn unknown_stored_values_are_corrupt() {
 #[tokio::test]
 async fn open_store_accepts_urls_and_paths() {
     let dir = tempfile::tempdir().expect("create a temporary directory");
-    let memory = open_store("sqlite::memory:").await.expect("open_store(memory)");
+    let memory = open_store("sqlite::memory:", &StoreOptions::default()).await.expect("open_store(memory)");
     memory.tenant_create(tenant(1, 1), at(0)).await.expect("tenant_create");
-    let other_memory = open_store("sqlite::memory:").await.expect("open_store(memory)");
+    let other_memory = open_store("sqlite::memory:", &StoreOptions::default()).await.expect("open_store(memory)");
     assert!(
         other_memory.tenant_get(InstallationId(1)).await.expect("tenant_get").is_none(),
         "memory stores are private"
     );
 
     let path = dir.path().join("url.db");
-    let by_url = open_store(&format!("sqlite://{}", path.display())).await.expect("open_store(sqlite://)");
+    let by_url = open_store(&format!("sqlite://{}", path.display()), &StoreOptions::default())
+        .await
+        .expect("open_store(sqlite://)");
     by_url.tenant_create(tenant(2, 1), at(0)).await.expect("tenant_create");
-    let by_path = open_store(&path.display().to_string()).await.expect("open_store(path)");
+    let by_path = open_store(&path.display().to_string(), &StoreOptions::default()).await.expect("open_store(path)");
     assert!(by_path.tenant_get(InstallationId(2)).await.expect("tenant_get").is_some(), "same file, same data");
 
     let missing_dir = dir.path().join("no-such-dir").join("x.db");
-    let err = open_store(&missing_dir.display().to_string()).await.err().expect("a missing directory fails");
+    let err = open_store(&missing_dir.display().to_string(), &StoreOptions::default())
+        .await
+        .err()
+        .expect("a missing directory fails");
     let chain = error_chain(&err);
     assert!(chain.contains("open") && chain.contains("no-such-dir"), "{chain}");
 }

@@ -39,6 +39,11 @@ pub enum Command {
     },
     /// Runner-seconds and estimated cost per tenant and tier.
     Usage(UsageArgs),
+    /// The store itself: schema migrations, and copies between stores (SQLite to PostgreSQL and back).
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Play an emulated ephemeral runner against the GitHub emulator (used by `ghr demo` and tests; the
     /// JIT config arrives on stdin).
     #[command(hide = true)]
@@ -217,4 +222,31 @@ pub struct UsageArgs {
     pub csv: bool,
     #[command(flatten)]
     pub target: Target,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Create the store's schema or upgrade it to this ghr's version; running it again changes nothing. A
+    /// PostgreSQL store is only ever migrated by this command (run it before starting upgraded replicas).
+    Migrate {
+        /// Store URL (`sqlite://PATH`, `postgres://...`); default: store.url of --config.
+        #[arg(long, env = "GHR_DB")]
+        db: Option<String>,
+        /// Configuration file (store.url and [store.pool]); built-in defaults when absent.
+        #[arg(long, short, env = "GHR_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Copy every record (tenants, jobs and their timelines, runners, deliveries, checkpoints) into a new,
+    /// empty store, in one transaction, verified by row counts. Stop ghr serve first.
+    Copy {
+        /// The store to read (`sqlite://PATH` or `postgres://...`); it must be at this ghr's schema version.
+        #[arg(long)]
+        from: String,
+        /// The store to fill; its schema is created or migrated first, and it must hold no records.
+        #[arg(long)]
+        to: String,
+        /// Configuration file ([store.pool] for PostgreSQL); built-in defaults when absent.
+        #[arg(long, short, env = "GHR_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }

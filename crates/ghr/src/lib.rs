@@ -40,6 +40,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Runners { command } => commands::runners::run(command).await,
         Command::Jobs { command } => commands::jobs::run(command).await,
         Command::Usage(args) => commands::usage::run(args).await,
+        Command::Store { command } => commands::store::run(command).await,
         Command::EmulatedRunner => emulated_runner::run().await,
     }
 }

@@ -90,8 +90,9 @@ impl LocalStack {
         let emulator = GithubEmulator::start(options.emulator).await.context("cannot start the GitHub emulator")?;
 
         let db = dir.path().join("ghr.db");
-        let store =
-            ghr_store::open_store(&format!("sqlite://{}", db.display())).await.context("cannot open the store")?;
+        let store = ghr_store::open_store(&format!("sqlite://{}", db.display()), &ghr_store::StoreOptions::default())
+            .await
+            .context("cannot open the store")?;
         let credentials =
             AppCredentials { app_id: emulator.app_id(), private_key_pem: SecretString::from(TEST_APP_PRIVATE_KEY_PEM) };
         let mut client_config = GithubClientConfig::new(credentials);

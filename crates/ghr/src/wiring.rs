@@ -1,15 +1,43 @@
 //! Wiring: the only place that picks concrete adapters (store, GitHub client, provider) from the config.
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use ghr_config::{Config, ProviderKind};
 use ghr_core::ports::{GitHubApi, Provider, Store};
 use ghr_github::{AppCredentials, GithubClient, GithubClientConfig};
+use ghr_store::{PgSettings, StoreOptions};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Open `store.url` with the configured pool.
 pub async fn store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    let url = &config.raw.store.url;
-    ghr_store::open_store(url).await.with_context(|| format!("{}: cannot open store.url {url}", config.source))
+    let named = format!("{}: store.url {}", config.source, ghr_config::redact_url(&config.raw.store.url));
+    open(&config.raw.store.url, &store_options(config), &named).await
+}
+
+/// Open the store `url` names (`--db`, or the config's) with the pool of `config`.
+pub async fn store_at(config: &Config, url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    open(url, &store_options(config), &format!("the store {}", ghr_config::redact_url(url))).await
+}
+
+/// A schema this ghr cannot run on (a PostgreSQL one missing, older or newer; a SQLite one newer) is reported
+/// as what it is, naming what to run, instead of under the driver's details.
+async fn open(url: &str, options: &StoreOptions, named: &str) -> anyhow::Result<Arc<dyn Store>> {
+    ghr_store::open_store(url, options).await.map_err(|error| match ghr_store::schema_mismatch(&error) {
+        Some(mismatch) => anyhow!("{named}: {mismatch}"),
+        None => anyhow::Error::new(error).context(format!("cannot open {named}")),
+    })
+}
+
+/// `[store.pool]` as the store's options.
+pub fn store_options(config: &Config) -> StoreOptions {
+    let pool = &config.raw.store.pool;
+    StoreOptions {
+        postgres: PgSettings {
+            max_connections: pool.max_connections,
+            min_connections: pool.min_connections,
+            acquire_timeout: Duration::from_secs(pool.acquire_timeout_seconds),
+        },
+    }
 }
 
 pub fn github(config: &Config) -> anyhow::Result<Arc<GithubClient>> {

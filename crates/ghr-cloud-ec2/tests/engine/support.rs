@@ -324,7 +324,9 @@ impl Stack {
 
         let dir = tempfile::tempdir().expect("a temporary directory");
         let db = dir.path().join("ghr.db");
-        let store = ghr_store::open_store(&format!("sqlite://{}", db.display())).await.expect("opening the store");
+        let store = ghr_store::open_store(&format!("sqlite://{}", db.display()), &ghr_store::StoreOptions::default())
+            .await
+            .expect("opening the store");
         let emulator = GithubEmulator::start(EmulatorConfig::default()).await.expect("starting the GitHub emulator");
         let credentials =
             AppCredentials { app_id: emulator.app_id(), private_key_pem: SecretString::from(TEST_APP_PRIVATE_KEY_PEM) };

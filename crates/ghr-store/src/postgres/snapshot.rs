@@ -9,6 +9,7 @@
 //! Each read is bounded by what it returns (the partial indexes of the schema), never by the size of the jobs
 //! table. Sets of ids and states are bound as arrays (`= ANY($n)`), one prepared statement for any set.
 
+use super::jobs::{job_columns, job_from_row};
 use super::runners::{runner_columns, runner_from_row, state_names};
 use super::tenants::{tenant_columns, tenant_from_row};
 use crate::codec::{self, Columns, backend};
@@ -22,7 +23,6 @@ use ghr_core::ports::{DemandQuery, StoreError};
 use ghr_core::reason::Reason;
 use ghr_core::runner::RunnerState;
 use ghr_core::tenant::{OrgType, Tenant};
-use rows::{job_columns, job_from_row};
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::{PgConnection, PgPool, Postgres};
 use std::collections::{BTreeMap, BTreeSet};
@@ -349,52 +349,4 @@ async fn fetch_jobs(
 
 fn saturate(count: i64) -> u32 {
     u32::try_from(count).unwrap_or(u32::MAX)
-}
-
-/// The job rows the snapshots read, decoded as the tenants and jobs modules store them (columns
-/// of the schema's `tenants` and `jobs` tables, values as in `codec`).
-mod rows {
-    use crate::codec::{self, Columns};
-    use ghr_core::ids::{InstallationId, JobId, RunnerName, TierName};
-    use ghr_core::job::Job;
-    use ghr_core::ports::StoreError;
-    use ghr_core::reason::Reason;
-    use sqlx::postgres::PgRow;
-
-    /// The columns of a job row (see [`job_from_row`]).
-    macro_rules! job_columns {
-        () => {
-            "job_id, installation_id, repository, labels, tier, status, conclusion, runner_name, wait_reason, \
-             received_at, queued_at, started_at, completed_at, updated_at"
-        };
-    }
-    pub(super) use job_columns;
-
-    /// Decode a row selected with [`job_columns`].
-    pub(super) fn job_from_row(op: &'static str, row: &PgRow) -> Result<Job, StoreError> {
-        let c = Columns::new(op, row);
-        let wait_reason = match c.text_opt("wait_reason")? {
-            None => None,
-            Some(code) => Some(
-                Reason::from_code(&code)
-                    .ok_or_else(|| codec::corrupt(op, format!("column wait_reason: unknown reason {code:?}")))?,
-            ),
-        };
-        Ok(Job {
-            job_id: JobId(c.unsigned("job_id")?),
-            installation_id: InstallationId(c.unsigned("installation_id")?),
-            repository: c.text("repository")?,
-            labels: codec::labels_from_json(op, &c.text("labels")?)?,
-            tier: c.text_opt("tier")?.map(TierName::new),
-            status: c.parse("status")?,
-            conclusion: c.text_opt("conclusion")?,
-            runner_name: c.text_opt("runner_name")?.map(RunnerName::new),
-            wait_reason,
-            received_at: c.timestamp("received_at")?,
-            queued_at: c.timestamp_opt("queued_at")?,
-            started_at: c.timestamp_opt("started_at")?,
-            completed_at: c.timestamp_opt("completed_at")?,
-            updated_at: c.timestamp("updated_at")?,
-        })
-    }
 }

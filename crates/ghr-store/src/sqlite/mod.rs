@@ -17,6 +17,7 @@ mod plans;
 mod reserve;
 mod retention;
 mod runners;
+mod schema;
 #[cfg(feature = "bench")]
 pub mod seed;
 mod snapshot;
@@ -49,7 +50,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-use write::{BEGIN_WRITE, FileIdentity, Writer};
+use write::{FileIdentity, Writer};
 
 /// How long a connection waits for another writer (task or process) before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -68,8 +69,6 @@ const ROW_BUFFER_SIZE: usize = 1024;
 const FRESH_MEMORY_DATABASE: &str = "sqlite::memory:";
 /// The URL query that opens a database file read-only.
 const READ_ONLY_QUERY: &str = "?mode=ro";
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Where a SQLite store lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,15 +107,6 @@ struct OpenFailed {
     source: sqlx::Error,
 }
 
-/// Migrating the schema failed; says which database.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot migrate the SQLite database {location} to the current schema")]
-struct MigrateFailed {
-    location: String,
-    #[source]
-    source: sqlx::migrate::MigrateError,
-}
-
 /// [`Store`] on SQLite.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -141,6 +131,12 @@ impl SqliteStore {
 
     /// Open the store at a parsed location.
     pub async fn open_at(location: SqliteLocation) -> Result<Self, StoreError> {
+        Ok(Self::open_migrated(location).await?.0)
+    }
+
+    /// Open the store at a parsed location and say what migrating it did (`ghr store migrate`). A schema
+    /// newer than this ghr knows is refused ([`crate::SchemaMismatch::Newer`]).
+    pub async fn open_migrated(location: SqliteLocation) -> Result<(Self, crate::Migrated), StoreError> {
         let described = describe(&location);
         let open_failed = |source| StoreError::Backend {
             op: "open",
@@ -179,7 +175,7 @@ impl SqliteStore {
         };
         let pool = connect(pool_options, options.clone()).await.map_err(open_failed)?;
         let unchecked = Writer::new(pool.clone(), described.clone(), None);
-        migrate(&pool, &described).await.map_err(|error| unchecked.classify(error))?;
+        let migrated = schema::migrate(&pool, &described).await.map_err(|error| unchecked.classify(error))?;
         // A file store holds one connection open for its whole life as well: SQLite then never deletes the
         // write-ahead log (it does when the last connection closes), so a log that disappears or changes was
         // removed behind ghr's back, and every commit checks for that (see `write.rs`).
@@ -194,13 +190,18 @@ impl SqliteStore {
         let anchor = anchor.map(|conn| Arc::new(tokio::sync::Mutex::new(Some(conn))));
         let writer = Writer::new(pool.clone(), described.clone(), file);
         tracing::debug!(location = %described, "SQLite store open");
-        Ok(Self { pool, writer, location, anchor })
+        Ok((Self { pool, writer, location, anchor }, migrated))
     }
 
     /// Checkpoint the write-ahead log and truncate it to zero bytes (retention does this after it deleted
     /// anything). False when readers still used the log, so it could not be truncated now.
     pub async fn truncate_wal(&self) -> Result<bool, StoreError> {
         Ok(retention::truncate_wal(&self.pool, BUSY_TIMEOUT).await?.complete)
+    }
+
+    /// The pool (`ghr store copy` reads and writes rows directly).
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     /// Where this store lives.
@@ -264,20 +265,6 @@ fn describe(location: &SqliteLocation) -> String {
 
 fn display_path(path: &Path) -> String {
     path.display().to_string()
-}
-
-/// Apply the embedded migrations under the write lock, so stores opened at the same time on one
-/// file do not race to create the schema.
-async fn migrate(pool: &SqlitePool, location: &str) -> Result<(), StoreError> {
-    let failed = |source| StoreError::Backend {
-        op: "migrate",
-        source: Box::new(MigrateFailed { location: location.to_owned(), source }),
-    };
-    let mut tx = pool.begin_with(BEGIN_WRITE).await.map_err(|e| failed(e.into()))?;
-    // `run_direct` is `Migrator::run` on a bare connection; `run(&mut *tx)` would make this future
-    // lose `Send` (sqlx's "Acquire is not general enough").
-    MIGRATOR.run_direct(None, &mut *tx, false).await.map_err(failed)?;
-    tx.commit().await.map_err(|e| failed(e.into()))
 }
 
 #[async_trait]

@@ -13,7 +13,7 @@
 //! the scope line says so.
 
 use ghr_core::ports::Store;
-use ghr_store::{PgSettings, PgStore};
+use ghr_store::StoreOptions;
 use std::sync::Arc;
 
 /// Environment variable that picks the store.
@@ -77,32 +77,31 @@ pub struct Stores {
 }
 
 impl Stores {
-    /// Open the stores `backend` names: a SQLite file `file_name` in a new temporary directory, or a fresh
-    /// migrated PostgreSQL schema opened once per replica with `ghr serve`'s default pool settings. Call it
-    /// on the server's runtime: the connections belong to the runtime that opened them.
+    /// Open the stores `backend` names as `ghr serve` opens its store (default options): a SQLite file
+    /// `file_name` in a new temporary directory, or a fresh migrated PostgreSQL schema opened once per
+    /// replica. Call it on the server's runtime: the connections belong to the runtime that opened them.
     pub async fn open(backend: Backend, file_name: &str) -> Self {
+        let options = StoreOptions::default();
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite://{}", dir.path().join(file_name).display());
-                let store = ghr_store::open_store(&url).await.expect("store");
+                let store = ghr_store::open_store(&url, &options).await.expect("store");
                 Self { replicas: vec![store], description: "SQLite (WAL file)".into(), _dir: Some(dir) }
             }
             Backend::Postgres { replicas } => {
                 let url = ghr_store::testing::fresh_postgres_url().await;
-                let settings = PgSettings::default();
                 let mut stores: Vec<Arc<dyn Store>> = Vec::with_capacity(replicas);
-                let mut description = String::new();
                 for _ in 0..replicas {
-                    let store = PgStore::open(&url, &settings).await.unwrap_or_else(|e| {
+                    let store = ghr_store::open_store(&url, &options).await.unwrap_or_else(|e| {
                         panic!("cannot open {url}: {}", ghr_core::error::ErrorChain(&e));
                     });
-                    description = store.describe();
-                    stores.push(Arc::new(store));
+                    stores.push(store);
                 }
+                let schema = url.rsplit_once('=').map_or("?", |(_, schema)| schema);
                 let description = format!(
-                    "PostgreSQL {description}, {replicas} replica(s), pool of {} connections each",
-                    settings.max_connections
+                    "PostgreSQL, fresh schema {schema}, {replicas} replica(s) with a pool of {} connections each",
+                    options.postgres.max_connections
                 );
                 Self { replicas: stores, description, _dir: None }
             }

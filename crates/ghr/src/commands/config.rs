@@ -1,7 +1,7 @@
 //! `ghr config check`.
 
 use crate::table;
-use ghr_config::Config;
+use ghr_config::{Config, StoreKind, StoreSection, redact_url};
 
 pub fn check(config: &Config) -> String {
     let rows: Vec<Vec<String>> = config
@@ -27,19 +27,32 @@ pub fn check(config: &Config) -> String {
         &rows,
     ));
     out.push_str(&format!(
-        "\nenvironment={}  default_tier={}  onboarding={:?}  tier_access={:?}  global_max_runners={}  provider={:?}  store={}\n",
+        "\nenvironment={}  default_tier={}  onboarding={:?}  tier_access={:?}  global_max_runners={}  provider={:?}\n",
         raw.environment,
         raw.tenants.default_tier,
         raw.tenants.onboarding,
         raw.tenants.tier_access,
         raw.tenants.global_max_runners.map(|n| n.to_string()).unwrap_or_else(|| "none".into()),
         raw.provider.kind,
-        raw.store.url,
     ));
+    out.push_str(&store_line(&raw.store));
     out.push_str(&format!(
         "webhook secret: {}   admin token: {}\n",
         if config.webhook_secret.is_some() { "set" } else { "NOT SET (ghr serve refuses to start)" },
         if config.admin_token.is_some() { "set" } else { "not set (admin API answers 401)" },
     ));
     out
+}
+
+/// `store: postgres postgres://ghr:***@db/ghr  pool: max 10, min 1, acquire timeout 30s`.
+fn store_line(store: &StoreSection) -> String {
+    let url = redact_url(&store.url);
+    match store.kind() {
+        StoreKind::Sqlite => format!("store: sqlite {url} (migrated at start; one ghr serve)\n"),
+        StoreKind::Postgres => format!(
+            "store: postgres {url}  pool: max_connections={} min_connections={} acquire_timeout={}s (schema: ghr store \
+             migrate)\n",
+            store.pool.max_connections, store.pool.min_connections, store.pool.acquire_timeout_seconds
+        ),
+    }
 }

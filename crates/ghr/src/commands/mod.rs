@@ -3,11 +3,12 @@
 pub mod config;
 pub mod jobs;
 pub mod runners;
+pub mod store;
 pub mod tenants;
 pub mod usage;
 
 use crate::cli::Target;
-use anyhow::{Context, bail};
+use anyhow::bail;
 use ghr_config::Config;
 use ghr_engine::EngineSettings;
 use ghr_server::admin::{Admin, LocalAdmin, RemoteAdmin};
@@ -34,7 +35,7 @@ pub async fn admin_for(target: &Target) -> anyhow::Result<Arc<dyn Admin>> {
     }
     let config = load_config(target.config.as_deref())?;
     let url = target.db.clone().unwrap_or_else(|| config.raw.store.url.clone());
-    let store = ghr_store::open_store(&url).await.with_context(|| format!("cannot open the store {url}"))?;
+    let store = crate::wiring::store_at(&config, &url).await?;
     Ok(Arc::new(LocalAdmin::new(store, Arc::new(EngineSettings::from_config(&config)))))
 }
 

@@ -309,7 +309,9 @@ pub async fn start_server(stopped: Stopped, restart: Restart) -> LocalStack {
             drop(provider);
             let db = dir.path().join("ghr.db");
             let store =
-                ghr_store::open_store(&format!("sqlite://{}", db.display())).await.expect("reopening the store");
+                ghr_store::open_store(&format!("sqlite://{}", db.display()), &ghr_store::StoreOptions::default())
+                    .await
+                    .expect("reopening the store");
             let mut config = ghr_cloud::ProcessProviderConfig::new(
                 emulated_runner_command(),
                 dir.path().join("runners"),
