@@ -289,12 +289,13 @@ async fn admission_rate(bench: &Bench) {
     }
     for (label, tenant) in [("admitted", 77u64), ("refused at the limit", 78)] {
         let postgres_before = bench.postgres_cpu();
+        let launches_before = bench.provider.launches.lock().expect("launches").len();
         let started = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for worker in 0..ADMISSION_TASKS {
             let store = stores[worker % stores.len()].clone();
             tasks.spawn(async move {
-                let mut outcomes = (0usize, 0usize);
+                let mut outcomes = (0usize, 0usize, 0usize);
                 for _ in 0..decisions / ADMISSION_TASKS {
                     let request = ReserveRequest {
                         installation_id: InstallationId(tenant),
@@ -307,17 +308,21 @@ async fn admission_rate(bench: &Bench) {
                     };
                     match store.runner_reserve(request).await.expect("reserve") {
                         Reservation::Reserved(_) => outcomes.0 += 1,
-                        _ => outcomes.1 += 1,
+                        Reservation::Refused(_) => outcomes.1 += 1,
+                        Reservation::NoDemand => outcomes.2 += 1,
                     }
                 }
                 outcomes
             });
         }
-        let (mut admitted, mut refused) = (0, 0);
+        // "Refused" counts every decision that reserved nothing; "no demand" ones are told apart only when
+        // they occur (a dispatcher of a server, woken by the seeded jobs, may have covered a job meanwhile).
+        let (mut admitted, mut refused, mut no_demand) = (0, 0, 0);
         while let Some(result) = tasks.join_next().await {
-            let (a, r) = result.expect("worker");
+            let (a, r, d) = result.expect("worker");
             admitted += a;
-            refused += r;
+            refused += r + d;
+            no_demand += d;
         }
         let elapsed = started.elapsed();
         println!(
@@ -326,6 +331,13 @@ async fn admission_rate(bench: &Bench) {
             elapsed,
             (admitted + refused) as f64 / elapsed.as_secs_f64()
         );
+        let launched = bench.provider.launches.lock().expect("launches").len() - launches_before;
+        if no_demand > 0 || launched > 0 {
+            println!(
+                "admission ({label}): {no_demand} of the refusals found no demand left; the servers' dispatchers \
+                 launched {launched} runners meanwhile"
+            );
+        }
         bench.report_postgres_cpu(&format!("admission ({label})"), postgres_before, admitted + refused, "decision");
     }
 }

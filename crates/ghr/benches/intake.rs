@@ -6,7 +6,7 @@
 //!    deliveries of 10 tenants:
 //!    - saturation: a closed loop of [`SENDERS`] concurrent senders; deliveries/s and the server's CPU per
 //!      durable delivery (each answer is sent after its group commit);
-//!    - a fixed open-loop rate ([`FIXED_RATE`]/s): ack latency p50/p99/p99.9/max, measured from each
+//!    - a fixed open-loop rate ([`FIXED_RATE`]/s, or `GHR_BENCH_RATE`): ack latency p50/p99/p99.9/max, measured from each
 //!      delivery's scheduled send time (so a stalled sender cannot hide latency), and CPU per delivery.
 //!
 //! CPU is read per thread from `/proc/self/task/*/stat`: the server's runtime threads are named
@@ -50,6 +50,8 @@ const TENANTS: u64 = 10;
 const SENDERS: usize = 64;
 /// Deliveries per second of the open loop.
 const FIXED_RATE: u64 = 2_000;
+/// Environment variable that overrides [`FIXED_RATE`] (a store that cannot hold 2,000/s only queues there).
+const RATE_ENV: &str = "GHR_BENCH_RATE";
 /// Payload sizes (bytes) are spread over this range, like real `workflow_job.queued` deliveries.
 const PAYLOAD_BYTES: (usize, usize) = (7 * 1024, 11 * 1024);
 
@@ -69,6 +71,18 @@ impl Provider for NoLaunches {
     }
     async fn list(&self) -> Result<Vec<Instance>, ProviderError> {
         Ok(Vec::new())
+    }
+}
+
+/// Deliveries per second of the open loop: [`RATE_ENV`], else [`FIXED_RATE`].
+fn fixed_rate_per_second() -> u64 {
+    match std::env::var(RATE_ENV) {
+        Err(_) => FIXED_RATE,
+        Ok(value) => value
+            .parse()
+            .ok()
+            .filter(|rate| *rate > 0)
+            .unwrap_or_else(|| panic!("{RATE_ENV}={value:?}: expected deliveries per second, above 0")),
     }
 }
 
@@ -364,7 +378,8 @@ fn at(sorted: &[Duration], percentile: f64) -> Duration {
 
 async fn fixed_rate(client: &reqwest::Client, urls: &[String], meter: Meter, batch: Vec<SignedDelivery>) {
     let count = batch.len();
-    let interval = Duration::from_secs_f64(1.0 / FIXED_RATE as f64);
+    let rate = fixed_rate_per_second();
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let before = meter.read();
     let start = tokio::time::Instant::now() + Duration::from_millis(10);
     let mut requests = tokio::task::JoinSet::new();
@@ -384,7 +399,7 @@ async fn fixed_rate(client: &reqwest::Client, urls: &[String], meter: Meter, bat
     let elapsed = start.elapsed();
     latencies.sort();
     println!(
-        "fixed rate: {count} deliveries at {FIXED_RATE}/s open loop (achieved {:.0}/s): ack p50 {:.2?} · p99 {:.2?} · \
+        "fixed rate: {count} deliveries at {rate}/s open loop (achieved {:.0}/s): ack p50 {:.2?} · p99 {:.2?} · \
          p99.9 {:.2?} · max {:.2?}",
         count as f64 / elapsed.as_secs_f64(),
         at(&latencies, 50.0),
@@ -437,7 +452,7 @@ fn main() {
 
     let warmup = deliveries(1_000_000, 2_000);
     let saturated = deliveries(2_000_000, 20_000 * n);
-    let paced = deliveries(3_000_000, (FIXED_RATE as usize) * 10 * n);
+    let paced = deliveries(3_000_000, (fixed_rate_per_second() as usize) * 10 * n);
     floor(&saturated[..2_000]);
     load_runtime.block_on(async {
         let client = reqwest::Client::new();
