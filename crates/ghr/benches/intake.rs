@@ -6,15 +6,21 @@
 //!    deliveries of 10 tenants:
 //!    - saturation: a closed loop of [`SENDERS`] concurrent senders; deliveries/s and the server's CPU per
 //!      durable delivery (each answer is sent after its group commit);
-//!    - a fixed open-loop rate ([`FIXED_RATE`]/s): ack latency p50/p99/p99.9/max, measured from each
+//!    - a fixed open-loop rate ([`FIXED_RATE`]/s, or `GHR_BENCH_RATE`): ack latency p50/p99/p99.9/max, measured from each
 //!      delivery's scheduled send time (so a stalled sender cannot hide latency), and CPU per delivery.
 //!
 //! CPU is read per thread from `/proc/self/task/*/stat`: the server's runtime threads are named
 //! [`SERVER_THREADS`] and sqlx's SQLite workers `sqlx-sqlite-worker-*`; the load generator and the GitHub
 //! emulator run on a second runtime whose threads are named [`LOAD_THREADS`], so their CPU is counted apart.
 //! Both runtimes share the machine's cores, as they would on one host. Sizes scale with GHR_BENCH_SCALE.
+//!
+//! `GHR_BENCH_STORE=postgres` runs the server on a fresh schema of the PostgreSQL test server instead of SQLite
+//! (see `support`); `GHR_BENCH_REPLICAS=2` then starts two servers on that schema, each with its own store, and
+//! the load generator sends every other delivery to each. On PostgreSQL the CPU per delivery is reported as
+//! ghr's (both servers' runtime threads), the database server's (its processes, from `/proc`), and their sum.
 
 use ghr_core::ids::InstanceId;
+use ghr_core::ports::Store;
 use ghr_core::ports::{Instance, LaunchRequest, Provider, ProviderError};
 use ghr_engine::{EngineSettings, Ports};
 use ghr_github::webhook::{parse_delivery, verify_signature};
@@ -27,6 +33,9 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use support::{Backend, PgScope, Stores};
+
+mod support;
 
 const SECRET: &str = "bench-secret";
 /// Thread name of the server's runtime (workers and blocking threads).
@@ -41,6 +50,8 @@ const TENANTS: u64 = 10;
 const SENDERS: usize = 64;
 /// Deliveries per second of the open loop.
 const FIXED_RATE: u64 = 2_000;
+/// Environment variable that overrides [`FIXED_RATE`] (a store that cannot hold 2,000/s only queues there).
+const RATE_ENV: &str = "GHR_BENCH_RATE";
 /// Payload sizes (bytes) are spread over this range, like real `workflow_job.queued` deliveries.
 const PAYLOAD_BYTES: (usize, usize) = (7 * 1024, 11 * 1024);
 
@@ -60,6 +71,18 @@ impl Provider for NoLaunches {
     }
     async fn list(&self) -> Result<Vec<Instance>, ProviderError> {
         Ok(Vec::new())
+    }
+}
+
+/// Deliveries per second of the open loop: [`RATE_ENV`], else [`FIXED_RATE`].
+fn fixed_rate_per_second() -> u64 {
+    match std::env::var(RATE_ENV) {
+        Err(_) => FIXED_RATE,
+        Ok(value) => value
+            .parse()
+            .ok()
+            .filter(|rate| *rate > 0)
+            .unwrap_or_else(|| panic!("{RATE_ENV}={value:?}: expected deliveries per second, above 0")),
     }
 }
 
@@ -192,7 +215,8 @@ fn deliveries(first: u64, count: usize) -> Vec<SignedDelivery> {
         .collect()
 }
 
-/// CPU seconds per thread group, from `/proc/self/task/*/stat` (utime + stime, clock ticks).
+/// CPU seconds per thread group, from `/proc/self/task/*/stat` (utime + stime, clock ticks), and the
+/// PostgreSQL server's when the store is PostgreSQL.
 #[derive(Debug, Clone, Copy, Default)]
 struct Cpu {
     /// The server's runtime threads.
@@ -200,9 +224,25 @@ struct Cpu {
     /// sqlx's SQLite connection threads.
     sqlite: f64,
     load: f64,
+    /// The PostgreSQL server's processes (0 on SQLite).
+    postgres: f64,
 }
 
-fn cpu() -> Cpu {
+/// Reads [`Cpu`]; `postgres` is the database server to count, if any.
+#[derive(Debug, Clone, Copy)]
+struct Meter {
+    postgres: Option<PgScope>,
+}
+
+impl Meter {
+    fn read(self) -> Cpu {
+        let mut cpu = threads_cpu();
+        cpu.postgres = self.postgres.map_or(0.0, PgScope::cpu_seconds);
+        cpu
+    }
+}
+
+fn threads_cpu() -> Cpu {
     const TICKS_PER_SECOND: f64 = 100.0;
     let mut cpu = Cpu::default();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return cpu };
@@ -241,20 +281,8 @@ fn floor(samples: &[SignedDelivery]) {
     println!("floor: HMAC verify + typed parse: {per:.1} µs per delivery (mean body {bytes} bytes)");
 }
 
-struct Server {
-    _dir: tempfile::TempDir,
-    running: RunningServer,
-    url: String,
-}
-
-async fn start_server(github_url: String, app_id: u64) -> Server {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = ghr_store::open_store(
-        &format!("sqlite://{}", dir.path().join("ghr.db").display()),
-        &ghr_store::StoreOptions::default(),
-    )
-    .await
-    .expect("store");
+/// One replica: a server on its own store instance.
+async fn start_server(github_url: String, app_id: u64, store: Arc<dyn Store>) -> RunningServer {
     let mut client = GithubClientConfig::new(AppCredentials {
         app_id,
         private_key_pem: SecretString::from(ghr_testkit::TEST_APP_PRIVATE_KEY_PEM),
@@ -263,7 +291,7 @@ async fn start_server(github_url: String, app_id: u64) -> Server {
     let github = Arc::new(GithubClient::new(client).expect("client"));
     let mut settings = EngineSettings::from_config(&ghr_config::Config::builtin());
     settings.reconcile_interval = Duration::from_secs(3600);
-    let running = RunningServer::start(ServerConfig {
+    RunningServer::start(ServerConfig {
         ports: Ports::new(store, github, Arc::new(NoLaunches)),
         settings: Arc::new(settings),
         webhook_secret: SecretString::from(SECRET),
@@ -274,9 +302,7 @@ async fn start_server(github_url: String, app_id: u64) -> Server {
         metrics_listen: Some("127.0.0.1:0".parse().expect("addr")),
     })
     .await
-    .expect("server");
-    let url = format!("http://{}/webhook", running.addr);
-    Server { _dir: dir, running, url }
+    .expect("server")
 }
 
 /// POST one delivery; panics unless it is acknowledged.
@@ -289,9 +315,19 @@ async fn send(client: &reqwest::Client, url: &str, delivery: &SignedDelivery) {
     assert!(response.status().is_success(), "delivery refused: {}", response.status());
 }
 
-fn report_cpu(label: &str, before: Cpu, after: Cpu, count: usize) {
+fn report_cpu(label: &str, meter: Meter, before: Cpu, after: Cpu, count: usize) {
     let per = |before: f64, after: f64| (after - before) * 1e6 / count as f64;
     let (runtime, sqlite) = (per(before.runtime, after.runtime), per(before.sqlite, after.sqlite));
+    if meter.postgres.is_some() {
+        let (ghr, postgres) = (runtime + sqlite, per(before.postgres, after.postgres));
+        println!(
+            "{label}: ghr CPU/delivery {ghr:.0} µs (runtime threads of every replica); PostgreSQL CPU/delivery \
+             {postgres:.0} µs; total {:.0} µs per durable delivery; load generator and emulator {:.0} µs",
+            ghr + postgres,
+            per(before.load, after.load)
+        );
+        return;
+    }
     println!(
         "{label}: server CPU {:.0} µs per durable delivery ({runtime:.0} µs runtime threads, {sqlite:.0} µs SQLite \
          threads); load generator and emulator {:.0} µs",
@@ -300,18 +336,26 @@ fn report_cpu(label: &str, before: Cpu, after: Cpu, count: usize) {
     );
 }
 
-async fn saturation(client: &reqwest::Client, url: &str, batch: Vec<SignedDelivery>) {
+/// The replica that takes delivery `index`: each in turn, as a round-robin load balancer sends them.
+fn replica_url(urls: &[String], index: usize) -> &str {
+    &urls[index % urls.len()]
+}
+
+async fn saturation(client: &reqwest::Client, urls: &[String], meter: Meter, batch: Vec<SignedDelivery>) {
     let count = batch.len();
     let batch = Arc::new(batch);
     let next = Arc::new(AtomicUsize::new(0));
-    let before = cpu();
+    let urls: Arc<[String]> = urls.into();
+    let before = meter.read();
     let started = Instant::now();
     let mut senders = tokio::task::JoinSet::new();
     for _ in 0..SENDERS {
-        let (client, url, batch, next) = (client.clone(), url.to_owned(), batch.clone(), next.clone());
+        let (client, urls, batch, next) = (client.clone(), urls.clone(), batch.clone(), next.clone());
         senders.spawn(async move {
-            while let Some(delivery) = batch.get(next.fetch_add(1, Ordering::Relaxed)) {
-                send(&client, &url, delivery).await;
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some(delivery) = batch.get(index) else { break };
+                send(&client, replica_url(&urls, index), delivery).await;
             }
         });
     }
@@ -324,7 +368,7 @@ async fn saturation(client: &reqwest::Client, url: &str, batch: Vec<SignedDelive
         elapsed,
         count as f64 / elapsed.as_secs_f64()
     );
-    report_cpu("saturation", before, cpu(), count);
+    report_cpu("saturation", meter, before, meter.read(), count);
 }
 
 fn at(sorted: &[Duration], percentile: f64) -> Duration {
@@ -332,16 +376,17 @@ fn at(sorted: &[Duration], percentile: f64) -> Duration {
     sorted[rank.min(sorted.len()) - 1]
 }
 
-async fn fixed_rate(client: &reqwest::Client, url: &str, batch: Vec<SignedDelivery>) {
+async fn fixed_rate(client: &reqwest::Client, urls: &[String], meter: Meter, batch: Vec<SignedDelivery>) {
     let count = batch.len();
-    let interval = Duration::from_secs_f64(1.0 / FIXED_RATE as f64);
-    let before = cpu();
+    let rate = fixed_rate_per_second();
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let before = meter.read();
     let start = tokio::time::Instant::now() + Duration::from_millis(10);
     let mut requests = tokio::task::JoinSet::new();
     for (i, delivery) in batch.into_iter().enumerate() {
         let scheduled = start + interval * i as u32;
         tokio::time::sleep_until(scheduled).await;
-        let (client, url) = (client.clone(), url.to_owned());
+        let (client, url) = (client.clone(), replica_url(urls, i).to_owned());
         requests.spawn(async move {
             send(&client, &url, &delivery).await;
             scheduled.elapsed()
@@ -354,7 +399,7 @@ async fn fixed_rate(client: &reqwest::Client, url: &str, batch: Vec<SignedDelive
     let elapsed = start.elapsed();
     latencies.sort();
     println!(
-        "fixed rate: {count} deliveries at {FIXED_RATE}/s open loop (achieved {:.0}/s): ack p50 {:.2?} · p99 {:.2?} · \
+        "fixed rate: {count} deliveries at {rate}/s open loop (achieved {:.0}/s): ack p50 {:.2?} · p99 {:.2?} · \
          p99.9 {:.2?} · max {:.2?}",
         count as f64 / elapsed.as_secs_f64(),
         at(&latencies, 50.0),
@@ -362,7 +407,7 @@ async fn fixed_rate(client: &reqwest::Client, url: &str, batch: Vec<SignedDelive
         at(&latencies, 99.9),
         latencies[latencies.len() - 1]
     );
-    report_cpu("fixed rate", before, cpu(), count);
+    report_cpu("fixed rate", meter, before, meter.read(), count);
 }
 
 fn main() {
@@ -384,25 +429,42 @@ fn main() {
         .build()
         .expect("server runtime");
     let n = scale();
+    let backend = Backend::from_env();
     let emulator = load_runtime
         .block_on(GithubEmulator::start(EmulatorConfig { rate_limit_per_hour: u32::MAX, ..EmulatorConfig::default() }))
         .expect("emulator");
-    let server = server_runtime.block_on(start_server(emulator.base_url().to_owned(), emulator.app_id()));
-    println!(
-        "machine: {cores} cores; load average {}",
-        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
-    );
+    // The stores are opened on the server's runtime: their connections are driven by its threads.
+    let stores = server_runtime.block_on(Stores::open(backend, "ghr.db"));
+    let servers: Vec<RunningServer> = stores
+        .replicas
+        .iter()
+        .map(|store| {
+            server_runtime.block_on(start_server(emulator.base_url().to_owned(), emulator.app_id(), store.clone()))
+        })
+        .collect();
+    let urls: Vec<String> = servers.iter().map(|server| format!("http://{}/webhook", server.addr)).collect();
+    println!("machine: {cores} cores; load average {}", support::load_average());
+    let meter = Meter { postgres: backend.is_postgres().then(PgScope::of_test_server) };
+    if let Some(scope) = meter.postgres {
+        println!("store: {}; {} server(s), deliveries sent to each in turn", stores.description, urls.len());
+        println!("{}", scope.describe());
+    }
 
     let warmup = deliveries(1_000_000, 2_000);
     let saturated = deliveries(2_000_000, 20_000 * n);
-    let paced = deliveries(3_000_000, (FIXED_RATE as usize) * 10 * n);
+    let paced = deliveries(3_000_000, (fixed_rate_per_second() as usize) * 10 * n);
     floor(&saturated[..2_000]);
     load_runtime.block_on(async {
         let client = reqwest::Client::new();
-        saturation(&client, &server.url, warmup).await;
-        saturation(&client, &server.url, saturated).await;
-        fixed_rate(&client, &server.url, paced).await;
+        saturation(&client, &urls, meter, warmup).await;
+        saturation(&client, &urls, meter, saturated).await;
+        fixed_rate(&client, &urls, meter, paced).await;
     });
-    server_runtime.block_on(server.running.shutdown());
+    for server in servers {
+        server_runtime.block_on(server.shutdown());
+    }
+    if backend.is_postgres() {
+        println!("load average at the end: {}", support::load_average());
+    }
     let _ = load_runtime.block_on(emulator.shutdown());
 }
