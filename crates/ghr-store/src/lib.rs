@@ -12,6 +12,7 @@ mod codec;
 pub mod conformance;
 pub mod copy;
 mod postgres;
+mod rows;
 pub mod sample;
 mod sqlite;
 pub mod testing;

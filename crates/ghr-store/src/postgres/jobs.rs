@@ -12,12 +12,13 @@
 
 use crate::WAIT_CLEARED_DETAIL;
 use crate::codec::{self, Columns, backend};
+pub(super) use crate::rows::job_columns;
+pub(super) use crate::rows::job_from_row;
 use ghr_core::Timestamp;
-use ghr_core::ids::{InstallationId, JobId, RunnerName, TierName};
+use ghr_core::ids::{JobId, RunnerName, TierName};
 use ghr_core::job::{Job, JobChange, JobEvent, JobObservation, JobStatus, event_kind};
 use ghr_core::ports::{JobFilter, StoreError};
 use ghr_core::reason::Reason;
-use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 
 pub(super) const OP_OBSERVE: &str = "job_observe";
@@ -27,15 +28,6 @@ const OP_LIST: &str = "job_list";
 const OP_WANTING: &str = "job_list_wanting_runner";
 pub(super) const OP_APPEND: &str = "job_event_append";
 const OP_TIMELINE: &str = "job_timeline";
-
-/// The columns of a job row, as a literal so queries stay `&'static str` (see [`job_from_row`]).
-macro_rules! job_columns {
-    () => {
-        "job_id, installation_id, repository, labels, tier, status, conclusion, runner_name, wait_reason, \
-         received_at, queued_at, started_at, completed_at, updated_at"
-    };
-}
-pub(super) use job_columns;
 
 /// Lock the rows of `job_status_counts` named by `$1`, in that order; the count of rows locked.
 const LOCK_COUNTS: &str = "SELECT count(*) FROM ( \
@@ -340,37 +332,10 @@ pub(super) async fn timeline(pool: &PgPool, id: JobId) -> Result<Vec<JobEvent>, 
         .collect()
 }
 
-/// Decode a row selected with [`job_columns`].
-pub(super) fn job_from_row(op: &'static str, row: &PgRow) -> Result<Job, StoreError> {
-    let c = Columns::new(op, row);
-    let wait_reason = match c.text_opt("wait_reason")? {
-        None => None,
-        Some(code) => Some(
-            Reason::from_code(&code)
-                .ok_or_else(|| codec::corrupt(op, format!("column wait_reason: unknown reason {code:?}")))?,
-        ),
-    };
-    Ok(Job {
-        job_id: JobId(c.unsigned("job_id")?),
-        installation_id: InstallationId(c.unsigned("installation_id")?),
-        repository: c.text("repository")?,
-        labels: codec::labels_from_json(op, &c.text("labels")?)?,
-        tier: c.text_opt("tier")?.map(TierName::new),
-        status: c.parse("status")?,
-        conclusion: c.text_opt("conclusion")?,
-        runner_name: c.text_opt("runner_name")?.map(RunnerName::new),
-        wait_reason,
-        received_at: c.timestamp("received_at")?,
-        queued_at: c.timestamp_opt("queued_at")?,
-        started_at: c.timestamp_opt("started_at")?,
-        completed_at: c.timestamp_opt("completed_at")?,
-        updated_at: c.timestamp("updated_at")?,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ghr_core::ids::InstallationId;
 
     #[test]
     fn sql_literals_match_the_domain_strings() {

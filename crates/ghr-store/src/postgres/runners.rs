@@ -6,10 +6,11 @@
 //! the schema's `runners_wake` trigger tells the other replicas that a slot is free; nothing here does that.
 
 use crate::codec::{self, Columns, backend};
-use ghr_core::ids::{GithubRunnerId, InstallationId, InstanceId, JobId, RunnerName, RunnerSeq, TierName};
+pub(super) use crate::rows::runner_columns;
+pub(super) use crate::rows::runner_from_row;
+use ghr_core::ids::{InstallationId, InstanceId, RunnerName};
 use ghr_core::ports::{RunnerFilter, RunnerUpdate, StoreError};
 use ghr_core::runner::{Runner, RunnerState};
-use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use std::collections::BTreeMap;
 
@@ -17,16 +18,6 @@ pub(super) const OP_UPDATE: &str = "runner_update";
 const OP_GET: &str = "runner_get";
 const OP_LIST: &str = "runner_list";
 const OP_LIVE_COUNTS: &str = "runner_live_counts";
-
-/// The columns of a runner row, as a literal so queries stay `&'static str` (see [`runner_from_row`]).
-macro_rules! runner_columns {
-    () => {
-        "seq, name, installation_id, tier, tenant_tier, scope_repo, state, instance_id, github_runner_id, \
-         intended_job, job_id, created_at, launched_at, registered_at, job_started_at, finished_at, \
-         terminated_at, last_error, updated_at"
-    };
-}
-pub(super) use runner_columns;
 
 /// A set of states as a text array, bound to `state = ANY($n)` so one prepared statement serves any set
 /// (the sets are the domain's `LIVE` / `UNBOUND` constants).
@@ -140,32 +131,6 @@ pub(super) async fn live_counts(pool: &PgPool) -> Result<BTreeMap<InstallationId
             Ok((InstallationId(c.unsigned("installation_id")?), c.u32("n")?))
         })
         .collect()
-}
-
-/// Decode a row selected with [`runner_columns`].
-pub(super) fn runner_from_row(op: &'static str, row: &PgRow) -> Result<Runner, StoreError> {
-    let c = Columns::new(op, row);
-    Ok(Runner {
-        seq: RunnerSeq(c.unsigned("seq")?),
-        name: RunnerName::new(c.text("name")?),
-        installation_id: InstallationId(c.unsigned("installation_id")?),
-        tier: TierName::new(c.text("tier")?),
-        tenant_tier: TierName::new(c.text("tenant_tier")?),
-        scope_repo: c.text_opt("scope_repo")?,
-        state: c.parse("state")?,
-        instance_id: c.text_opt("instance_id")?.map(InstanceId::new),
-        github_runner_id: c.unsigned_opt("github_runner_id")?.map(GithubRunnerId),
-        intended_job: c.unsigned_opt("intended_job")?.map(JobId),
-        job_id: c.unsigned_opt("job_id")?.map(JobId),
-        created_at: c.timestamp("created_at")?,
-        launched_at: c.timestamp_opt("launched_at")?,
-        registered_at: c.timestamp_opt("registered_at")?,
-        job_started_at: c.timestamp_opt("job_started_at")?,
-        finished_at: c.timestamp_opt("finished_at")?,
-        terminated_at: c.timestamp_opt("terminated_at")?,
-        last_error: c.text_opt("last_error")?,
-        updated_at: c.timestamp("updated_at")?,
-    })
 }
 
 #[cfg(test)]

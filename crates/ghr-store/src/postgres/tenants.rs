@@ -11,11 +11,12 @@
 //! transaction.
 
 use crate::codec::{self, Columns, backend};
+pub(super) use crate::rows::tenant_columns;
+pub(super) use crate::rows::tenant_from_row;
 use ghr_core::Timestamp;
-use ghr_core::ids::{AccountId, InstallationId, OrgName, TierName};
+use ghr_core::ids::{InstallationId, OrgName, TierName};
 use ghr_core::ports::StoreError;
-use ghr_core::tenant::{NewTenant, OrgNameTaken, Tenant, TenantMetadata, TenantStatus, TenantUpdate};
-use sqlx::postgres::PgRow;
+use ghr_core::tenant::{NewTenant, OrgNameTaken, Tenant, TenantStatus, TenantUpdate};
 use sqlx::{Connection, PgConnection, PgExecutor, PgPool};
 
 pub(super) const OP_CREATE: &str = "tenant_create";
@@ -24,15 +25,6 @@ const OP_GET: &str = "tenant_get";
 const OP_FIND: &str = "tenant_find_by_org";
 const OP_LIST: &str = "tenant_list";
 const OP_IDS_AFTER: &str = "tenant_ids_after";
-
-/// The columns of a tenant row, as a literal so queries stay `&'static str` (see [`tenant_from_row`]).
-macro_rules! tenant_columns {
-    () => {
-        "installation_id, org_name, org_type, status, tier, max_runners, \
-         github_account_id, sender_login, sender_id, created_at, updated_at"
-    };
-}
-pub(super) use tenant_columns;
 
 /// The unique index of live tenants' logins, as PostgreSQL names it in a violation.
 const ORG_UNIQUE_INDEX: &str = "tenants_live_org_unique";
@@ -245,26 +237,6 @@ pub(super) async fn update(
         }
         Err(error) => Err(backend(OP_UPDATE)(error)),
     }
-}
-
-/// Decode a row selected with [`tenant_columns`].
-pub(super) fn tenant_from_row(op: &'static str, row: &PgRow) -> Result<Tenant, StoreError> {
-    let c = Columns::new(op, row);
-    Ok(Tenant {
-        installation_id: InstallationId(c.unsigned("installation_id")?),
-        org_name: OrgName::new(c.text("org_name")?),
-        org_type: c.parse("org_type")?,
-        status: c.parse("status")?,
-        tier: TierName::new(c.text("tier")?),
-        max_runners: c.u32("max_runners")?,
-        created_at: c.timestamp("created_at")?,
-        updated_at: c.timestamp("updated_at")?,
-        metadata: TenantMetadata {
-            github_account_id: c.unsigned_opt("github_account_id")?.map(AccountId),
-            sender_login: c.text_opt("sender_login")?,
-            sender_id: c.unsigned_opt("sender_id")?.map(AccountId),
-        },
-    })
 }
 
 #[cfg(test)]

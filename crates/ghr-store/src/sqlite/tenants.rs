@@ -3,12 +3,13 @@
 //! would break that fails with [`OrgNameTaken`] as its source and changes nothing.
 
 use crate::codec::{self, Columns, backend};
+pub(super) use crate::rows::tenant_columns;
+pub(super) use crate::rows::tenant_from_row;
 use ghr_core::Timestamp;
-use ghr_core::ids::{AccountId, InstallationId, OrgName, TierName};
+use ghr_core::ids::{InstallationId, OrgName, TierName};
 use ghr_core::ports::StoreError;
-use ghr_core::tenant::{NewTenant, OrgNameTaken, Tenant, TenantMetadata, TenantStatus, TenantUpdate};
+use ghr_core::tenant::{NewTenant, OrgNameTaken, Tenant, TenantStatus, TenantUpdate};
 use sqlx::SqlitePool;
-use sqlx::sqlite::SqliteRow;
 
 const OP_CREATE: &str = "tenant_create";
 const OP_GET: &str = "tenant_get";
@@ -16,15 +17,6 @@ const OP_FIND: &str = "tenant_find_by_org";
 const OP_LIST: &str = "tenant_list";
 const OP_IDS_AFTER: &str = "tenant_ids_after";
 const OP_UPDATE: &str = "tenant_update";
-
-/// The columns of a tenant row, as a literal so queries stay `&'static str` (see [`tenant_from_row`]).
-macro_rules! tenant_columns {
-    () => {
-        "installation_id, org_name, org_type, status, tier, max_runners, \
-         github_account_id, sender_login, sender_id, created_at, updated_at"
-    };
-}
-pub(super) use tenant_columns;
 
 /// The column the unique index of live tenants' logins covers, as SQLite names it in a violation.
 const ORG_UNIQUE_COLUMN: &str = "tenants.org_name_lower";
@@ -212,26 +204,6 @@ pub(super) async fn update(
         Err(error) => return Err(backend(OP_UPDATE)(error)),
     };
     row.map(|row| tenant_from_row(OP_UPDATE, &row)).transpose()
-}
-
-/// Decode a row selected with [`tenant_columns`].
-pub(super) fn tenant_from_row(op: &'static str, row: &SqliteRow) -> Result<Tenant, StoreError> {
-    let c = Columns::new(op, row);
-    Ok(Tenant {
-        installation_id: InstallationId(c.unsigned("installation_id")?),
-        org_name: OrgName::new(c.text("org_name")?),
-        org_type: c.parse("org_type")?,
-        status: c.parse("status")?,
-        tier: TierName::new(c.text("tier")?),
-        max_runners: c.u32("max_runners")?,
-        created_at: c.timestamp("created_at")?,
-        updated_at: c.timestamp("updated_at")?,
-        metadata: TenantMetadata {
-            github_account_id: c.unsigned_opt("github_account_id")?.map(AccountId),
-            sender_login: c.text_opt("sender_login")?,
-            sender_id: c.unsigned_opt("sender_id")?.map(AccountId),
-        },
-    })
 }
 
 #[cfg(test)]
