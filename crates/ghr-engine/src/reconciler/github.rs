@@ -4,14 +4,14 @@ use super::{ReconcileReport, Reconciler};
 use crate::error::{EngineError, ErrorChain, StoreContext};
 use crate::teardown::TeardownCause;
 use ghr_core::Timestamp;
-use ghr_core::ids::RunnerName;
+use ghr_core::ids::{GithubRunnerId, RunnerName};
 use ghr_core::job::{Job, JobChange, JobEvent, JobObservation, JobStatus, event_kind};
 use ghr_core::planner::checks::{
     GHOST_SCOPES_PER_PASS, STALE_JOBS_PER_PASS, busy_runner_checks, ghost_registrations, next_page,
     registration_scopes, stale_job_checks,
 };
 use ghr_core::planner::fleet::FleetRecords;
-use ghr_core::ports::RunnerUpdate;
+use ghr_core::ports::{GithubRunner, RunnerUpdate};
 use ghr_core::runner::RunnerState;
 
 impl Reconciler {
@@ -40,6 +40,9 @@ impl Reconciler {
                 }
             };
             for id in ghost_registrations(&registrations, &records.live, &self.settings.environment) {
+                if self.reserved_since_the_snapshot(&registrations, id).await {
+                    continue;
+                }
                 match self.ports.github.delete_runner(installation, &scope, id).await {
                     Ok(()) => report.ghost_registrations_deleted += 1,
                     Err(error) => {
@@ -49,6 +52,21 @@ impl Reconciler {
             }
         }
         Ok(())
+    }
+
+    /// Whether the registration `id` belongs to a live runner after all: the fleet snapshot was read before the
+    /// registrations were listed, and a runner reserved since then (by another replica, or a launch of this one)
+    /// has its registration minted before it is recorded. Deleting that registration would strand the runner
+    /// before it connects; when the store cannot tell, the registration is kept for a later pass.
+    async fn reserved_since_the_snapshot(&self, registrations: &[GithubRunner], id: GithubRunnerId) -> bool {
+        let Some(registration) = registrations.iter().find(|r| r.id == id) else { return false };
+        match self.ports.store.runner_get(&RunnerName::new(registration.name.clone())).await {
+            Ok(runner) => runner.is_some_and(|r| r.state.is_live()),
+            Err(error) => {
+                tracing::warn!(registration = %id, error = %error, "could not re-check a ghost registration; keeping it");
+                true
+            }
+        }
     }
 
     /// Jobs queued or running for long: ask GitHub where they are, and record it when a webhook was lost.
