@@ -69,10 +69,77 @@ pub fn seconds_from_millis(millis: i64) -> f64 {
     millis as f64 / 1000.0
 }
 
+/// One runner's life as the usage report reads it: launched at `launched`, ended at `ended` (None: still live).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunnerInterval {
+    pub installation_id: InstallationId,
+    pub tier: TierName,
+    pub launched: crate::Timestamp,
+    pub ended: Option<crate::Timestamp>,
+}
+
+/// Runner-seconds per (tenant, tier) of the runners overlapping `[from, to)`, each clipped to it; a live runner
+/// counts up to `now`; runners with no overlap are not counted. Ordered by tenant, then tier. Every store bills
+/// through this one rule.
+pub fn usage_rows(
+    intervals: impl IntoIterator<Item = RunnerInterval>,
+    from: crate::Timestamp,
+    to: crate::Timestamp,
+    now: crate::Timestamp,
+) -> Vec<UsageRow> {
+    let mut totals: std::collections::BTreeMap<(InstallationId, TierName), (i64, u64)> = Default::default();
+    for interval in intervals {
+        let millis = overlap_millis(interval.launched, interval.ended.unwrap_or(now), from, to);
+        if millis <= 0 {
+            continue;
+        }
+        let entry = totals.entry((interval.installation_id, interval.tier)).or_insert((0, 0));
+        entry.0 += millis;
+        entry.1 += 1;
+    }
+    totals
+        .into_iter()
+        .map(|((installation_id, tier), (millis, runners))| UsageRow {
+            installation_id,
+            tier,
+            runner_seconds: seconds_from_millis(millis),
+            runners,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::{TimeZone, Utc};
+
+    #[test]
+    fn usage_sums_clipped_intervals_per_tenant_and_tier() {
+        let t = |secs: i64| Utc.timestamp_opt(1_800_000_000 + secs, 0).unwrap();
+        let interval = |tenant: u64, tier: &str, launched: i64, ended: Option<i64>| RunnerInterval {
+            installation_id: InstallationId(tenant),
+            tier: tier.into(),
+            launched: t(launched),
+            ended: ended.map(t),
+        };
+        let rows = usage_rows(
+            [
+                interval(1, "small", -50, Some(30)), // clipped at the start: 30 s
+                interval(1, "small", 90, None),      // live, counted up to now (100): 10 s
+                interval(1, "large", 10, Some(20)),  // inside: 10 s
+                interval(2, "small", 200, None),     // launched after the period: not counted
+                interval(2, "small", -20, Some(0)),  // ended as the period began: not counted
+            ],
+            t(0),
+            t(1_000),
+            t(100),
+        );
+        let summary: Vec<_> = rows
+            .iter()
+            .map(|r| (r.installation_id.0, r.tier.as_str().to_owned(), r.runner_seconds, r.runners))
+            .collect();
+        assert_eq!(summary, vec![(1, "large".to_owned(), 10.0, 1), (1, "small".to_owned(), 40.0, 2)]);
+    }
 
     #[test]
     fn prices_per_tier() {

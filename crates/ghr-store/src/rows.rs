@@ -2,6 +2,7 @@
 //! lists queries select, and the decoders from a row of either database to the domain type.
 
 use crate::codec::{self, Columns};
+use ghr_core::cost::RunnerInterval;
 use ghr_core::ids::{
     AccountId, GithubRunnerId, InstallationId, InstanceId, JobId, OrgName, RunnerName, RunnerSeq, TierName,
 };
@@ -129,5 +130,22 @@ where
         terminated_at: c.timestamp_opt("terminated_at")?,
         last_error: c.text_opt("last_error")?,
         updated_at: c.timestamp("updated_at")?,
+    })
+}
+
+/// Decode a row selecting `installation_id, tier, launched_at, terminated_at` of a launched runner (usage).
+pub(crate) fn interval_from_row<'r, R>(op: &'static str, row: &'r R) -> Result<RunnerInterval, StoreError>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let c = Columns::new(op, row);
+    Ok(RunnerInterval {
+        installation_id: InstallationId(c.unsigned("installation_id")?),
+        tier: TierName::new(c.text("tier")?),
+        launched: c.timestamp("launched_at")?,
+        ended: c.timestamp_opt("terminated_at")?,
     })
 }

@@ -5,8 +5,12 @@
 //! The store's atomic `runner_reserve` reads these counts inside its write transaction and calls
 //! [`decide_reservation`]; the dispatch planner uses the same function on its snapshot.
 
+use super::dispatch::TenantLoad;
 use crate::admission::{Admission, AdmissionInput, admit};
+use crate::ids::InstallationId;
 use crate::reason::Reason;
+use crate::tenant::Tenant;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The counts one reservation decision needs, read atomically.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +68,64 @@ pub fn decide_reservation(counts: ReserveCounts) -> ReserveDecision {
     }
 }
 
+/// The tenants a demand snapshot reads, split by whether admission would start a runner for them now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headroom {
+    /// Tenants with headroom: the snapshot reads their whole queue.
+    pub open: BTreeSet<InstallationId>,
+    /// Tenants admission refuses, by the refusal (`unknown_tenant` for one without a record): the snapshot reads
+    /// only their jobs whose wait reason is not that refusal.
+    pub closed: BTreeMap<Reason, BTreeSet<InstallationId>>,
+}
+
+/// Each tenant with its live runners (0 when the count has none for it), by installation.
+pub fn tenant_loads(
+    tenants: Vec<Tenant>,
+    live: &BTreeMap<InstallationId, u32>,
+) -> BTreeMap<InstallationId, TenantLoad> {
+    tenants
+        .into_iter()
+        .map(|tenant| {
+            let live = live.get(&tenant.installation_id).copied().unwrap_or(0);
+            (tenant.installation_id, TenantLoad { tenant, live })
+        })
+        .collect()
+}
+
+/// Split `ids` by admission on the loads read and the deployment's live runners.
+pub fn split_by_headroom(
+    ids: &BTreeSet<InstallationId>,
+    loads: &BTreeMap<InstallationId, TenantLoad>,
+    global_cap: Option<u32>,
+    global_live: u32,
+) -> Headroom {
+    let mut split = Headroom::default();
+    for id in ids {
+        let refusal = match loads.get(id) {
+            None => Some(Reason::UnknownTenant),
+            Some(load) => match admit(AdmissionInput {
+                tenant_status: load.tenant.status,
+                max_runners: load.tenant.max_runners,
+                tenant_live: load.live,
+                global_cap,
+                global_live,
+            }) {
+                Admission::Admit => None,
+                Admission::Wait(reason) => Some(reason),
+            },
+        };
+        match refusal {
+            None => {
+                split.open.insert(*id);
+            }
+            Some(reason) => {
+                split.closed.entry(reason).or_default().insert(*id);
+            }
+        }
+    }
+    split
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +181,30 @@ mod tests {
         }
         assert_eq!(remaining_demand(2, 5), 0);
         assert_eq!(remaining_demand(5, 2), 3);
+    }
+
+    #[test]
+    fn headroom_splits_tenants_by_admission() {
+        use crate::planner::fixtures::tenant;
+        let mut suspended = tenant(3, "small", 2);
+        suspended.status = Suspended;
+        let live = BTreeMap::from([(InstallationId(1), 2), (InstallationId(2), 1)]);
+        let loads = tenant_loads(vec![tenant(1, "small", 2), tenant(2, "small", 2), suspended], &live);
+        assert_eq!(loads[&InstallationId(3)].live, 0, "no live count is none live");
+        let ids: BTreeSet<_> = (1..=4).map(InstallationId).collect();
+        let split = split_by_headroom(&ids, &loads, None, 3);
+        assert_eq!(split.open, BTreeSet::from([InstallationId(2)]));
+        assert_eq!(
+            split.closed,
+            BTreeMap::from([
+                (Reason::TenantAtLimit, BTreeSet::from([InstallationId(1)])),
+                (Reason::TenantSuspended, BTreeSet::from([InstallationId(3)])),
+                (Reason::UnknownTenant, BTreeSet::from([InstallationId(4)])),
+            ])
+        );
+        // The global cap closes every tenant that has a record.
+        let capped = split_by_headroom(&ids, &loads, Some(3), 3);
+        assert!(capped.open.is_empty());
+        assert_eq!(capped.closed[&Reason::GlobalCap], BTreeSet::from([InstallationId(2)]));
     }
 }

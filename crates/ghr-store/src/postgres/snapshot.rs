@@ -14,12 +14,12 @@ use super::runners::{runner_columns, runner_from_row, state_names};
 use super::tenants::{tenant_columns, tenant_from_row};
 use super::write::Checkout;
 use crate::codec::{self, Columns, backend};
-use ghr_core::admission::{Admission, AdmissionInput, admit};
 use ghr_core::ids::{InstallationId, TierName};
 use ghr_core::job::Job;
 use ghr_core::planner::DemandKey;
-use ghr_core::planner::dispatch::{DemandSnapshot, TenantLoad};
+use ghr_core::planner::dispatch::DemandSnapshot;
 use ghr_core::planner::fleet::{FleetRecords, JobCursor, StaleQuery};
+use ghr_core::planner::reserve::{Headroom, split_by_headroom, tenant_loads};
 use ghr_core::ports::{DemandQuery, StoreError};
 use ghr_core::reason::Reason;
 use ghr_core::runner::RunnerState;
@@ -79,38 +79,10 @@ pub(super) async fn demand(pool: &PgPool, query: DemandQuery) -> Result<DemandSn
             saturate(Columns::new(op, &row).int("n")?)
         }
     };
-    let mut loads = BTreeMap::new();
-    for tenant in tenants {
-        let live = live.get(&tenant.installation_id).copied().unwrap_or(0);
-        loads.insert(tenant.installation_id, TenantLoad { tenant, live });
-    }
+    let loads = tenant_loads(tenants, &live);
     // Tenants with headroom contribute their whole queue; the others only the jobs whose reason is not the
     // tenant's refusal (admission's reason, or `unknown_tenant` without a record), grouped by that reason.
-    let mut open = BTreeSet::new();
-    let mut closed: BTreeMap<Reason, BTreeSet<InstallationId>> = BTreeMap::new();
-    for id in &ids {
-        let refusal = match loads.get(id) {
-            None => Some(Reason::UnknownTenant),
-            Some(load) => match admit(AdmissionInput {
-                tenant_status: load.tenant.status,
-                max_runners: load.tenant.max_runners,
-                tenant_live: load.live,
-                global_cap: query.global_cap,
-                global_live,
-            }) {
-                Admission::Admit => None,
-                Admission::Wait(reason) => Some(reason),
-            },
-        };
-        match refusal {
-            None => {
-                open.insert(*id);
-            }
-            Some(reason) => {
-                closed.entry(reason).or_default().insert(*id);
-            }
-        }
-    }
+    let Headroom { open, closed } = split_by_headroom(&ids, &loads, query.global_cap, global_live);
     let full = query.tenants.is_none();
     let mut jobs = queued_jobs(conn, op, &open, None).await?;
     let mut kept_reasons = BTreeMap::new();

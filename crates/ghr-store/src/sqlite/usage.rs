@@ -1,16 +1,15 @@
 //! Usage on SQLite: runner-seconds per tenant and tier, clipped to a period.
 //!
 //! SQL selects the runners that can overlap the period (an index on `terminated_at` keeps old,
-//! finished runners out of the scan); the clipping itself is
-//! `ghr_core::cost::overlap_millis`, so every backend bills exactly the same way.
+//! finished runners out of the scan); the clipping and summing is
+//! `ghr_core::cost::usage_rows`, so every backend bills exactly the same way.
 
-use crate::codec::{self, Columns, backend};
+use crate::codec::{self, backend};
+use crate::rows::interval_from_row;
 use ghr_core::Timestamp;
-use ghr_core::cost::{UsageRow, overlap_millis, seconds_from_millis};
-use ghr_core::ids::{InstallationId, TierName};
+use ghr_core::cost::{UsageRow, usage_rows};
 use ghr_core::ports::StoreError;
 use sqlx::SqlitePool;
-use std::collections::BTreeMap;
 
 const OP: &str = "usage";
 
@@ -30,27 +29,6 @@ pub(super) async fn usage(
     .await
     .map_err(backend(OP))?;
 
-    let mut totals: BTreeMap<(InstallationId, TierName), (i64, u64)> = BTreeMap::new();
-    for row in &rows {
-        let c = Columns::new(OP, row);
-        let launched = c.timestamp("launched_at")?;
-        let end = c.timestamp_opt("terminated_at")?.unwrap_or(now);
-        let millis = overlap_millis(launched, end, from, to);
-        if millis <= 0 {
-            continue;
-        }
-        let key = (InstallationId(c.unsigned("installation_id")?), TierName::new(c.text("tier")?));
-        let entry = totals.entry(key).or_insert((0, 0));
-        entry.0 += millis;
-        entry.1 += 1;
-    }
-    Ok(totals
-        .into_iter()
-        .map(|((installation_id, tier), (millis, runners))| UsageRow {
-            installation_id,
-            tier,
-            runner_seconds: seconds_from_millis(millis),
-            runners,
-        })
-        .collect())
+    let intervals = rows.iter().map(|row| interval_from_row(OP, row)).collect::<Result<Vec<_>, _>>()?;
+    Ok(usage_rows(intervals, from, to, now))
 }
