@@ -11,16 +11,27 @@
 # 4. the EC2 provider's tests against the moto AWS emulator, which this script installs and starts itself.
 #
 # Environment: GHR_TEST_SKIP_EC2=1 skips step 4 and the ec2 lints (a fast inner loop; CI never sets it).
+#
+# Disk: every build below uses one package selection (`$scope`), so cargo resolves one feature set and builds each
+# dependency once; incremental compilation is off (a one-shot build only pays for it). A fresh run's target/ is
+# printed at the end.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+if [[ "${GHR_TEST_SKIP_EC2:-0}" == "1" ]]; then
+    scope=()                # the default members only: no AWS SDK
+else
+    scope=(--workspace)     # the EC2 provider too, built with the same features as everything else
+fi
 
 step() { printf '\n==> %s\n' "$*"; }
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "clippy (default members; --workspace would pull in the EC2 crate)"
-cargo clippy --all-targets -- -D warnings
+step "clippy (${scope[*]:-default members})"
+cargo clippy "${scope[@]}" --all-targets -- -D warnings
+df -h . | tail -n 1 | awk '{print "disk: " $4 " free after the lints"}'
 
 step "architecture: ghr-core does no IO"
 forbidden='^(tokio|sqlx|sqlx-.*|reqwest|hyper|axum|aws-.*|libsqlite3-sys|mio) v'
@@ -64,11 +75,12 @@ sim_seeds="${GHR_SIM_SEEDS:-1000}"
 sim_pg_seeds="${GHR_SIM_PG_SEEDS:-50}"
 if command -v cargo-nextest >/dev/null 2>&1 || cargo nextest --version >/dev/null 2>&1; then
     step "tests (nextest)"
-    cargo nextest run --no-fail-fast -E 'not package(ghr-sim)'
+    cargo nextest run "${scope[@]}" --no-fail-fast -E 'not package(ghr-sim) and not package(ghr-cloud-ec2)'
     step "deterministic simulation: ${sim_seeds} seeds, 24 long seeds of 600 steps, the scripted race and outage scenarios"
-    GHR_SIM_SEEDS="$sim_seeds" cargo nextest run -p ghr-sim --no-fail-fast --success-output final
+    GHR_SIM_SEEDS="$sim_seeds" cargo nextest run "${scope[@]}" -E 'package(ghr-sim)' --no-fail-fast --success-output final
     step "deterministic simulation on PostgreSQL: ${sim_pg_seeds} seeds, 8 long seeds, the scenarios"
-    GHR_SIM_STORE=postgres GHR_SIM_SEEDS="$sim_pg_seeds" GHR_SIM_LONG_SEEDS=4 cargo nextest run -p ghr-sim --no-fail-fast --success-output final
+    GHR_SIM_STORE=postgres GHR_SIM_SEEDS="$sim_pg_seeds" GHR_SIM_LONG_SEEDS=4 \
+        cargo nextest run "${scope[@]}" -E 'package(ghr-sim)' --no-fail-fast --success-output final
 else
     step "tests (cargo test; cargo-nextest not installed)"
     GHR_SIM_SEEDS="$sim_seeds" cargo test --no-fail-fast
@@ -77,19 +89,20 @@ fi
 echo "simulation: ${sim_seeds} seeds on SQLite and ${sim_pg_seeds} on PostgreSQL passed (replay one: cargo run -p ghr-sim -- --seed N --trace)"
 
 step "doc tests"
-cargo test --doc
+cargo test "${scope[@]}" --doc
 
 if [[ "${GHR_TEST_SKIP_EC2:-0}" != "1" ]]; then
     step "EC2 provider: lints, ghr --features ec2, tests against moto"
-    cargo clippy -p ghr-cloud-ec2 --all-targets -- -D warnings
     cargo clippy -p ghr --features ec2 --all-targets -- -D warnings
     eval "$(scripts/moto.sh start)"
     started_moto=1
     if cargo nextest --version >/dev/null 2>&1; then
-        cargo nextest run -p ghr-cloud-ec2 --no-fail-fast
+        cargo nextest run "${scope[@]}" -E 'package(ghr-cloud-ec2)' --no-fail-fast
     else
         cargo test -p ghr-cloud-ec2 --no-fail-fast
     fi
 fi
 
+du -sh target 2>/dev/null | awk '{print "disk: target/ holds " $1}'
+df -h . | tail -n 1 | awk '{print "disk: " $4 " free"}'
 step "all checks passed"
