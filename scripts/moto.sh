@@ -2,7 +2,8 @@
 # Start or stop a local moto server (the AWS emulator from PyPI) for the EC2 provider's tests.
 #
 #   scripts/moto.sh start   create/reuse a Python venv, install moto if missing, start moto_server in the
-#                           background, wait until it answers, print the export line for the tests
+#                           background, wait until it answers, print the export line for the tests (the
+#                           endpoint, throwaway AWS credentials and region)
 #   scripts/moto.sh stop    stop the server started by `start` (same port)
 #   scripts/moto.sh status  say whether it is running
 #
@@ -64,7 +65,7 @@ start() {
     if pid="$(running_pid)"; then
         answers || die "moto (pid $pid) is running but $url/moto-api/ does not answer; see $log_file"
         say "moto already running (pid $pid) on $url"
-        printf 'export GHR_TEST_MOTO_ENDPOINT=%s\n' "$url"
+        exports
         return 0
     fi
     if answers; then
@@ -90,7 +91,13 @@ $(tail -n 20 "$log_file")"
         sleep 0.2
     done
     say "moto ready (pid $pid)"
-    printf 'export GHR_TEST_MOTO_ENDPOINT=%s\n' "$url"
+    exports
+}
+
+# What the tests need: the endpoint, and throwaway credentials and a region for the SDK's and the AWS CLI's default
+# chains (moto accepts any; a shell that evals this line talks to moto, not to a real account).
+exports() {
+    printf 'export GHR_TEST_MOTO_ENDPOINT=%s AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1\n' "$url"
 }
 
 stop() {

@@ -332,4 +332,14 @@ pub trait Store: Send + Sync {
     async fn wake_feed(&self) -> Result<Option<Box<dyn WakeFeed>>, StoreError> {
         Ok(None)
     }
+
+    // Repair
+    /// Recount the running counters the store keeps beside its records (a tenant's live runners, the
+    /// deployment's) from the records themselves, and fix those that drifted; answers how many were fixed. The
+    /// reconciler's leader calls it every pass. Stores whose counters cannot drift (kept by the database in the
+    /// same transaction as the records) do nothing.
+    async fn repair_counts(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let _ = now;
+        Ok(0)
+    }
 }

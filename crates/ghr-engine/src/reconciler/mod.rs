@@ -66,6 +66,8 @@ pub struct ReconcileReport {
     pub queued_jobs_found: usize,
     /// Old webhook deliveries and completed jobs pruned (retention).
     pub pruned_records: usize,
+    /// Running counters the store keeps beside its records (live runners per tenant) found drifted and fixed.
+    pub counts_repaired: usize,
     /// Rules that could not run this pass (they run again next pass).
     pub errors: Vec<String>,
 }
@@ -92,6 +94,7 @@ impl ReconcileReport {
         self.count("redelivery_requested", self.redeliveries_requested);
         self.count("queued_job_found", self.queued_jobs_found);
         self.count("pruned_records", self.pruned_records);
+        self.count("count_repaired", self.counts_repaired);
     }
 
     /// Whether the pass changed anything.
@@ -108,6 +111,7 @@ impl ReconcileReport {
             + self.stale_jobs_resolved
             + self.redeliveries_requested
             + self.queued_jobs_found
+            + self.counts_repaired
             > 0
     }
 }
@@ -243,6 +247,8 @@ impl Reconciler {
     pub async fn pass(&self, now: Timestamp) -> ReconcileReport {
         self.passes.fetch_add(1, Ordering::Relaxed);
         let mut report = ReconcileReport::default();
+        let r = self.repair_counts(now, &mut report).await;
+        self.note("count_repair", r, &mut report);
         match self.fleet_snapshot(now, &mut report).await {
             Ok(snapshot) => {
                 let actions = plan_fleet(&snapshot, &self.fleet_settings(), now);
@@ -284,6 +290,22 @@ async fn lost(role: &mut watch::Receiver<Role>) {
 }
 
 impl Reconciler {
+    /// Fix the store's running counters from its records (only stores that keep them apart do anything), so a
+    /// drifted live count neither blocks a tenant below its limit nor lets it past it for long.
+    async fn repair_counts(&self, now: Timestamp, report: &mut ReconcileReport) -> Result<(), EngineError> {
+        let repaired = self
+            .ports
+            .store
+            .repair_counts(now)
+            .await
+            .map_err(|source| EngineError::Store { doing: "repairing the store's counters", source })?;
+        if repaired > 0 {
+            tracing::warn!(repaired, "store counters had drifted from their records and were repaired");
+        }
+        report.counts_repaired += repaired as usize;
+        Ok(())
+    }
+
     /// Prune what is older than the retention period, at most every [`RETENTION_EVERY`].
     async fn retention(&self, now: Timestamp, report: &mut ReconcileReport) -> Result<(), EngineError> {
         let Some(retention) = self.settings.retention.and_then(|r| chrono::Duration::from_std(r).ok()) else {
