@@ -261,4 +261,33 @@ mod tests {
     fn the_cut_is_in_the_stored_unit() {
         assert_eq!(cut(at(50)), n(50_000));
     }
+
+    /// A job changed between the scan and its delete is kept: a new timeline entry, a new `updated_at`.
+    #[tokio::test]
+    async fn a_job_changed_since_it_was_read_is_kept() {
+        let store = crate::testing::fresh_store().await;
+        let entry = AttributeValue::M(Item::from([("kind".to_owned(), s("observed"))]));
+        let item = Item::from([
+            (job::JOB_ID.to_owned(), n(7)),
+            (JOB_STATUS.to_owned(), s("completed")),
+            (JOB_UPDATED_AT.to_owned(), n(5_000)),
+            (job::TIMELINE.to_owned(), AttributeValue::L(vec![entry.clone()])),
+        ]);
+        let put = |item: Item| store.client.put_item().table_name(&store.tables.jobs).set_item(Some(item)).send();
+        put(item.clone()).await.expect("put");
+        let read = Candidate::read(&item).expect("candidate");
+
+        let mut appended = item.clone();
+        appended.insert(job::TIMELINE.to_owned(), AttributeValue::L(vec![entry.clone(), entry]));
+        put(appended).await.expect("append an entry");
+        assert!(!delete_job(&store, &read).await.expect("delete"), "an entry was added since the read");
+        let mut touched = item.clone();
+        touched.insert(JOB_UPDATED_AT.to_owned(), n(6_000));
+        put(touched).await.expect("touch");
+        assert!(!delete_job(&store, &read).await.expect("delete"), "updated since the read");
+
+        put(item).await.expect("as read");
+        assert!(delete_job(&store, &read).await.expect("delete"), "unchanged: deleted");
+        assert!(!delete_job(&store, &read).await.expect("delete"), "gone already (another pass, or TTL)");
+    }
 }

@@ -125,13 +125,7 @@ pub(crate) async fn tenants_with_live(
     op: &'static str,
     ids: &BTreeSet<InstallationId>,
 ) -> Result<Vec<(Tenant, u32)>, StoreError> {
-    let mut items = Vec::with_capacity(ids.len());
-    let ids: Vec<InstallationId> = ids.iter().copied().collect();
-    for chunk in ids.chunks(BATCH_GET_KEYS) {
-        items.extend(
-            batch_get(store, op, &store.tables.tenants, chunk.iter().map(|id| tenant_key(*id)).collect()).await?,
-        );
-    }
+    let items = tenant_items(store, op, ids).await?;
     let mut tenants = items
         .iter()
         .map(|item| {
@@ -141,6 +135,21 @@ pub(crate) async fn tenants_with_live(
         .collect::<Result<Vec<_>, StoreError>>()?;
     tenants.sort_by_key(|(t, _)| t.installation_id);
     Ok(tenants)
+}
+
+/// The tenant items of `ids` that exist, in [`BATCH_GET_KEYS`]-key `BatchGetItem`s.
+async fn tenant_items(
+    store: &DynamoStore,
+    op: &'static str,
+    ids: &BTreeSet<InstallationId>,
+) -> Result<Vec<Item>, StoreError> {
+    let mut items = Vec::with_capacity(ids.len());
+    let ids: Vec<InstallationId> = ids.iter().copied().collect();
+    for chunk in ids.chunks(BATCH_GET_KEYS) {
+        let keys = chunk.iter().map(|id| tenant_key(*id)).collect();
+        items.extend(batch_get(store, op, &store.tables.tenants, keys).await?);
+    }
+    Ok(items)
 }
 
 fn tenant_key(id: InstallationId) -> Item {

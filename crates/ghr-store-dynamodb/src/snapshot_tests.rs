@@ -180,3 +180,30 @@ fn demand_counts_queued_jobs_of_tenants_with_unbound_runners_per_key() {
         "tenant 3 has no unbound runner; tenant 4 has no record and is keyed as an organisation"
     );
 }
+
+/// Tenants are read in 100-key `BatchGetItem`s: more than one call's worth come back whole, missing ones are
+/// absent, a seed-made item (without ghr's counters) included.
+#[tokio::test]
+async fn tenant_items_batches_past_one_calls_limit() {
+    let store = crate::testing::fresh_store().await;
+    for id in 1..=150u64 {
+        store
+            .client
+            .put_item()
+            .table_name(&store.tables.tenants)
+            .item(tenant::INSTALLATION_ID, n(id))
+            .item(tenant::ORG_NAME, crate::item::s(format!("org{id}")))
+            .item(tenant::STATUS, crate::item::s("active"))
+            .send()
+            .await
+            .expect("put a seed-made tenant");
+    }
+    let asked: BTreeSet<InstallationId> = (1..=160).map(InstallationId).collect();
+    let items = tenant_items(&store, OP_DEMAND, &asked).await.expect("batch get");
+    let mut found: Vec<u64> =
+        items.iter().map(|item| Reader::new(OP_DEMAND, item).u64(tenant::INSTALLATION_ID).expect("key")).collect();
+    found.sort_unstable();
+    assert_eq!(found, (1..=150).collect::<Vec<_>>(), "every existing tenant once, the 10 unknown ones absent");
+    let none = tenant_items(&store, OP_DEMAND, &BTreeSet::new()).await.expect("no keys");
+    assert!(none.is_empty(), "no tenant asked, no call");
+}
