@@ -12,7 +12,7 @@
 //!
 //! **Each delete is conditional on what was read.** A delivery goes only while it is still older than the cut.
 //! A job goes in one `TransactWriteItems` with the decrement of its status counter, only while it is still
-//! completed, with the `updated_at` and the number of timeline entries that were read: a job changed
+//! completed, with the `updated_at`, item version and number of timeline entries that were read: a job changed
 //! meanwhile is kept (a later pass sees it again), and `Pruned::job_events` counts exactly the entries deleted.
 
 use crate::DynamoStore;
@@ -35,9 +35,11 @@ const DELETES_IN_FLIGHT: usize = 16;
 
 /// Attribute of a delivery item: when ghr received it (epoch milliseconds, N).
 pub(crate) const DELIVERY_RECEIVED_AT: &str = "received_at";
-/// Attributes of a job item: its status (`JobStatus::as_str`, S) and last change (epoch milliseconds, N).
+/// Attributes of a job item: its status (`JobStatus::as_str`, S), last change (epoch milliseconds, N) and the
+/// version every write of the item bumps (N, absent before the first).
 pub(crate) const JOB_STATUS: &str = "status";
 pub(crate) const JOB_UPDATED_AT: &str = "updated_at";
+pub(crate) const JOB_VERSION: &str = "version";
 
 /// Delete what is older than `before`, deliveries first, then completed jobs with their timelines.
 pub(crate) async fn prune(store: &DynamoStore, before: Timestamp) -> Result<Pruned, StoreError> {
@@ -118,10 +120,11 @@ async fn prune_jobs(store: &DynamoStore, before: Timestamp) -> Result<(u64, u64)
         .consistent_read(true)
         .limit(SCAN_PAGE)
         .filter_expression("#status = :completed AND #updated < :before")
-        .projection_expression("#id, #status, #updated, #timeline")
+        .projection_expression("#id, #status, #updated, #version, #timeline")
         .expression_attribute_names("#id", job::JOB_ID)
         .expression_attribute_names("#status", JOB_STATUS)
         .expression_attribute_names("#updated", JOB_UPDATED_AT)
+        .expression_attribute_names("#version", JOB_VERSION)
         .expression_attribute_names("#timeline", job::TIMELINE)
         .expression_attribute_values(":completed", s(JobStatus::Completed.as_str()))
         .expression_attribute_values(":before", cut(before))
@@ -147,6 +150,8 @@ struct Candidate {
     id: JobId,
     /// `updated_at` exactly as stored.
     updated_at: AttributeValue,
+    /// The item's version (0: none yet).
+    version: u64,
     /// Timeline entries (the length of the `timeline` list; 0 without one).
     events: u64,
 }
@@ -157,22 +162,30 @@ impl Candidate {
         let id = JobId(reader.u64(job::JOB_ID)?);
         reader.ts_ms(JOB_UPDATED_AT)?;
         let updated_at = item.get(JOB_UPDATED_AT).cloned().unwrap_or_else(|| n(0));
+        let version = reader.opt_u64(JOB_VERSION)?.unwrap_or(0);
         let events = reader.opt_list(job::TIMELINE)?.map_or(0, |list| list.len() as u64);
-        Ok(Self { id, updated_at, events })
+        Ok(Self { id, updated_at, version, events })
     }
 
-    /// The delete of the job, only while it is still completed with the `updated_at` and timeline read.
+    /// The delete of the job, only while it is still completed with the `updated_at`, version and number of
+    /// timeline entries read (every write of the item bumps its version; the entries are checked too, so the
+    /// count is exact even for an item some other writer left without a version).
     fn delete(&self, store: &DynamoStore) -> Result<Delete, StoreError> {
+        let version = if self.version == 0 { "attribute_not_exists(#version)" } else { "#version = :version" };
         let timeline = if self.events == 0 { "attribute_not_exists(#timeline)" } else { "size(#timeline) = :events" };
         let mut delete = Delete::builder()
             .table_name(&store.tables.jobs)
             .key(job::JOB_ID, n(self.id.0))
-            .condition_expression(format!("#status = :completed AND #updated = :updated AND {timeline}"))
+            .condition_expression(format!("#status = :completed AND #updated = :updated AND {version} AND {timeline}"))
             .expression_attribute_names("#status", JOB_STATUS)
             .expression_attribute_names("#updated", JOB_UPDATED_AT)
+            .expression_attribute_names("#version", JOB_VERSION)
             .expression_attribute_names("#timeline", job::TIMELINE)
             .expression_attribute_values(":completed", s(JobStatus::Completed.as_str()))
             .expression_attribute_values(":updated", self.updated_at.clone());
+        if self.version > 0 {
+            delete = delete.expression_attribute_values(":version", n(self.version));
+        }
         if self.events > 0 {
             delete = delete.expression_attribute_values(":events", n(self.events));
         }
@@ -242,14 +255,17 @@ mod tests {
             (job::JOB_ID.to_owned(), n(802)),
             (JOB_STATUS.to_owned(), s("completed")),
             (JOB_UPDATED_AT.to_owned(), n(5_000)),
+            (JOB_VERSION.to_owned(), n(4)),
             (job::TIMELINE.to_owned(), AttributeValue::L(vec![s("queued"), s("completed")])),
         ]);
         let candidate = Candidate::read(&item).expect("a completed job");
-        assert_eq!(candidate, Candidate { id: JobId(802), updated_at: n(5_000), events: 2 });
+        assert_eq!(candidate, Candidate { id: JobId(802), updated_at: n(5_000), version: 4, events: 2 });
 
         let mut bare = item.clone();
         bare.remove(job::TIMELINE);
-        assert_eq!(Candidate::read(&bare).expect("no timeline").events, 0, "no timeline list: no entries");
+        bare.remove(JOB_VERSION);
+        let bare = Candidate::read(&bare).expect("no timeline, no version");
+        assert_eq!((bare.events, bare.version), (0, 0), "no timeline list: no entries; no version: 0");
 
         let mut broken = item;
         broken.insert(JOB_UPDATED_AT.to_owned(), s("yesterday"));
@@ -262,7 +278,8 @@ mod tests {
         assert_eq!(cut(at(50)), n(50_000));
     }
 
-    /// A job changed between the scan and its delete is kept: a new timeline entry, a new `updated_at`.
+    /// A job changed between the scan and its delete is kept: a new timeline entry, a new `updated_at`, a new
+    /// version.
     #[tokio::test]
     async fn a_job_changed_since_it_was_read_is_kept() {
         let store = crate::testing::fresh_store().await;
@@ -285,6 +302,10 @@ mod tests {
         touched.insert(JOB_UPDATED_AT.to_owned(), n(6_000));
         put(touched).await.expect("touch");
         assert!(!delete_job(&store, &read).await.expect("delete"), "updated since the read");
+        let mut rewritten = item.clone();
+        rewritten.insert(JOB_VERSION.to_owned(), n(1));
+        put(rewritten).await.expect("rewrite");
+        assert!(!delete_job(&store, &read).await.expect("delete"), "written since the read");
 
         put(item).await.expect("as read");
         assert!(delete_job(&store, &read).await.expect("delete"), "unchanged: deleted");
