@@ -122,7 +122,6 @@ pub(crate) fn open_order(kind: OpenKind, received_at: Timestamp, job: JobId) -> 
 /// A job item as read: the job (None for a timeline stub), the item's version and its timeline.
 #[derive(Debug, Clone)]
 pub(crate) struct Stored {
-    pub id: JobId,
     pub job: Option<Job>,
     pub version: u64,
     /// In insertion order.
@@ -138,7 +137,7 @@ impl Stored {
         let job = if item.contains_key(attr::STATUS) { Some(job_from_item(op, item)?) } else { None };
         let timeline = crate::jobs::timeline::decode(op, id, item)?;
         let dropped = crate::jobs::timeline::dropped(op, item)?;
-        Ok(Self { id, job, version, timeline, dropped })
+        Ok(Self { job, version, timeline, dropped })
     }
 }
 

@@ -150,6 +150,18 @@ pub(crate) fn lost_a_race(codes: &[Option<String>]) -> bool {
     })
 }
 
+/// A transaction DynamoDB refused for another reason than a race (a validation error, an item too large).
+pub(crate) fn refused(op: &'static str, codes: &[Option<String>]) -> StoreError {
+    let code = codes.iter().flatten().find(|code| code.as_str() != "ConditionalCheckFailed").cloned();
+    StoreError::Backend {
+        op,
+        source: Box::new(crate::error::DynamoError {
+            message: format!("the transaction was cancelled: {codes:?}"),
+            code,
+        }),
+    }
+}
+
 /// Run `writes` as one transaction, with an idempotency token so that the SDK's own retry of a request whose
 /// answer was lost does not apply it twice (or fail on its own first application).
 pub(crate) async fn transact(
@@ -195,9 +207,7 @@ pub(crate) async fn observe(store: &DynamoStore, observation: JobObservation) ->
         match transact(store, OP_OBSERVE, planned.writes).await {
             Ok(()) => return Ok(planned.change),
             Err(WriteFailed::Cancelled(codes)) if lost_a_race(&codes) => contention_backoff(attempt).await,
-            Err(WriteFailed::Cancelled(codes)) => {
-                return Err(corrupt(OP_OBSERVE, format!("the job write was refused: {codes:?}")));
-            }
+            Err(WriteFailed::Cancelled(codes)) => return Err(refused(OP_OBSERVE, &codes)),
             Err(WriteFailed::Failed(error)) => return Err(error),
         }
     }
@@ -265,7 +275,7 @@ pub(crate) async fn list(store: &DynamoStore, filter: JobFilter) -> Result<Vec<J
         .await
         .map_err(backend(OP_LIST))?;
     let mut jobs = job_item::decode_jobs(OP_LIST, &items)?;
-    jobs.sort_by(|a, b| (b.received_at, b.job_id).cmp(&(a.received_at, a.job_id)));
+    jobs.sort_by_key(|job| std::cmp::Reverse((job.received_at, job.job_id)));
     if let Some(limit) = filter.limit {
         jobs.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     }

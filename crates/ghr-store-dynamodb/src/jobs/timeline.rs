@@ -19,12 +19,9 @@ use ghr_core::job::JobEvent;
 use ghr_core::ports::StoreError;
 use std::collections::HashMap;
 
-/// Entries a timeline keeps at most.
-pub(crate) const TIMELINE_CAP: usize = 100;
-/// Bytes of detail an entry keeps at most (longer details are cut at a character boundary, marked with `…`).
-pub(crate) const DETAIL_MAX_BYTES: usize = 1024;
-/// Kind of the entry that stands for the entries dropped past the cap.
-pub(crate) const TRIMMED_KIND: &str = "timeline_trimmed";
+pub(crate) use names::{
+    TIMELINE_CAP, TIMELINE_DETAIL_MAX_BYTES as DETAIL_MAX_BYTES, TIMELINE_TRIMMED_KIND as TRIMMED_KIND,
+};
 /// What marks a cut detail.
 const CUT_MARK: &str = "…";
 
