@@ -126,7 +126,7 @@ fn delivery_item(store: &DynamoStore, delivery: &DeliveryRecord) -> Item {
         (delivery_attr::DELIVERY_ID.to_owned(), s(delivery.delivery_id.as_str())),
         ("event".to_owned(), s(delivery.event.clone())),
         ("received_at".to_owned(), ts_ms(delivery.received_at)),
-        (crate::tables::TTL_ATTRIBUTE.to_owned(), job_item::expires_at(store)),
+        (crate::tables::TTL_ATTRIBUTE.to_owned(), job_item::expires_at(store, delivery.received_at)),
     ]);
     if let Some(action) = &delivery.action {
         item.insert("action".to_owned(), s(action.clone()));

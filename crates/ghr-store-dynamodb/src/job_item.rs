@@ -349,14 +349,20 @@ pub(crate) fn write_fields(store: &DynamoStore, expr: &mut Expr, job: &Job) {
             expr.remove(names::OPEN_ORDER);
         }
     }
-    let expires = (job.status == JobStatus::Completed).then(|| expires_at(store));
+    let expires = (job.status == JobStatus::Completed).then(|| expires_at(store, job.updated_at));
     expr.set_opt(crate::tables::TTL_ATTRIBUTE, expires);
 }
 
-/// The TTL of an item written now: `now + ttl` in epoch seconds (wall clock: TTL is DynamoDB's, not ghr's).
-pub(crate) fn expires_at(store: &DynamoStore) -> AttributeValue {
-    let ttl = chrono::Duration::from_std(store.options.ttl).unwrap_or(chrono::Duration::MAX);
-    let at = chrono::Utc::now().checked_add_signed(ttl).unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+/// The TTL of a job item last changed at `changed` (epoch seconds): `ttl` after the later of `changed` and the
+/// wall clock. DynamoDB expires items by its own clock, so the TTL never falls before the real time of the write
+/// (a job stamped by a lagging or simulated clock is not deleted at once), nor before `changed + ttl` (pruning
+/// goes by `updated_at`). The same rule as a delivery's.
+pub(crate) fn expires_at(store: &DynamoStore, changed: Timestamp) -> AttributeValue {
+    let from = changed.max(chrono::Utc::now());
+    let at = chrono::Duration::from_std(store.options.ttl)
+        .ok()
+        .and_then(|ttl| from.checked_add_signed(ttl))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
     crate::item::epoch_seconds(at)
 }
 

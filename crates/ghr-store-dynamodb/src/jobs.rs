@@ -508,7 +508,7 @@ pub(crate) async fn event_append(store: &DynamoStore, event: JobEvent) -> Result
                 let key = expr.name(names::JOB_ID);
                 expr.condition(format!("attribute_not_exists({key})"));
                 timeline::append(&mut expr, std::slice::from_ref(&event));
-                expr.set(crate::tables::TTL_ATTRIBUTE, job_item::expires_at(store));
+                expr.set(crate::tables::TTL_ATTRIBUTE, job_item::expires_at(store, event.at));
                 expr.bump_version(0);
             }
             Some(stored) => {
