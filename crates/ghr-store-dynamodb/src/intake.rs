@@ -120,21 +120,9 @@ fn is_duplicate(codes: &[Option<String>]) -> bool {
     codes.first().and_then(Option::as_deref) == Some("ConditionalCheckFailed")
 }
 
-/// The item of a delivery, with its TTL.
+/// The item of a delivery, with its TTL (the deliveries module's).
 fn delivery_item(store: &DynamoStore, delivery: &DeliveryRecord) -> Item {
-    let mut item = Item::from([
-        (delivery_attr::DELIVERY_ID.to_owned(), s(delivery.delivery_id.as_str())),
-        ("event".to_owned(), s(delivery.event.clone())),
-        ("received_at".to_owned(), ts_ms(delivery.received_at)),
-        (crate::tables::TTL_ATTRIBUTE.to_owned(), job_item::expires_at(store, delivery.received_at)),
-    ]);
-    if let Some(action) = &delivery.action {
-        item.insert("action".to_owned(), s(action.clone()));
-    }
-    if let Some(installation) = delivery.installation_id {
-        item.insert("installation_id".to_owned(), n(installation.0));
-    }
-    item
+    crate::deliveries::delivery_item(store, delivery)
 }
 
 fn delivery_put(store: &DynamoStore, item: Item) -> Put {

@@ -479,7 +479,11 @@ pub(crate) async fn set_wait_reasons(
             });
         }
         let Some(done) = running.join_next().await else { break };
-        let result = done.unwrap_or_else(|panic| Err(corrupt(OP_SET_WAIT_REASON, format!("a task failed: {panic}"))));
+        let result = match done {
+            Ok(result) => result,
+            Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
+            Err(failed) => Err(StoreError::Backend { op: OP_SET_WAIT_REASON, source: Box::new(failed) }),
+        };
         if let Err(error) = result {
             first_error.get_or_insert(error);
         }

@@ -29,6 +29,11 @@ contracts!(
     job_wait_reason_logged_only_on_change,
     job_list_wanting_runner_is_fifo,
     job_list_filters,
+    job_set_wait_reasons_applies_each_change_once,
+    intake_batch_applies_each_delivery_once,
+    intake_across_batches_moves_forward_only,
+    intake_failing_item_fails_alone,
+    counts_match_a_recount_after_mixed_changes,
 );
 
 use ghr_core::ids::{DeliveryId, InstallationId, JobId, RunnerName};
