@@ -70,7 +70,7 @@ pub(crate) fn plan(
         detail: job_item::status_detail(obs),
     };
     let mut expr = Expr::default();
-    let (change, next, mut entries, counters) = match stored.and_then(|stored| stored.job.as_ref()) {
+    let (change, next, entries, counters) = match stored.and_then(|stored| stored.job.as_ref()) {
         None => {
             let job = job_item::created(obs, initial_wait_reason);
             let mut entries = vec![status_entry];
@@ -111,7 +111,7 @@ pub(crate) fn plan(
         }
         Some(stored) => {
             expr.on_version(stored.version);
-            timeline::add(&mut expr, &stored.timeline, stored.dropped, &std::mem::take(&mut entries));
+            timeline::add(&mut expr, &stored.timeline, stored.dropped, &entries);
             expr.bump_version(stored.version);
         }
     }
