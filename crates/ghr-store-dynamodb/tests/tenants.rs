@@ -9,7 +9,7 @@ use ghr_core::ports::{LeaseRequest, Store};
 use ghr_core::tenant::{OrgNameTaken, OrgType, TenantMetadata, TenantStatus, TenantUpdate};
 use ghr_store::conformance::{self as contract, at, new_tenant};
 use ghr_store_dynamodb::DynamoStore;
-use ghr_store_dynamodb::testing::{fresh_store, store_on, unique_prefix};
+use ghr_store_dynamodb::testing::fresh_store;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
