@@ -139,6 +139,8 @@ async fn a_hand_made_seed_tenant_decodes_is_found_and_updates() {
         let found = store.tenant_find_by_org(&OrgName::from(login)).await.expect("tenant_find_by_org");
         assert_eq!(found.as_ref(), Some(&tenant), "a tenant without a claim is found through org-name-index: {login}");
     }
+    let nobody = store.tenant_find_by_org(&OrgName::from("")).await.expect("tenant_find_by_org(empty)");
+    assert_eq!(nobody, None, "no tenant has an empty login");
     assert_eq!(store.tenant_list(Some(TenantStatus::Active)).await.expect("tenant_list"), vec![tenant.clone()]);
     assert_eq!(store.tenant_counts().await.expect("tenant_counts").get(&TenantStatus::Active), Some(&1));
 

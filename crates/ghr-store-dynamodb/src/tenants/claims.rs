@@ -191,7 +191,9 @@ pub(super) async fn by_login(
     op: &'static str,
     login: &OrgName,
 ) -> Result<Vec<Tenant>, StoreError> {
-    let variants: BTreeSet<String> = [login.as_str().to_owned(), org_key(login)].into();
+    // An index key cannot be the empty string: no tenant has an empty login there.
+    let variants: BTreeSet<String> =
+        [login.as_str().to_owned(), org_key(login)].into_iter().filter(|v| !v.is_empty()).collect();
     let mut ids = BTreeSet::new();
     for variant in variants {
         let items: Vec<Item> = store
