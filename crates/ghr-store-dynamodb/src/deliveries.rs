@@ -8,7 +8,7 @@
 //! `received_at + ttl` (what the reconciler's pruning, which goes by `received_at`, keeps).
 
 use crate::DynamoStore;
-use crate::error::backend;
+use crate::error::{backend, retry_transaction_conflicts};
 use crate::item::{Item, epoch_seconds, n, s, ts_ms};
 use crate::tables::TTL_ATTRIBUTE;
 use crate::tables::delivery::DELIVERY_ID;
@@ -34,14 +34,18 @@ pub(crate) mod attribute {
 pub(crate) const RECORD_ONCE: &str = "attribute_not_exists(delivery_id)";
 
 pub(crate) async fn record(store: &DynamoStore, delivery: &DeliveryRecord) -> Result<bool, StoreError> {
-    let put = store
-        .client
-        .put_item()
-        .table_name(&store.tables.deliveries)
-        .set_item(Some(delivery_item(store, delivery)))
-        .condition_expression(RECORD_ONCE)
-        .send()
-        .await;
+    let item = delivery_item(store, delivery);
+    // Again while intake's transaction writes the same delivery: then the put finds it there.
+    let put = retry_transaction_conflicts(|| {
+        store
+            .client
+            .put_item()
+            .table_name(&store.tables.deliveries)
+            .set_item(Some(item.clone()))
+            .condition_expression(RECORD_ONCE)
+            .send()
+    })
+    .await;
     match put {
         Ok(_) => Ok(true),
         Err(e) if matches!(e.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) => Ok(false),

@@ -14,7 +14,10 @@ mod codec;
 pub(crate) use codec::{key, org_key, tenant_from_item};
 
 use crate::DynamoStore;
-use crate::error::{MAX_ATTEMPTS, backend, cancellation_codes, contended, contention_backoff, is_contention};
+use crate::error::{
+    MAX_ATTEMPTS, backend, cancellation_codes, contended, contention_backoff, is_contention,
+    retry_transaction_conflicts,
+};
 use crate::item::{Item, Reader, iso, n, s};
 use crate::tables::tenant::{INSTALLATION_ID, MAX_RUNNERS, ORG_NAME, STATUS, STATUS_INDEX, TIER, UPDATED_AT};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -103,14 +106,16 @@ pub(crate) async fn create(
         }
         if tenant.status == TenantStatus::Deleted {
             // A deleted tenant holds no login: one conditional put.
-            let put = store
-                .client
-                .put_item()
-                .table_name(&store.tables.tenants)
-                .set_item(Some(item.clone()))
-                .condition_expression(&condition)
-                .send()
-                .await;
+            let put = retry_transaction_conflicts(|| {
+                store
+                    .client
+                    .put_item()
+                    .table_name(&store.tables.tenants)
+                    .set_item(Some(item.clone()))
+                    .condition_expression(&condition)
+                    .send()
+            })
+            .await;
             return match put {
                 Ok(_) => Ok((tenant_from_item(OP_CREATE, &item)?, true)),
                 Err(e) if matches!(e.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) => {
@@ -314,20 +319,23 @@ fn change(update: &TenantUpdate, now: Timestamp, read: Option<&Tenant>) -> Chang
     Change { update: format!("SET {}", sets.join(", ")), condition, names, values }
 }
 
-/// Run `change` as one `UpdateItem`; `None` when its condition failed.
+/// Run `change` as one `UpdateItem` (again while an admission transaction is writing the tenant); `None` when
+/// its condition failed.
 async fn update_item(store: &DynamoStore, id: InstallationId, change: Change) -> Result<Option<Tenant>, StoreError> {
-    let answer = store
-        .client
-        .update_item()
-        .table_name(&store.tables.tenants)
-        .set_key(Some(key(id)))
-        .update_expression(change.update)
-        .condition_expression(change.condition)
-        .set_expression_attribute_names(Some(change.names))
-        .set_expression_attribute_values(Some(change.values))
-        .return_values(ReturnValue::AllNew)
-        .send()
-        .await;
+    let answer = retry_transaction_conflicts(|| {
+        store
+            .client
+            .update_item()
+            .table_name(&store.tables.tenants)
+            .set_key(Some(key(id)))
+            .update_expression(&change.update)
+            .condition_expression(&change.condition)
+            .set_expression_attribute_names(Some(change.names.clone()))
+            .set_expression_attribute_values(Some(change.values.clone()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+    })
+    .await;
     match answer {
         Ok(answer) => answer.attributes.map(|item| tenant_from_item(OP_UPDATE, &item)).transpose(),
         Err(e) if matches!(e.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => Ok(None),
