@@ -92,6 +92,10 @@ async fn transact(store: &DynamoStore, op: &'static str, items: Vec<TransactWrit
     Err(backend(op)(error))
 }
 
+/// A live tenant is one `TransactWriteItems`: the whole item, put only when the installation has none
+/// (`attribute_not_exists`), and its login's claim; when the installation exists, it is returned unchanged
+/// (whatever login the request names). Replicas racing on one installation or one login are decided by the
+/// transaction's conditions: one inserts, the others read what it wrote or are refused the login.
 pub(crate) async fn create(
     store: &DynamoStore,
     tenant: NewTenant,
@@ -100,29 +104,29 @@ pub(crate) async fn create(
     let id = tenant.installation_id;
     let item = codec::new_tenant_item(&tenant, now);
     let condition = format!("attribute_not_exists({INSTALLATION_ID})");
+    if tenant.status == TenantStatus::Deleted {
+        // A deleted tenant holds no login: one conditional put.
+        let put = retry_transaction_conflicts(|| {
+            store
+                .client
+                .put_item()
+                .table_name(&store.tables.tenants)
+                .set_item(Some(item.clone()))
+                .condition_expression(&condition)
+                .send()
+        })
+        .await;
+        return match put {
+            Ok(_) => Ok((tenant_from_item(OP_CREATE, &item)?, true)),
+            Err(e) if matches!(e.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) => {
+                existing(store, id).await.map(|t| (t, false))
+            }
+            Err(e) => Err(backend(OP_CREATE)(e)),
+        };
+    }
     for attempt in 1..=MAX_ATTEMPTS {
         if attempt > 1 {
             contention_backoff(attempt).await;
-        }
-        if tenant.status == TenantStatus::Deleted {
-            // A deleted tenant holds no login: one conditional put.
-            let put = retry_transaction_conflicts(|| {
-                store
-                    .client
-                    .put_item()
-                    .table_name(&store.tables.tenants)
-                    .set_item(Some(item.clone()))
-                    .condition_expression(&condition)
-                    .send()
-            })
-            .await;
-            return match put {
-                Ok(_) => Ok((tenant_from_item(OP_CREATE, &item)?, true)),
-                Err(e) if matches!(e.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) => {
-                    existing(store, id).await.map(|t| (t, false))
-                }
-                Err(e) => Err(backend(OP_CREATE)(e)),
-            };
         }
         let claim = match claims::take(store, OP_CREATE, id, &tenant.org_name).await? {
             Ok(claim) => claim,
