@@ -19,11 +19,12 @@
 //! batch is not one transaction: each delivery is durable when its own write returns.
 
 use crate::DynamoStore;
-use crate::error::{MAX_ATTEMPTS, backend, contended, contention_backoff};
+use crate::deliveries::RECORD_ONCE;
+use crate::error::{MAX_ATTEMPTS, backend, contended, contention_backoff, retry_transaction_conflicts};
 use crate::item::{Item, n, s, ts_ms};
 use crate::job_item::{self, storable};
 use crate::jobs::{self, WriteFailed, lost_a_race, refused};
-use crate::tables::{delivery as delivery_attr, runner as runner_table};
+use crate::tables::runner as runner_table;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
@@ -35,9 +36,6 @@ use ghr_core::runner::{Runner, RunnerState};
 use std::collections::HashMap;
 
 const OP: &str = "intake_jobs";
-
-/// The condition of the delivery's put: the deduplication.
-const NEW_DELIVERY: &str = "attribute_not_exists(#delivery_id)";
 
 /// Runner attributes a binding writes (the runner item's, see `runner_item`).
 mod runner_attr {
@@ -129,23 +127,21 @@ fn delivery_put(store: &DynamoStore, item: Item) -> Put {
     Put::builder()
         .table_name(&store.tables.deliveries)
         .set_item(Some(item))
-        .condition_expression(NEW_DELIVERY)
-        .expression_attribute_names("#delivery_id", delivery_attr::DELIVERY_ID)
+        .condition_expression(RECORD_ONCE)
         .build()
         .expect("table and item are set")
 }
 
 /// Record a delivery that changes nothing else; false when it was recorded before.
 async fn record_only(store: &DynamoStore, item: Item) -> Result<bool, StoreError> {
-    let result = store
+    let request = store
         .client
         .put_item()
         .table_name(&store.tables.deliveries)
         .set_item(Some(item))
-        .condition_expression(NEW_DELIVERY)
-        .expression_attribute_names("#delivery_id", delivery_attr::DELIVERY_ID)
-        .send()
-        .await;
+        .condition_expression(RECORD_ONCE);
+    // Another replica's intake transaction of the same delivery rejects a single put meanwhile.
+    let result = retry_transaction_conflicts(|| request.clone().send()).await;
     match result {
         Ok(_) => Ok(true),
         Err(SdkError::ServiceError(failure))

@@ -16,7 +16,9 @@ pub(crate) mod timeline;
 
 use crate::DynamoStore;
 use crate::counters::job_count_change;
-use crate::error::{MAX_ATTEMPTS, backend, cancellation_codes, contended, contention_backoff, corrupt};
+use crate::error::{
+    MAX_ATTEMPTS, backend, cancellation_codes, contended, contention_backoff, corrupt, retry_transaction_conflicts,
+};
 use crate::item::{Item, n, s};
 use crate::job_item::{self, Expr, OpenKind, Stored, attr, check_id, storable};
 use crate::tables::job as names;
@@ -420,14 +422,14 @@ pub(crate) async fn set_wait_reason(
 }
 
 /// Run a conditional `UpdateItem` of a job: `Ok(None)` when it applied, `Ok(Some(old))` when its condition
-/// failed, with the item as it was then (`None`: no item).
+/// failed, with the item as it was then (`None`: no item). Run again while a transaction holds the item.
 async fn update_or_old(
     store: &DynamoStore,
     op: &'static str,
     id: JobId,
     expr: Expr,
 ) -> Result<Option<Option<Stored>>, StoreError> {
-    let result = store
+    let request = store
         .client
         .update_item()
         .table_name(&store.tables.jobs)
@@ -436,9 +438,9 @@ async fn update_or_old(
         .set_condition_expression(expr.condition_expression())
         .set_expression_attribute_names(Some(expr.names))
         .set_expression_attribute_values((!expr.values.is_empty()).then_some(expr.values))
-        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-        .send()
-        .await;
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+    // An observation's or intake's transaction on the same job rejects a single write meanwhile.
+    let result = retry_transaction_conflicts(|| request.clone().send()).await;
     match result {
         Ok(_) => Ok(None),
         Err(SdkError::ServiceError(failure)) => match failure.err() {
