@@ -55,6 +55,13 @@ pub mod job {
     pub const OPEN_ORDER: &str = "open_order";
     pub const OPEN_INDEX: &str = "open-index";
     pub const TIMELINE: &str = "timeline";
+    /// Entries a job's `timeline` keeps at most, so that an item stays far below DynamoDB's 400 KB: past it the
+    /// first entry and the newest are kept, with one [`TIMELINE_TRIMMED_KIND`] entry counting the dropped ones.
+    pub const TIMELINE_CAP: usize = 100;
+    /// Bytes of detail a timeline entry keeps at most (longer details are cut, marked with `…`).
+    pub const TIMELINE_DETAIL_MAX_BYTES: usize = 1024;
+    /// Kind of the timeline entry that stands for the entries dropped past [`TIMELINE_CAP`].
+    pub const TIMELINE_TRIMMED_KIND: &str = "timeline_trimmed";
 }
 
 /// Attribute and index names of `<p>-runners`.
