@@ -16,11 +16,14 @@
 //! meanwhile is kept (a later pass sees it again), and `Pruned::job_events` counts exactly the entries deleted.
 
 use crate::DynamoStore;
+use crate::counters::job_count_change;
+use crate::deliveries::attribute::RECEIVED_AT as DELIVERY_RECEIVED_AT;
 use crate::error::{MAX_ATTEMPTS, backend, cancellation_codes, contended, contention_backoff, is_contention};
 use crate::item::{Item, Reader, n, s};
-use crate::tables::{delivery, job, state};
+use crate::job_item::attr::{STATUS as JOB_STATUS, UPDATED_AT as JOB_UPDATED_AT, VERSION as JOB_VERSION};
+use crate::tables::{delivery, job};
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem};
 use ghr_core::Timestamp;
 use ghr_core::ids::JobId;
 use ghr_core::job::JobStatus;
@@ -32,14 +35,6 @@ const OP_PRUNE: &str = "prune";
 pub(crate) const SCAN_PAGE: i32 = 500;
 /// Delivery deletes in flight at once (each a single-item conditional delete).
 const DELETES_IN_FLIGHT: usize = 16;
-
-/// Attribute of a delivery item: when ghr received it (epoch milliseconds, N).
-pub(crate) const DELIVERY_RECEIVED_AT: &str = "received_at";
-/// Attributes of a job item: its status (`JobStatus::as_str`, S), last change (epoch milliseconds, N) and the
-/// version every write of the item bumps (N, absent before the first).
-pub(crate) const JOB_STATUS: &str = "status";
-pub(crate) const JOB_UPDATED_AT: &str = "updated_at";
-pub(crate) const JOB_VERSION: &str = "version";
 
 /// Delete what is older than `before`, deliveries first, then completed jobs with their timelines.
 pub(crate) async fn prune(store: &DynamoStore, before: Timestamp) -> Result<Pruned, StoreError> {
@@ -198,7 +193,7 @@ impl Candidate {
 async fn delete_job(store: &DynamoStore, candidate: &Candidate) -> Result<bool, StoreError> {
     let items = vec![
         TransactWriteItem::builder().delete(candidate.delete(store)?).build(),
-        TransactWriteItem::builder().update(job_count_change(store, candidate.id, JobStatus::Completed, -1)?).build(),
+        TransactWriteItem::builder().update(job_count_change(store, candidate.id, JobStatus::Completed, -1)).build(),
     ];
     for attempt in 1..=MAX_ATTEMPTS {
         if attempt > 1 {
@@ -218,22 +213,6 @@ async fn delete_job(store: &DynamoStore, candidate: &Candidate) -> Result<bool, 
         return Err(backend(OP_PRUNE)(error));
     }
     Err(contended(OP_PRUNE))
-}
-
-/// The change of one job-status counter by `delta`, for a transaction that changes the job.
-///
-/// Stand-in for the counters module's builder until it is merged: the counters are items
-/// `jobs#<status>#<shard>` → `count` N in `<p>-state`, summed over the shards when read, so this writes
-/// shard 0 (a shard is only ever part of a sum).
-fn job_count_change(store: &DynamoStore, _job: JobId, status: JobStatus, delta: i64) -> Result<Update, StoreError> {
-    Update::builder()
-        .table_name(&store.tables.state)
-        .key(state::PK, s(format!("{}{}#0", state::JOB_COUNT, status.as_str())))
-        .update_expression("ADD #count :delta")
-        .expression_attribute_names("#count", state::COUNT)
-        .expression_attribute_values(":delta", n(delta))
-        .build()
-        .map_err(|e| StoreError::Backend { op: OP_PRUNE, source: Box::new(e) })
 }
 
 /// The cut as stored times are compared with: epoch milliseconds.
