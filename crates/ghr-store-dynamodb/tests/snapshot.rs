@@ -1,8 +1,9 @@
-//! The snapshot and retention contracts of the storage conformance suite on DynamoDB (the moto emulator;
-//! `GHR_TEST_MOTO_ENDPOINT`), one test each so that a failure names its contract.
+//! The planner-snapshot and retention contracts of the storage conformance suite on DynamoDB (the moto emulator;
+//! `GHR_TEST_MOTO_ENDPOINT`), one test each so that a failure names its contract. (The wait-reason batch and
+//! the counter recount run with the jobs tests.)
 
 use ghr_core::ports::Store;
-use ghr_store::conformance;
+use ghr_store::conformance as contract;
 use ghr_store_dynamodb::testing::fresh_store;
 use std::sync::Arc;
 
@@ -10,12 +11,15 @@ async fn store() -> Arc<dyn Store> {
     Arc::new(fresh_store().await)
 }
 
-#[tokio::test]
-async fn job_set_wait_reasons_applies_each_change_once() {
-    conformance::job_set_wait_reasons_applies_each_change_once(store().await).await;
+macro_rules! contracts {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                contract::$name(store().await).await;
+            }
+        )+
+    };
 }
 
-#[tokio::test]
-async fn prune_forgets_old_deliveries_and_completed_jobs() {
-    conformance::prune_forgets_old_deliveries_and_completed_jobs(store().await).await;
-}
+contracts!(prune_forgets_old_deliveries_and_completed_jobs);
