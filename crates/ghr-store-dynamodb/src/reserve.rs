@@ -20,11 +20,15 @@
 //! first admits; a refusal after it leaves a gap, as PostgreSQL's sequence does), so names are unique per store
 //! and `runner_list` is in creation order across tenants.
 //!
-//! GSI lag (real DynamoDB only): demand is counted from two GSIs. A runner reserved a moment ago that the
-//! `live-index` does not show yet is missing from the unbound supply, so a reservation racing right behind it
-//! for the same key can start a second runner for the same job (SQLite would answer `NoDemand`); a job that
-//! started a moment ago and still shows as queued likewise. The surplus is an idle runner the reconciler reaps.
-//! Limits never depend on a GSI: they are the tenant item's and `runners#live`'s conditions.
+//! GSI lag (real DynamoDB only): demand is counted from two GSIs. A runner reserved a moment ago may be missing
+//! from `live-index`, and a reservation right behind it for the same key would start a second runner for the
+//! same job where SQLite answers `NoDemand`. So the tenant item keeps its latest reservations (`live_recent`,
+//! written by the same conditional transaction, at most [`RECENT_KEEP`] from the last [`RECENT_WINDOW`]); they
+//! are read strongly consistent by key and override what the index says of them. What remains: a runner that
+//! took a job or was released a moment ago may still show as unbound (the job waits for the next pass: no
+//! extra runner), and a job that started a moment ago may still show as queued in `open-index` (one extra
+//! runner, reaped as surplus idle). Limits never depend on a GSI: they are the tenant item's and
+//! `runners#live`'s conditions.
 
 use crate::DynamoStore;
 use crate::error::{
@@ -32,9 +36,9 @@ use crate::error::{
 };
 use crate::item::{Item, Reader, n, s, ts_ms};
 use crate::job_item::{OpenKind, query_open};
-use crate::runner_item::{query_live, runner_item};
+use crate::runner_item::{query_live, runner_from_item, runner_item};
 use crate::tables::{live, runner as runner_attr, state, tenant as tenant_attr};
-use aws_sdk_dynamodb::types::{Put, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update};
 use ghr_core::Timestamp;
 use ghr_core::admission::AdmissionInput;
 use ghr_core::ids::{InstallationId, RunnerName, RunnerSeq, TierName};
@@ -60,7 +64,14 @@ pub(crate) struct TenantLive {
     pub live_version: Option<u64>,
     pub released_at: Option<Timestamp>,
     pub changed_at: Option<Timestamp>,
+    /// `live_recent`: the latest reservations, oldest first.
+    pub recent: Vec<(i64, RunnerName)>,
 }
+
+/// How many of a tenant's latest reservations its item keeps (`live_recent`).
+pub const RECENT_KEEP: usize = 16;
+/// How far back `live_recent` reaches: far longer than `live-index` takes to show a new runner.
+pub const RECENT_WINDOW: chrono::Duration = chrono::Duration::minutes(2);
 
 impl TenantLive {
     pub fn live(&self) -> u32 {
@@ -103,7 +114,70 @@ pub(crate) async fn read_tenant(
         live_version: r.opt_u64(tenant_attr::LIVE_VERSION)?,
         released_at: r.opt_ts_ms(live::TENANT_RELEASED_AT)?,
         changed_at: r.opt_ts_ms(live::TENANT_CHANGED_AT)?,
+        recent: r
+            .strings(live::TENANT_RECENT)?
+            .iter()
+            .map(|entry| recent_entry(op, entry))
+            .collect::<Result<_, _>>()?,
     }))
+}
+
+fn recent_entry(op: &'static str, entry: &str) -> Result<(i64, RunnerName), StoreError> {
+    let parsed = entry.split_once('#').and_then(|(ms, name)| Some((ms.parse().ok()?, RunnerName::from(name))));
+    parsed.ok_or_else(|| crate::error::corrupt(op, format!("attribute {}: entry {entry:?}", live::TENANT_RECENT)))
+}
+
+/// `live_recent` after reserving `name` at `at`: the entries of the window, the newest [`RECENT_KEEP`].
+fn recent_after(tenant: &TenantLive, name: &RunnerName, at: Timestamp) -> Vec<String> {
+    let oldest = (at - RECENT_WINDOW).timestamp_millis();
+    let mut entries: Vec<String> = tenant
+        .recent
+        .iter()
+        .filter(|(ms, _)| *ms >= oldest)
+        .map(|(ms, name)| format!("{ms}#{name}"))
+        .chain(std::iter::once(format!("{}#{name}", at.timestamp_millis())))
+        .collect();
+    let excess = entries.len().saturating_sub(RECENT_KEEP);
+    entries.drain(..excess);
+    entries
+}
+
+/// The tenant's live runners: `live-index`, with its latest reservations read by key (strongly consistent)
+/// in place of what the index says of them.
+async fn live_runners(store: &DynamoStore, id: InstallationId, tenant: &TenantLive) -> Result<Vec<Runner>, StoreError> {
+    let mut runners: std::collections::BTreeMap<RunnerName, Runner> =
+        query_live(store, id).await?.into_iter().map(|r| (r.name.clone(), r)).collect();
+    if tenant.recent.is_empty() {
+        return Ok(runners.into_values().collect());
+    }
+    let mut keys: Vec<Item> = tenant
+        .recent
+        .iter()
+        .map(|(_, name)| Item::from([(runner_attr::RUNNER_NAME.to_owned(), s(name.as_str()))]))
+        .collect();
+    keys.dedup();
+    let mut pending = Some(keys);
+    while let Some(keys) = pending.take().filter(|k| !k.is_empty()) {
+        let request =
+            KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().map_err(built(OP))?;
+        let answer = store
+            .client
+            .batch_get_item()
+            .request_items(&store.tables.runners, request)
+            .send()
+            .await
+            .map_err(backend(OP))?;
+        for item in answer.responses.unwrap_or_default().remove(&store.tables.runners).unwrap_or_default() {
+            let runner = runner_from_item(OP, &item)?;
+            if runner.state.is_live() {
+                runners.insert(runner.name.clone(), runner);
+            } else {
+                runners.remove(&runner.name);
+            }
+        }
+        pending = answer.unprocessed_keys.and_then(|mut left| left.remove(&store.tables.runners)).map(|k| k.keys);
+    }
+    Ok(runners.into_values().collect())
 }
 
 /// The deployment's live count as `runners#live` holds it (absent: 0).
@@ -155,7 +229,7 @@ pub(crate) async fn reserve(store: &DynamoStore, request: ReserveRequest) -> Res
             .filter(|job| job.tier.as_ref() == Some(&request.tier))
             .filter(|job| request.scope_repo.as_ref().is_none_or(|repo| &job.repository == repo))
             .count();
-        let unbound = query_live(store, request.installation_id)
+        let unbound = live_runners(store, request.installation_id, &tenant)
             .await?
             .iter()
             .filter(|r| r.state.is_unbound() && r.tier == request.tier && r.scope_repo == request.scope_repo)
@@ -214,7 +288,7 @@ pub(crate) async fn reserve(store: &DynamoStore, request: ReserveRequest) -> Res
         // 3. One transaction: the runner, the tenant's slot, the deployment's count.
         let items = vec![
             put_runner(store, &runner)?,
-            take_tenant_slot(store, &tenant, request.installation_id, created_at)?,
+            take_tenant_slot(store, &tenant, request.installation_id, &runner.name, created_at)?,
             take_global_slot(store, request.global_cap, created_at)?,
         ];
         match store.client.transact_write_items().set_transact_items(Some(items)).send().await {
@@ -276,6 +350,7 @@ fn take_tenant_slot(
     store: &DynamoStore,
     tenant: &TenantLive,
     id: InstallationId,
+    name: &RunnerName,
     at: Timestamp,
 ) -> Result<TransactWriteItem, StoreError> {
     let (version_condition, version) = tenant.version_condition();
@@ -289,9 +364,11 @@ fn take_tenant_slot(
         .key(tenant_attr::INSTALLATION_ID, n(id.0))
         .update_expression(
             "SET #live = if_not_exists(#live, :zero) + :one, #lver = if_not_exists(#lver, :zero) + :one, \
-             #changed = :at",
+             #changed = :at, #recent = :recent",
         )
         .condition_expression(format!("#status = :active AND {version_condition} AND {under_limit}"))
+        .expression_attribute_names("#recent", live::TENANT_RECENT)
+        .expression_attribute_values(":recent", crate::item::strings(&recent_after(tenant, name, at)))
         .expression_attribute_names("#live", tenant_attr::LIVE_RUNNERS)
         .expression_attribute_names("#lver", tenant_attr::LIVE_VERSION)
         .expression_attribute_names("#max", tenant_attr::MAX_RUNNERS)
@@ -342,4 +419,41 @@ pub(crate) fn built(op: &'static str) -> impl FnOnce(aws_sdk_dynamodb::error::Bu
 
 fn saturate(count: usize) -> u32 {
     u32::try_from(count).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn tenant_with(recent: Vec<(i64, RunnerName)>) -> TenantLive {
+        TenantLive {
+            status: TenantStatus::Active,
+            plan: TierName::from("small"),
+            max_runners: 3,
+            live_runners: None,
+            live_version: None,
+            released_at: None,
+            changed_at: None,
+            recent,
+        }
+    }
+
+    #[test]
+    fn recent_reservations_keep_the_window_and_the_newest_few() {
+        let at = Utc.timestamp_millis_opt(1_000_000_000).unwrap();
+        let ms = at.timestamp_millis();
+        let old = (ms - RECENT_WINDOW.num_milliseconds() - 1, RunnerName::from("old"));
+        let kept = (ms - 1_000, RunnerName::from("kept"));
+        let recent = recent_after(&tenant_with(vec![old, kept]), &RunnerName::from("new"), at);
+        assert_eq!(recent, vec![format!("{}#kept", ms - 1_000), format!("{ms}#new")]);
+
+        let many = (0..40).map(|i| (ms - 40 + i, RunnerName::new(format!("r{i}")))).collect();
+        let recent = recent_after(&tenant_with(many), &RunnerName::from("new"), at);
+        assert_eq!(recent.len(), RECENT_KEEP);
+        assert_eq!(recent.last(), Some(&format!("{ms}#new")), "the newest is kept");
+        assert_eq!(recent[0], format!("{}#r25", ms - 15), "the oldest go first");
+        assert_eq!(recent_entry("t", &recent[0]).unwrap(), (ms - 15, RunnerName::from("r25")));
+        assert!(recent_entry("t", "no-separator").is_err());
+    }
 }

@@ -349,6 +349,10 @@ pub mod live {
     /// ghr's, on the tenant item: when `live_runners` last changed (epoch ms N, the writer's clock); counter
     /// repair leaves a count alone until it has been still for a while (the `live-index` may lag behind).
     pub const TENANT_CHANGED_AT: &str = "live_changed_at";
+    /// ghr's, on the tenant item: the tenant's latest reservations, `<created ms>#<runner name>` (L of S, oldest
+    /// first, a few minutes' worth at most): read strongly consistent with the tenant, they cover what the
+    /// `live-index` may not show yet.
+    pub const TENANT_RECENT: &str = "live_recent";
     /// On `runners#live`: the latest release of any runner (epoch ms N, only grows).
     pub const RELEASED_AT: &str = "released_at";
     /// On `runners#live`: when `count` last changed (epoch ms N).

@@ -145,3 +145,22 @@ async fn a_tier_upgraded_by_the_seeds_update_item_is_obeyed_by_the_very_next_res
     let live = store.runner_live_counts().await.expect("runner_live_counts");
     assert_eq!(live.get(&InstallationId(61)), Some(&1));
 }
+
+#[tokio::test]
+async fn a_runner_the_live_index_does_not_show_yet_still_covers_its_job() {
+    let store = ghr_store_dynamodb::testing::fresh_store().await;
+    put_tenant_by_hand(&store, 81, 10).await;
+    queue(&store, 81, "small", 81_000, 1).await;
+    let Reservation::Reserved(runner) = reserve(&store, request(81, 1, None)).await else { panic!("not reserved") };
+    // As the index looks while it lags behind the table: the runner item without its index keys.
+    store
+        .client()
+        .update_item()
+        .table_name(&store.tables().runners)
+        .key("runner_name", support::s(runner.name.as_str()))
+        .update_expression("REMOVE live_tenant, live_order")
+        .send()
+        .await
+        .expect("hide the runner from the index");
+    assert_eq!(reserve(&store, request(81, 2, None)).await, Reservation::NoDemand, "the job has its runner");
+}
