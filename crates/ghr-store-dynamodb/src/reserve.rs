@@ -144,7 +144,12 @@ fn recent_after(tenant: &TenantLive, name: &RunnerName, at: Timestamp) -> Vec<St
 
 /// The tenant's live runners: `live-index`, with its latest reservations read by key (strongly consistent)
 /// in place of what the index says of them.
-async fn live_runners(store: &DynamoStore, id: InstallationId, tenant: &TenantLive) -> Result<Vec<Runner>, StoreError> {
+pub(crate) async fn live_runners(
+    store: &DynamoStore,
+    op: &'static str,
+    id: InstallationId,
+    tenant: &TenantLive,
+) -> Result<Vec<Runner>, StoreError> {
     let mut runners: std::collections::BTreeMap<RunnerName, Runner> =
         query_live(store, id).await?.into_iter().map(|r| (r.name.clone(), r)).collect();
     if tenant.recent.is_empty() {
@@ -157,18 +162,24 @@ async fn live_runners(store: &DynamoStore, id: InstallationId, tenant: &TenantLi
         .collect();
     keys.dedup();
     let mut pending = Some(keys);
+    let mut round = 0;
     while let Some(keys) = pending.take().filter(|k| !k.is_empty()) {
+        // Keys DynamoDB left unprocessed (throttled) are asked again after a pause.
+        if round > 0 {
+            contention_backoff(round).await;
+        }
+        round += 1;
         let request =
-            KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().map_err(built(OP))?;
+            KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().map_err(built(op))?;
         let answer = store
             .client
             .batch_get_item()
             .request_items(&store.tables.runners, request)
             .send()
             .await
-            .map_err(backend(OP))?;
+            .map_err(backend(op))?;
         for item in answer.responses.unwrap_or_default().remove(&store.tables.runners).unwrap_or_default() {
-            let runner = runner_from_item(OP, &item)?;
+            let runner = runner_from_item(op, &item)?;
             if runner.state.is_live() {
                 runners.insert(runner.name.clone(), runner);
             } else {
@@ -229,7 +240,7 @@ pub(crate) async fn reserve(store: &DynamoStore, request: ReserveRequest) -> Res
             .filter(|job| job.tier.as_ref() == Some(&request.tier))
             .filter(|job| request.scope_repo.as_ref().is_none_or(|repo| &job.repository == repo))
             .count();
-        let unbound = live_runners(store, request.installation_id, &tenant)
+        let unbound = live_runners(store, OP, request.installation_id, &tenant)
             .await?
             .iter()
             .filter(|r| r.state.is_unbound() && r.tier == request.tier && r.scope_repo == request.scope_repo)
@@ -296,7 +307,7 @@ pub(crate) async fn reserve(store: &DynamoStore, request: ReserveRequest) -> Res
             Err(error) if is_contention(&error) => {
                 tracing::debug!(installation = %request.installation_id, attempt, "reservation contended; again");
             }
-            Err(error) => match cancellation_codes(&error) {
+            Err(error) => match cancellation_codes(&error).filter(|codes| only_read_again(codes)) {
                 Some(codes) => {
                     // A condition failed: the tenant or the deployment changed since the read; decide again. A
                     // taken name only a reset sequence could cause: take a new number.
@@ -315,6 +326,17 @@ pub(crate) async fn reserve(store: &DynamoStore, request: ReserveRequest) -> Res
 
 /// The cancellation code of an item whose condition failed.
 pub(crate) const CONDITION_FAILED: &str = "ConditionalCheckFailed";
+
+/// Whether a cancelled transaction failed only on conditions or contention, so that a fresh read decides again
+/// (any other reason, such as a validation error, is reported, not retried).
+pub(crate) fn only_read_again(codes: &[Option<String>]) -> bool {
+    codes.iter().flatten().all(|code| {
+        matches!(
+            code.as_str(),
+            CONDITION_FAILED | "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
+        )
+    })
+}
 
 /// The next runner sequence number (`ADD` on `runners#seq`: never contended by a condition).
 async fn next_seq(store: &DynamoStore) -> Result<RunnerSeq, StoreError> {

@@ -11,7 +11,7 @@
 use crate::DynamoStore;
 use crate::error::{MAX_ATTEMPTS, backend, cancellation_codes, contended, contention_backoff, is_contention};
 use crate::item::{Item, n, s, ts_ms};
-use crate::reserve::{GlobalLive, TenantLive, built, read_global, read_tenant};
+use crate::reserve::{GlobalLive, TenantLive, built, live_runners, only_read_again, read_global, read_tenant};
 use crate::runner_item::{self as ri, query_live, runner_from_item, scan_live};
 use crate::tables::{live, runner as attr, state, tenant as tenant_attr};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
@@ -58,7 +58,9 @@ pub(crate) async fn update(
             }
             match store.client.transact_write_items().set_transact_items(Some(items)).send().await {
                 Ok(_) => return get_op(store, name, OP_UPDATE).await,
-                Err(error) if is_contention(&error) || cancellation_codes(&error).is_some() => {
+                Err(error)
+                    if is_contention(&error) || cancellation_codes(&error).is_some_and(|c| only_read_again(&c)) =>
+                {
                     tracing::debug!(runner = %name, attempt, "release contended or changed since read; again");
                 }
                 Err(error) => return Err(backend(OP_UPDATE)(error)),
@@ -284,7 +286,11 @@ pub(crate) async fn list(store: &DynamoStore, filter: RunnerFilter) -> Result<Ve
     let live_only = !filter.states.is_empty() && filter.states.iter().all(|st| st.is_live());
     let candidates = if live_only {
         match filter.installation_id {
-            Some(id) => query_live(store, id).await?,
+            // With the tenant's latest reservations read by key: a teardown right after a reservation sees it.
+            Some(id) => match read_tenant(store, OP_LIST, id).await? {
+                Some(tenant) => live_runners(store, OP_LIST, id, &tenant).await?,
+                None => query_live(store, id).await?,
+            },
             None => scan_live(store).await?,
         }
     } else {
