@@ -12,13 +12,22 @@
 //! 3. Update `runners#live` `count + 1` (always, so the count is right whenever a cap is configured), with
 //!    `count < cap` and no release dated after this runner when a cap is given.
 //!
-//! A cancelled transaction is run again from a fresh read, whatever the reason: when a condition failed because
-//! the tenant changed (suspended, limit lowered, another reservation took the last slot), the fresh read decides
-//! the refusal with the same rule and reason SQLite gives; when it was contention, the fresh read admits.
+//! A transaction cancelled by a failed condition or by contention is run again from a fresh read (up to
+//! `MAX_ATTEMPTS`): when the tenant changed (suspended, limit lowered, another reservation took the last slot)
+//! the fresh read decides the refusal with the same rule and reason SQLite gives; when it was contention, the
+//! fresh read admits. Any other cancellation is reported.
 //!
 //! The runner's sequence number comes from the `runners#seq` counter (an `ADD`, taken once per call when the rule
 //! first admits; a refusal after it leaves a gap, as PostgreSQL's sequence does), so names are unique per store
-//! and `runner_list` is in creation order across tenants.
+//! and `runner_list` is in creation order across tenants (the tenant item's `runner_seq` is not used: a
+//! per-tenant number would repeat across tenants, and the contract orders runners store-wide).
+//!
+//! Capacity per admitted reservation: one strongly consistent GetItem of the tenant, a Query of each GSI, a
+//! BatchGetItem of the tenant's reservations of the last minutes (usually none or one), with a cap a GetItem of
+//! `runners#live`; one `ADD` (1 WCU) and a three-item transaction (2 WCU per item of up to 1 KB). Every
+//! reservation and release writes `runners#live`, and DynamoDB cancels transactions that touch one item at the
+//! same moment (`TransactionConflict`, retried here): admissions and releases of the whole deployment pass
+//! through that one item, one at a time.
 //!
 //! GSI lag (real DynamoDB only): demand is counted from two GSIs. A runner reserved a moment ago may be missing
 //! from `live-index`, and a reservation right behind it for the same key would start a second runner for the
