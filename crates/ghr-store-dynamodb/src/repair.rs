@@ -59,8 +59,14 @@ pub(crate) async fn repair_counts(store: &DynamoStore, now: Timestamp) -> Result
 
     let mut fixed = 0;
     for id in tenants {
-        if repair_tenant(store, id, with_runners.contains_key(&id), now).await? {
-            fixed += 1;
+        match repair_tenant(store, id, with_runners.contains_key(&id), now).await {
+            Ok(true) => fixed += 1,
+            Ok(false) => {}
+            // One tenant item edited into something unreadable must not stop the others' repair.
+            Err(error @ StoreError::Corrupt { .. }) => {
+                tracing::warn!(installation = %id, error = %error, "tenant item unreadable; its count is not repaired");
+            }
+            Err(error) => return Err(error),
         }
     }
     if repair_global(store, now).await? {

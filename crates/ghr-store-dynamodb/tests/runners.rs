@@ -163,3 +163,25 @@ async fn a_repair_racing_reservations_never_lowers_a_count_below_the_live_runner
     a.repair_counts(later()).await.expect("repair_counts");
     assert_eq!(tenant_live_runners(&a, 77).await, Some(u64::from(live)), "the count is the live runners");
 }
+
+#[tokio::test]
+async fn an_unreadable_tenant_item_does_not_stop_the_others_repair() {
+    let store = ghr_store_dynamodb::testing::fresh_store().await;
+    put_tenant_by_hand(&store, 78, 2).await;
+    put_tenant_by_hand(&store, 79, 2).await;
+    let tenants = store.tables().tenants.clone();
+    store
+        .client()
+        .update_item()
+        .table_name(&tenants)
+        .key("installation_id", n(78))
+        .update_expression("SET #s = :s")
+        .expression_attribute_names("#s", "status")
+        .expression_attribute_values(":s", s("on-holiday"))
+        .send()
+        .await
+        .expect("hand edit");
+    set_tenant_count(&store, 79, Some(2)).await;
+    assert_eq!(store.repair_counts(later()).await.expect("repair_counts"), 1, "79 repaired despite 78");
+    assert_eq!(tenant_live_runners(&store, 79).await, Some(0));
+}
