@@ -22,4 +22,9 @@ macro_rules! contracts {
     };
 }
 
-contracts!(prune_forgets_old_deliveries_and_completed_jobs);
+contracts!(
+    demand_snapshot_reads_the_tenants_asked_for,
+    demand_snapshot_skips_reasoned_jobs_of_tenants_without_headroom,
+    fleet_records_hold_what_the_reconciler_plans_from,
+    prune_forgets_old_deliveries_and_completed_jobs,
+);
