@@ -5,8 +5,10 @@
 //! last updated before it. A Scan is billed for every item it reads, filtered or not, so an hourly pass costs
 //! one read of the deliveries and jobs the tables hold. TTL keeps that bounded: every delivery and completed job
 //! carries `expires_at` (`now + ttl`, a little past the retention), and DynamoDB deletes expired items for free
-//! within a day or two, even when no ghr runs. Pruning is what keeps the job-status counters exact (a TTL
-//! deletion does not lower them: the reconciler's counter repair does) and makes retention happen on time.
+//! within a day or two, even when no ghr runs. Pruning is what keeps the job-status counters exact and makes
+//! retention happen on time: a TTL deletion does not lower the completed count, and no repair recounts it (that
+//! would scan every job), so a job TTL takes before a pass prunes it (no ghr ran for longer than the TTL's margin
+//! past the retention) stays counted in `job_counts`, a gauge, never a limit.
 //! A sparse index on `expires_at` projecting only the keys would cut the jobs pass to the completed jobs' keys;
 //! the tables' index specs project ALL today, which would make such an index as costly to scan as the table.
 //!
