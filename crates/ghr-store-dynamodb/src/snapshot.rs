@@ -6,7 +6,8 @@
 //! DynamoDB allows:
 //! - tenants with a strongly consistent `BatchGetItem` (100 keys a call), which also returns ghr's
 //!   `live_runners` counter: the very number admission's conditional write checks, so a tenant's `live` is
-//!   never staler than the limit it is compared with;
+//!   never staler than the limit it is compared with; with a global cap, the deployment's `runners#live` count
+//!   (a consistent GetItem), the number the cap is checked against;
 //! - open jobs from the sparse `open-index` and live runners from the sparse `live-index`, eventually
 //!   consistent (a write of the last second or so may be missing, or a runner that just left may still show).
 //!
@@ -18,8 +19,8 @@
 //! moment ago may be read or skipped by the headroom split once too often, which only costs a re-read.
 //!
 //! **Costs.** A full demand snapshot scans `open-index` for queued jobs (one index item per queued job, never the
-//! whole jobs table) and, with a global cap or for a full pass, `live-index` once (one item per live runner); a
-//! scoped snapshot queries both indexes per tenant asked for. Unlike SQL, the jobs of a tenant without headroom
+//! whole jobs table) and `live-index` once (one item per live runner); a scoped snapshot queries both indexes
+//! per tenant asked for. Tenants cost one consistent read each (batched), the global count one. Unlike SQL, the jobs of a tenant without headroom
 //! that keep their reason are read (an index has no "reason is not X" key condition) and left out after the
 //! read: they cost read units, not planner work. A fleet read scans both indexes once per pass and pages the
 //! stale walks in memory: its cost follows the open jobs and live runners, never the retained history.
@@ -28,6 +29,7 @@ use crate::DynamoStore;
 use crate::error::{DynamoError, MAX_ATTEMPTS, backend, contention_backoff};
 use crate::item::{Item, Reader, n};
 use crate::job_item::{OpenKind, query_open, scan_open};
+use crate::reserve::read_global;
 use crate::runner_item::{query_live, scan_live};
 use crate::tables::tenant;
 use crate::tenants::tenant_from_item;
@@ -74,9 +76,14 @@ pub(crate) async fn demand_snapshot(store: &DynamoStore, query: DemandQuery) -> 
     let records = tenants_with_live(store, OP_DEMAND, &ids).await?;
     let live: BTreeMap<InstallationId, u32> = records.iter().map(|(t, live)| (t.installation_id, *live)).collect();
     let loads = tenant_loads(records.into_iter().map(|(t, _)| t).collect(), &live);
-    // One scan of the live runners when every one is wanted (the global count) or the tenants are many (a full
-    // pass); a query per tenant when a few are asked for.
-    let runners = if full || query.global_cap.is_some() {
+    // The deployment's count admission checks the cap against (one consistent GetItem), read only for a cap.
+    let global_live = match query.global_cap {
+        None => 0,
+        Some(_) => read_global(store, OP_DEMAND).await?.count.unwrap_or(0),
+    };
+    // One scan of the live runners for a full pass (the tenants are many); a query per tenant when a few are
+    // asked for.
+    let runners = if full {
         scan_live(store).await?
     } else {
         let mut runners = Vec::new();
@@ -84,10 +91,6 @@ pub(crate) async fn demand_snapshot(store: &DynamoStore, query: DemandQuery) -> 
             runners.extend(query_live(store, *id).await?);
         }
         runners
-    };
-    let global_live = match query.global_cap {
-        None => 0,
-        Some(_) => saturate(runners.iter().filter(|r| r.state.is_live()).count()),
     };
     let split = split_by_headroom(&ids, &loads, query.global_cap, global_live);
     let (jobs, kept_reasons) = select_jobs(queued, &split, full);
@@ -265,10 +268,6 @@ fn demand_of_unbound_tenants(
         *demand.entry(DemandKey::of_job(job.installation_id, tier, org_type, &job.repository)).or_default() += 1;
     }
     demand
-}
-
-fn saturate(count: usize) -> u32 {
-    u32::try_from(count).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
