@@ -366,27 +366,11 @@ pub(crate) fn expires_at(store: &DynamoStore, changed: Timestamp) -> AttributeVa
     crate::item::epoch_seconds(at)
 }
 
-/// Every attribute of a job except its timeline: listings never carry timelines.
+/// Every attribute of a job except its timeline: listings never carry timelines. The same attributes are all that
+/// `open-index` carries ([`crate::tables::job::OPEN_INDEX_PROJECTION`]), so a job decodes from an index item.
 pub(crate) fn projection(expr_names: &mut HashMap<String, String>) -> String {
-    let attrs = [
-        names::JOB_ID,
-        attr::INSTALLATION_ID,
-        attr::REPOSITORY,
-        attr::LABELS,
-        attr::TIER,
-        attr::STATUS,
-        attr::CONCLUSION,
-        attr::RUNNER_NAME,
-        attr::WAIT_REASON,
-        attr::RECEIVED_AT,
-        attr::QUEUED_AT,
-        attr::STARTED_AT,
-        attr::COMPLETED_AT,
-        attr::UPDATED_AT,
-        attr::VERSION,
-    ];
+    let attrs = std::iter::once(names::JOB_ID).chain(crate::tables::job::OPEN_INDEX_PROJECTION.iter().copied());
     let aliases: Vec<String> = attrs
-        .iter()
         .map(|a| {
             let alias = format!("#{a}");
             expr_names.insert(alias.clone(), (*a).to_owned());

@@ -9,7 +9,8 @@
 //! | `<p>-state` | `pk` S | none | org-name claims, job-status counters, the global live count, checkpoints, leases |
 //!
 //! Every table is on-demand (PAY_PER_REQUEST); `<p>-jobs` and `<p>-deliveries` expire items through the TTL
-//! attribute `expires_at`. Index projections are ALL, so a query never goes back to the table.
+//! attribute `expires_at`. Index projections are ALL, but for `open-index`, which carries a job's fields without its
+//! timeline; a query never goes back to the table.
 
 use crate::error::OpenError;
 use aws_sdk_dynamodb::Client;
@@ -52,6 +53,24 @@ pub mod job {
     /// `q#<queued order>` while queued, `r#<started order>` while in progress (see `job_item`).
     pub const OPEN_ORDER: &str = "open_order";
     pub const OPEN_INDEX: &str = "open-index";
+    /// What `open-index` carries besides its keys: the job's fields, not its timeline, so that a timeline append
+    /// or a planner's read of open jobs does not copy or read every entry (`job_item` decodes a job from these).
+    pub const OPEN_INDEX_PROJECTION: &[&str] = &[
+        "installation_id",
+        "repository",
+        "labels",
+        "tier",
+        "status",
+        "conclusion",
+        "runner_name",
+        "wait_reason",
+        "received_at",
+        "queued_at",
+        "started_at",
+        "completed_at",
+        "updated_at",
+        "version",
+    ];
     pub const TIMELINE: &str = "timeline";
     /// Entries a job's `timeline` keeps at most, so that an item stays far below DynamoDB's 400 KB: past it the
     /// first entry and the newest are kept, with one [`TIMELINE_TRIMMED_KIND`] entry counting the dropped ones.
@@ -125,8 +144,8 @@ impl Tables {
                 component: "tenant-registry",
                 hash: (tenant::INSTALLATION_ID, N),
                 indexes: vec![
-                    (tenant::STATUS_INDEX, (tenant::STATUS, S), None),
-                    (tenant::ORG_NAME_INDEX, (tenant::ORG_NAME, S), None),
+                    IndexSpec::all(tenant::STATUS_INDEX, (tenant::STATUS, S), None),
+                    IndexSpec::all(tenant::ORG_NAME_INDEX, (tenant::ORG_NAME, S), None),
                 ],
                 ttl: false,
             },
@@ -134,14 +153,23 @@ impl Tables {
                 name: self.jobs.clone(),
                 component: "jobs",
                 hash: (job::JOB_ID, N),
-                indexes: vec![(job::OPEN_INDEX, (job::OPEN_TENANT, N), Some((job::OPEN_ORDER, S)))],
+                indexes: vec![IndexSpec {
+                    name: job::OPEN_INDEX,
+                    hash: (job::OPEN_TENANT, N),
+                    range: Some((job::OPEN_ORDER, S)),
+                    include: Some(job::OPEN_INDEX_PROJECTION),
+                }],
                 ttl: true,
             },
             TableSpec {
                 name: self.runners.clone(),
                 component: "runners",
                 hash: (runner::RUNNER_NAME, S),
-                indexes: vec![(runner::LIVE_INDEX, (runner::LIVE_TENANT, N), Some((runner::LIVE_ORDER, S)))],
+                indexes: vec![IndexSpec::all(
+                    runner::LIVE_INDEX,
+                    (runner::LIVE_TENANT, N),
+                    Some((runner::LIVE_ORDER, S)),
+                )],
                 ttl: false,
             },
             TableSpec {
@@ -168,8 +196,22 @@ struct TableSpec {
     name: String,
     component: &'static str,
     hash: KeyAttr,
-    indexes: Vec<(&'static str, KeyAttr, Option<KeyAttr>)>,
+    indexes: Vec<IndexSpec>,
     ttl: bool,
+}
+
+struct IndexSpec {
+    name: &'static str,
+    hash: KeyAttr,
+    range: Option<KeyAttr>,
+    /// The attributes the index carries besides the keys (`INCLUDE`); `None` projects everything (`ALL`).
+    include: Option<&'static [&'static str]>,
+}
+
+impl IndexSpec {
+    fn all(name: &'static str, hash: KeyAttr, range: Option<KeyAttr>) -> Self {
+        Self { name, hash, range, include: None }
+    }
 }
 
 /// What `ghr store init` did.
@@ -244,9 +286,9 @@ fn key(name: &str, kind: KeyType) -> KeySchemaElement {
 
 async fn create(client: &Client, spec: &TableSpec, prefix: &str) -> Result<(), OpenError> {
     let mut attributes = vec![spec.hash.clone()];
-    for (_, hash, range) in &spec.indexes {
-        attributes.push(hash.clone());
-        attributes.extend(range.clone());
+    for index in &spec.indexes {
+        attributes.push(index.hash.clone());
+        attributes.extend(index.range.clone());
     }
     attributes.sort_by_key(|(name, _)| *name);
     attributes.dedup_by_key(|(name, _)| *name);
@@ -262,12 +304,20 @@ async fn create(client: &Client, spec: &TableSpec, prefix: &str) -> Result<(), O
             AttributeDefinition::builder().attribute_name(name).attribute_type(kind).build().expect("set"),
         );
     }
-    for (index, hash, range) in &spec.indexes {
+    for index in &spec.indexes {
+        let projection = match index.include {
+            None => Projection::builder().projection_type(ProjectionType::All),
+            Some(include) => include
+                .iter()
+                .fold(Projection::builder().projection_type(ProjectionType::Include), |p, name| {
+                    p.non_key_attributes(*name)
+                }),
+        };
         let mut gsi = GlobalSecondaryIndex::builder()
-            .index_name(*index)
-            .key_schema(key(hash.0, KeyType::Hash))
-            .projection(Projection::builder().projection_type(ProjectionType::All).build());
-        if let Some(range) = range {
+            .index_name(index.name)
+            .key_schema(key(index.hash.0, KeyType::Hash))
+            .projection(projection.build());
+        if let Some(range) = &index.range {
             gsi = gsi.key_schema(key(range.0, KeyType::Range));
         }
         request = request.global_secondary_indexes(gsi.build().expect("name, keys and projection are set"));
@@ -333,7 +383,7 @@ fn check(spec: &TableSpec, table: &TableDescription) -> Result<(), OpenError> {
             table.key_schema()
         )));
     }
-    for (index, hash, range) in &spec.indexes {
+    for IndexSpec { name: index, hash, range, .. } in &spec.indexes {
         let Some(found) = table.global_secondary_indexes().iter().find(|g| g.index_name() == Some(*index)) else {
             return Err(wrong(format!("the global secondary index {index} is missing")));
         };
