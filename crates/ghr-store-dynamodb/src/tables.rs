@@ -340,3 +340,25 @@ fn check(spec: &TableSpec, table: &TableDescription) -> Result<(), OpenError> {
     }
     Ok(())
 }
+
+// Capacity model (`capacity`): the keys and index keys of each table, from the same specs `init` creates.
+impl Tables {
+    /// Each table's key and its global secondary indexes' key attributes.
+    pub fn layouts(&self) -> Vec<crate::capacity::TableLayout> {
+        self.specs()
+            .into_iter()
+            .map(|spec| crate::capacity::TableLayout {
+                table: spec.name,
+                key: vec![spec.hash.0.to_owned()],
+                indexes: spec
+                    .indexes
+                    .iter()
+                    .map(|(name, hash, range)| {
+                        let keys = std::iter::once(hash.0).chain(range.as_ref().map(|r| r.0)).map(str::to_owned);
+                        ((*name).to_owned(), keys.collect())
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+}
