@@ -9,7 +9,7 @@
 //!
 //! Knobs: `GHR_BENCH_JOBS` (lifecycles per run, default 60), `GHR_BENCH_OPEN` (comma-separated numbers of jobs
 //! of one tenant open at once, default `1,10`), `GHR_BENCH_DECISIONS` (reservations per admission run, default
-//! 120).
+//! 48).
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::config::Credentials;
@@ -66,8 +66,20 @@ async fn metered_store(endpoint: &str) -> (DynamoStore, CapacityMeter) {
     (DynamoStore::with_client(client, &prefix, DynamoOptions::default()), meter)
 }
 
-fn ok<T, E: std::fmt::Display>(result: Result<T, E>, call: &str) -> T {
-    result.unwrap_or_else(|e| panic!("{call} failed: {e}"))
+/// An error and its causes, on one line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+/// The value, or a panic naming the call and the error's whole chain of causes.
+fn ok<T, E: std::error::Error>(result: Result<T, E>, call: &str) -> T {
+    result.unwrap_or_else(|e| panic!("{call} failed: {}", chain(&e)))
 }
 
 /// Cost per named step, summed over every job.
@@ -76,6 +88,8 @@ struct Steps {
     order: Vec<&'static str>,
     totals: BTreeMap<&'static str, OpTotals>,
     by_operation: BTreeMap<&'static str, OpTotals>,
+    /// Requests of each operation per step.
+    requests: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
 }
 
 impl Steps {
@@ -89,6 +103,7 @@ impl Steps {
         add(self.totals.entry(step).or_default(), &meter.total());
         for (op, totals) in meter.by_operation() {
             add(self.by_operation.entry(op).or_default(), &totals);
+            *self.requests.entry(step).or_default().entry(op).or_default() += totals.calls;
         }
         value
     }
@@ -182,6 +197,9 @@ async fn lifecycles(endpoint: &str, jobs: usize, open: usize) -> (Steps, OpTotal
             ok(steps.run(&meter, step, store.runner_update(name, idle)).await, "runner_update idle");
             if n == runners.len() / 2 {
                 add(&mut reconcile, &reconciler_pass(&store, &meter).await);
+                for (op, totals) in meter.by_operation() {
+                    *steps.requests.entry(RECONCILE).or_default().entry(op).or_default() += totals.calls;
+                }
                 passes += 1;
             }
         }
@@ -225,6 +243,7 @@ async fn lifecycles(endpoint: &str, jobs: usize, open: usize) -> (Steps, OpTotal
     (steps, reconcile, passes)
 }
 
+const RECONCILE: &str = "reconciler pass";
 const WAITED: &str = "only if the job waited: job_set_wait_reasons + job_set_wait_reason(None)";
 
 /// A job that waits once (tenant at its limit) has its reason written by a pass and cleared at admission.
@@ -269,19 +288,26 @@ fn per(total: &OpTotals, jobs: usize) -> (f64, f64, f64) {
 
 fn report_lifecycles(jobs: usize, open: usize, steps: &Steps, reconcile: &OpTotals, passes: usize) {
     println!("\n## {jobs} lifecycles, {open} job(s) of the tenant open at once\n");
-    println!("| step | requests/job | RRU/job | WRU/job |");
-    println!("|---|---:|---:|---:|");
+    println!("| step | requests/job | RRU/job | WRU/job | requests |");
+    println!("|---|---:|---:|---:|---|");
     let mut lifecycle = OpTotals::default();
     for step in &steps.order {
         let totals = &steps.totals[step];
         let (rru, wru, calls) = per(totals, jobs);
-        println!("| {step} | {calls:.1} | {rru:.1} | {wru:.1} |");
+        let ops: Vec<String> = steps
+            .requests
+            .get(step)
+            .into_iter()
+            .flatten()
+            .map(|(op, n)| format!("{op} {:.1}", *n as f64 / jobs as f64))
+            .collect();
+        println!("| {step} | {calls:.1} | {rru:.1} | {wru:.1} | {} |", ops.join(", "));
         if *step != WAITED {
             add(&mut lifecycle, totals);
         }
     }
     let (rru, wru, calls) = per(&lifecycle, jobs);
-    println!("| **lifecycle (admitted at once)** | **{calls:.1}** | **{rru:.1}** | **{wru:.1}** |");
+    println!("| **lifecycle (admitted at once)** | **{calls:.1}** | **{rru:.1}** | **{wru:.1}** | |");
     let usd = lifecycle.usd() / jobs as f64 * 1e6;
     let waited = &steps.totals[WAITED];
     let usd_waited = (lifecycle.usd() + waited.usd()) / jobs as f64 * 1e6;
@@ -295,8 +321,16 @@ fn report_lifecycles(jobs: usize, open: usize, steps: &Steps, reconcile: &OpTota
         let (rru, wru, calls) = per(reconcile, passes);
         let pass_usd = reconcile.usd() / passes as f64;
         let month = MONTH_SECS / RECONCILE_EVERY.as_secs_f64() * pass_usd;
+        let ops: Vec<String> = steps
+            .requests
+            .get(RECONCILE)
+            .into_iter()
+            .flatten()
+            .map(|(op, n)| format!("{op} {:.0}", *n as f64 / passes as f64))
+            .collect();
         println!(
-            "- reconciler pass ({open} live runner(s)): {calls:.0} requests, {rru:.1} RRU, {wru:.1} WRU; every {} s that is ${month:.2}/month, whatever the job volume",
+            "- reconciler pass ({open} live runner(s)): {calls:.0} requests ({}), {rru:.1} RRU, {wru:.1} WRU; every {} s that is ${month:.2}/month, whatever the job volume",
+            ops.join(", "),
             RECONCILE_EVERY.as_secs()
         );
     }
@@ -321,7 +355,17 @@ fn report_lifecycles(jobs: usize, open: usize, steps: &Steps, reconcile: &OpTota
 }
 
 /// `decisions` reservations by `callers` concurrent tasks; `refused` runs them against a tenant at its limit.
-async fn admissions(endpoint: &str, callers: usize, decisions: usize, refused: bool) -> (f64, OpTotals, usize) {
+/// What an admission run measured.
+struct AdmissionRun {
+    per_second: f64,
+    totals: OpTotals,
+    decisions: usize,
+    /// Calls that failed (contention retries exhausted, emulator errors), and the first one's causes.
+    errors: usize,
+    first_error: Option<String>,
+}
+
+async fn admissions(endpoint: &str, callers: usize, decisions: usize, refused: bool, cap: Option<u32>) -> AdmissionRun {
     let (store, meter) = metered_store(endpoint).await;
     let store = Arc::new(store);
     let per_caller = decisions.div_ceil(callers);
@@ -357,16 +401,24 @@ async fn admissions(endpoint: &str, callers: usize, decisions: usize, refused: b
             let mut outcomes = Vec::new();
             for _ in 0..per_caller {
                 let mut request = reserve_request(id, TIER, 0);
-                request.global_cap = Some(GLOBAL_CAP);
+                request.global_cap = cap;
                 request.now = chrono::Utc::now();
-                outcomes.push(ok(store.runner_reserve(request).await, "runner_reserve"));
+                outcomes.push(store.runner_reserve(request).await.map_err(|e| chain(&e)));
             }
             outcomes
         }));
     }
-    let mut made = 0;
+    let (mut made, mut errors, mut first_error) = (0, 0, None);
     for task in tasks {
         for outcome in task.await.expect("a caller panicked") {
+            let outcome = match outcome {
+                Ok(outcome) => outcome,
+                Err(error) => {
+                    errors += 1;
+                    first_error.get_or_insert(error);
+                    continue;
+                }
+            };
             let expected = if refused {
                 matches!(outcome, Reservation::Refused(Reason::TenantAtLimit))
             } else {
@@ -377,12 +429,12 @@ async fn admissions(endpoint: &str, callers: usize, decisions: usize, refused: b
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
-    (made as f64 / elapsed, meter.total(), made)
+    AdmissionRun { per_second: made as f64 / elapsed, totals: meter.total(), decisions: made, errors, first_error }
 }
 
 async fn run(endpoint: String) {
     let jobs = number("GHR_BENCH_JOBS", 60);
-    let decisions = number("GHR_BENCH_DECISIONS", 120);
+    let decisions = number("GHR_BENCH_DECISIONS", 48);
     let opens: Vec<usize> = knob("GHR_BENCH_OPEN", "1,10")
         .split(',')
         .map(|v| v.trim().parse().unwrap_or_else(|_| panic!("GHR_BENCH_OPEN: {v:?} is not a number")))
@@ -394,17 +446,26 @@ async fn run(endpoint: String) {
     }
     println!("\n## Admission decisions on the emulator ({decisions} runner_reserve calls per run)\n");
     println!(
-        "| outcome | callers | decisions/s | ms per decision per caller | requests/decision | RRU/decision | WRU/decision |"
+        "| outcome | global cap | callers | decisions/s | ms per decision per caller | requests/decision | RRU/decision | WRU/decision | failed calls |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    for refused in [false, true] {
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mut errors = Vec::new();
+    for (refused, cap) in [(false, None), (false, Some(GLOBAL_CAP)), (true, None)] {
         for callers in [1, 8] {
-            let (rate, totals, made) = admissions(&endpoint, callers, decisions, refused).await;
-            let (rru, wru, calls) = per(&totals, made);
-            let latency = callers as f64 / rate * 1000.0;
+            let run = admissions(&endpoint, callers, decisions, refused, cap).await;
+            let (rru, wru, calls) = per(&run.totals, run.decisions.max(1));
+            let latency = callers as f64 / run.per_second * 1000.0;
             let outcome = if refused { "refused (tenant at its limit)" } else { "admitted" };
-            println!("| {outcome} | {callers} | {rate:.0} | {latency:.1} | {calls:.1} | {rru:.1} | {wru:.1} |");
+            let cap = if cap.is_some() { "yes (`runners#live`)" } else { "no" };
+            println!(
+                "| {outcome} | {cap} | {callers} | {:.1} | {latency:.0} | {calls:.1} | {rru:.1} | {wru:.1} | {} |",
+                run.per_second, run.errors
+            );
+            errors.extend(run.first_error.map(|e| format!("{outcome}, cap {cap}, {callers} callers: {e}")));
         }
+    }
+    for error in errors {
+        println!("\nFirst failed call of a run: {error}");
     }
     println!("\nModel for DynamoDB itself: decisions/s ≈ callers / (requests per decision × per-request latency).");
 }
