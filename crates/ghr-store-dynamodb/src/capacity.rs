@@ -12,8 +12,8 @@
 //!
 //! [`CapacityMeter::asking_reported_capacity`] also sets `ReturnConsumedCapacity = TOTAL` on every request and
 //! sums what the service answers, to compare with the model. (The emulator, moto, answers constants: 1 unit for
-//! PutItem, DeleteItem, Query and Scan, 0.5 for GetItem, 2 per item for TransactGetItems, nothing for UpdateItem
-//! and TransactWriteItems; only real DynamoDB's figures are worth comparing.)
+//! PutItem, DeleteItem, Query, Scan and BatchGetItem, 0.5 for GetItem and UpdateItem, 2 per item for
+//! TransactGetItems, nothing for TransactWriteItems; only real DynamoDB's figures are worth comparing.)
 
 mod model;
 pub mod size;
