@@ -55,6 +55,13 @@ pub mod job {
     pub const OPEN_ORDER: &str = "open_order";
     pub const OPEN_INDEX: &str = "open-index";
     pub const TIMELINE: &str = "timeline";
+    /// Entries a job's `timeline` keeps at most, so that an item stays far below DynamoDB's 400 KB: past it the
+    /// first entry and the newest are kept, with one [`TIMELINE_TRIMMED_KIND`] entry counting the dropped ones.
+    pub const TIMELINE_CAP: usize = 100;
+    /// Bytes of detail a timeline entry keeps at most (longer details are cut, marked with `…`).
+    pub const TIMELINE_DETAIL_MAX_BYTES: usize = 1024;
+    /// Kind of the timeline entry that stands for the entries dropped past [`TIMELINE_CAP`].
+    pub const TIMELINE_TRIMMED_KIND: &str = "timeline_trimmed";
 }
 
 /// Attribute and index names of `<p>-runners`.
@@ -361,4 +368,28 @@ impl Tables {
             })
             .collect()
     }
+}
+
+/// Runner counters' attributes and `<p>-state` keys (admission, releases and counter repair).
+pub mod live {
+    /// ghr's, on the tenant item: the latest release of one of the tenant's runners (epoch ms N, only grows).
+    /// A reservation is dated no earlier, so runner records never show more live runners than were admitted.
+    pub const TENANT_RELEASED_AT: &str = "live_released_at";
+    /// ghr's, on the tenant item: when `live_runners` last changed (epoch ms N, the writer's clock); counter
+    /// repair leaves a count alone until it has been still for a while (the `live-index` may lag behind).
+    pub const TENANT_CHANGED_AT: &str = "live_changed_at";
+    /// ghr's, on the tenant item: the tenant's latest reservations, `<created ms>#<runner name>` (L of S, oldest
+    /// first, a few minutes' worth at most): read strongly consistent with the tenant, they cover what the
+    /// `live-index` may not show yet.
+    pub const TENANT_RECENT: &str = "live_recent";
+    /// On `runners#live`: the latest release of any runner (epoch ms N, only grows).
+    pub const RELEASED_AT: &str = "released_at";
+    /// On `runners#live`: when `count` last changed (epoch ms N).
+    pub const CHANGED_AT: &str = "changed_at";
+    /// `<p>-state` key of the runner sequence (`count` N, bumped by ADD): runner names are derived from it, so it
+    /// is unique per store and grows in creation order across tenants.
+    pub const SEQ_KEY: &str = "runners#seq";
+    /// `<p>-state` key of counter repair's walk over the tenant table (`after` N, the last installation checked).
+    pub const REPAIR_CURSOR_KEY: &str = "repair#tenants";
+    pub const REPAIR_AFTER: &str = "after";
 }
