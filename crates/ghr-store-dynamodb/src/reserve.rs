@@ -19,8 +19,8 @@
 //!
 //! The runner's sequence number comes from the `runners#seq` counter (an `ADD`, taken once per call when the rule
 //! first admits; a refusal after it leaves a gap, as PostgreSQL's sequence does), so names are unique per store
-//! and `runner_list` is in creation order across tenants (the tenant item's `runner_seq` is not used: a
-//! per-tenant number would repeat across tenants, and the contract orders runners store-wide).
+//! and `runner_list` is in creation order across tenants (a per-tenant number would repeat across tenants, and
+//! the contract orders runners store-wide).
 //!
 //! Capacity per admitted reservation: one strongly consistent GetItem of the tenant, a Query of each GSI, a
 //! BatchGetItem of the tenant's reservations of the last minutes (usually none or one), with a cap a GetItem of

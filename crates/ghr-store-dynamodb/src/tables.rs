@@ -2,7 +2,7 @@
 //!
 //! | Table | Key | Indexes | Holds |
 //! |---|---|---|---|
-//! | `<p>-tenants` | `installation_id` N | `status-index` (`status`), `org-name-index` (`org_name`) | the seed's registry, plus `live_runners`, `live_version`, `runner_seq` |
+//! | `<p>-tenants` | `installation_id` N | `status-index` (`status`), `org-name-index` (`org_name`) | the seed's registry, plus `live_runners`, `live_version`, `live_recent` (reservations of the last minutes) |
 //! | `<p>-jobs` | `job_id` N | `open-index` (`open_tenant` N, `open_order` S), sparse | jobs with their timeline (`timeline` L) |
 //! | `<p>-runners` | `runner_name` S | `live-index` (`live_tenant` N, `live_order` S), sparse | runners (kept: the usage record) |
 //! | `<p>-deliveries` | `delivery_id` S | none | webhook deliveries (dedupe) |
@@ -39,8 +39,6 @@ pub mod tenant {
     pub const LIVE_RUNNERS: &str = "live_runners";
     /// ghr's: bumped by every change of `live_runners`; reservations and repairs write on the version they read.
     pub const LIVE_VERSION: &str = "live_version";
-    /// ghr's: the last runner sequence number handed out (runner names are derived from it).
-    pub const RUNNER_SEQ: &str = "runner_seq";
     pub const STATUS_INDEX: &str = "status-index";
     pub const ORG_NAME_INDEX: &str = "org-name-index";
 }

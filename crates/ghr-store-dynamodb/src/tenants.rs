@@ -2,7 +2,7 @@
 //!
 //! The tenant item is the seed's (`codec`); ghr only ever writes it whole when it creates it. Every later
 //! write is an `UpdateItem` of the attributes it changes, so the seed's hand-run `update-item` and ghr's
-//! admission counters (`live_runners`, `live_version`, `runner_seq`) never overwrite each other. Logins are
+//! admission counters (`live_runners`, `live_version`, `live_recent`) never overwrite each other. Logins are
 //! unique among live tenants through the org-name claims of `<p>-state` (`claims`), written in the same
 //! `TransactWriteItems` as the tenant; a refused write fails with [`OrgNameTaken`] as its error's source and
 //! writes nothing. Reads of single tenants are strongly consistent; lists by status come from `status-index`

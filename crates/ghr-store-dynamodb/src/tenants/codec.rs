@@ -7,8 +7,8 @@
 use crate::error::corrupt;
 use crate::item::{Item, Reader, iso, n, s};
 use crate::tables::tenant::{
-    CREATED_AT, INSTALLATION_ID, LIVE_RUNNERS, LIVE_VERSION, MAX_RUNNERS, METADATA, ORG_NAME, ORG_TYPE, RUNNER_SEQ,
-    STATUS, TIER, UPDATED_AT,
+    CREATED_AT, INSTALLATION_ID, LIVE_RUNNERS, LIVE_VERSION, MAX_RUNNERS, METADATA, ORG_NAME, ORG_TYPE, STATUS, TIER,
+    UPDATED_AT,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use ghr_core::Timestamp;
@@ -102,7 +102,6 @@ pub(crate) fn new_tenant_item(tenant: &NewTenant, now: Timestamp) -> Item {
         (UPDATED_AT, s(iso(now))),
         (LIVE_RUNNERS, n(0)),
         (LIVE_VERSION, n(0)),
-        (RUNNER_SEQ, n(0)),
     ]
     .into_iter()
     .map(|(name, value)| (name.to_owned(), value))
