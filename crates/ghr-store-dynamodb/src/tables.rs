@@ -396,6 +396,28 @@ fn check(spec: &TableSpec, table: &TableDescription) -> Result<(), OpenError> {
     Ok(())
 }
 
+// Capacity model (`capacity`): the keys and index keys of each table, from the same specs `init` creates.
+impl Tables {
+    /// Each table's key and its global secondary indexes' key attributes.
+    pub fn layouts(&self) -> Vec<crate::capacity::TableLayout> {
+        self.specs()
+            .into_iter()
+            .map(|spec| crate::capacity::TableLayout {
+                table: spec.name,
+                key: vec![spec.hash.0.to_owned()],
+                indexes: spec
+                    .indexes
+                    .iter()
+                    .map(|(name, hash, range)| {
+                        let keys = std::iter::once(hash.0).chain(range.as_ref().map(|r| r.0)).map(str::to_owned);
+                        ((*name).to_owned(), keys.collect())
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
 /// Runner counters' attributes and `<p>-state` keys (admission, releases and counter repair).
 pub mod live {
     /// ghr's, on the tenant item: the latest release of one of the tenant's runners (epoch ms N, only grows).
