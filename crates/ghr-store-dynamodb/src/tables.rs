@@ -307,11 +307,11 @@ async fn create(client: &Client, spec: &TableSpec, prefix: &str) -> Result<(), O
     for index in &spec.indexes {
         let projection = match index.include {
             None => Projection::builder().projection_type(ProjectionType::All),
-            Some(include) => include
-                .iter()
-                .fold(Projection::builder().projection_type(ProjectionType::Include), |p, name| {
+            Some(include) => {
+                include.iter().fold(Projection::builder().projection_type(ProjectionType::Include), |p, name| {
                     p.non_key_attributes(*name)
-                }),
+                })
+            }
         };
         let mut gsi = GlobalSecondaryIndex::builder()
             .index_name(index.name)
@@ -398,7 +398,7 @@ fn check(spec: &TableSpec, table: &TableDescription) -> Result<(), OpenError> {
 
 // Capacity model (`capacity`): the keys and index keys of each table, from the same specs `init` creates.
 impl Tables {
-    /// Each table's key and its global secondary indexes' key attributes.
+    /// Each table's key and its global secondary indexes' key attributes and projections.
     pub fn layouts(&self) -> Vec<crate::capacity::TableLayout> {
         self.specs()
             .into_iter()
@@ -408,9 +408,11 @@ impl Tables {
                 indexes: spec
                     .indexes
                     .iter()
-                    .map(|(name, hash, range)| {
-                        let keys = std::iter::once(hash.0).chain(range.as_ref().map(|r| r.0)).map(str::to_owned);
-                        ((*name).to_owned(), keys.collect())
+                    .map(|index| {
+                        let keys =
+                            std::iter::once(index.hash.0).chain(index.range.as_ref().map(|r| r.0)).map(str::to_owned);
+                        let include = index.include.map(|names| names.iter().map(|n| (*n).to_owned()).collect());
+                        (index.name.to_owned(), keys.collect(), include)
                     })
                     .collect(),
             })

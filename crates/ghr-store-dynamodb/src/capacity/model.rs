@@ -8,8 +8,9 @@
 //! - TransactWriteItems costs twice that per item (prepare and commit). A cancelled transaction is charged as
 //!   its items' failed conditional writes, twice: an upper bound, the guide does not give the split;
 //! - each global secondary index costs one write when the item enters it, one when it leaves it, two when its
-//!   index key changes (delete and put) and one when a projected attribute changes (all projections are ALL
-//!   here, so any change of an indexed item); index writes are standard writes, also inside transactions;
+//!   index key changes (delete and put) and one when a projected attribute changes (any attribute under an ALL
+//!   projection; only the listed ones under INCLUDE), each sized as the index's item (keys plus what it
+//!   projects); index writes are standard writes, also inside transactions;
 //! - a read costs the sizes it reads (every item a Query or Scan examines, before its filter; a projection
 //!   does not make it cheaper) per 4 KB per request, at least one unit; index reads are eventually consistent.
 
@@ -25,8 +26,8 @@ pub type Item = HashMap<String, AttributeValue>;
 pub struct TableLayout {
     pub table: String,
     pub key: Vec<String>,
-    /// Index name and its key attributes (hash, then range if any).
-    pub indexes: Vec<(String, Vec<String>)>,
+    /// Index name, its key attributes (hash, then range if any), and what else it projects (`None`: all).
+    pub indexes: Vec<(String, Vec<String>, Option<Vec<String>>)>,
 }
 
 /// What one request cost, in the model.
@@ -148,7 +149,8 @@ impl Shadow {
         }
     }
 
-    /// Index writes caused by an item changing from `before` to `after`.
+    /// Index writes caused by an item changing from `before` to `after`, each sized as the index's own item (the
+    /// keys and what the index projects).
     fn index_units(&self, table: &str, before: Option<&Item>, after: Option<&Item>) -> u64 {
         let Some(layout) = self.layouts.get(table) else { return 0 };
         let keys = |item: Option<&Item>, attrs: &[String]| -> Option<Vec<AttributeValue>> {
@@ -158,15 +160,32 @@ impl Shadow {
         layout
             .indexes
             .iter()
-            .map(|(_, attrs)| match (keys(before, attrs), keys(after, attrs)) {
-                (None, None) => 0,
-                (None, Some(_)) => write_units(after.map_or(0, item_size)),
-                (Some(_), None) => write_units(before.map_or(0, item_size)),
-                (Some(old), Some(new)) if old != new => {
-                    write_units(before.map_or(0, item_size)) + write_units(after.map_or(0, item_size))
+            .map(|(_, attrs, include)| {
+                let projected = |item: Option<&Item>| -> Option<Item> {
+                    let item = item?;
+                    Some(match include {
+                        None => item.clone(),
+                        Some(include) => item
+                            .iter()
+                            .filter(|(name, _)| {
+                                layout.key.contains(name) || attrs.contains(name) || include.contains(name)
+                            })
+                            .map(|(name, value)| (name.clone(), value.clone()))
+                            .collect(),
+                    })
+                };
+                let (old_image, new_image) = (projected(before), projected(after));
+                let size = |image: &Option<Item>| image.as_ref().map_or(0, item_size);
+                match (keys(before, attrs), keys(after, attrs)) {
+                    (None, None) => 0,
+                    (None, Some(_)) => write_units(size(&new_image)),
+                    (Some(_), None) => write_units(size(&old_image)),
+                    (Some(old), Some(new)) if old != new => {
+                        write_units(size(&old_image)) + write_units(size(&new_image))
+                    }
+                    (Some(_), Some(_)) if old_image == new_image => 0,
+                    (Some(_), Some(_)) => write_units(size(&old_image).max(size(&new_image))),
                 }
-                (Some(_), Some(_)) if before == after => 0,
-                (Some(_), Some(_)) => write_units(before.map_or(0, item_size).max(after.map_or(0, item_size))),
             })
             .sum()
     }
@@ -240,7 +259,7 @@ mod tests {
         Shadow::new(vec![TableLayout {
             table: "runners".into(),
             key: vec!["name".into()],
-            indexes: vec![("live-index".into(), vec!["live_tenant".into(), "live_order".into()])],
+            indexes: vec![("live-index".into(), vec!["live_tenant".into(), "live_order".into()], None)],
         }])
     }
 
