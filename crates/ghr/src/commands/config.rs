@@ -54,5 +54,9 @@ fn store_line(store: &StoreSection) -> String {
              migrate)\n",
             store.pool.max_connections, store.pool.min_connections, store.pool.acquire_timeout_seconds
         ),
+        StoreKind::DynamoDb => format!(
+            "store: dynamodb {url}  TTL of completed jobs and deliveries: {} days (tables: ghr store init)\n",
+            crate::wiring::dynamodb_ttl(store.retention_days).as_secs() / 86_400
+        ),
     }
 }
