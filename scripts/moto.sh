@@ -82,8 +82,10 @@ start() {
         die "something else already answers on $url; stop it or set GHR_MOTO_PORT"
     fi
     ensure_venv
-    say "starting moto_server on $url (log: $log_file)"
-    nohup "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log_file" 2>&1 </dev/null &
+    say "starting moto (one request at a time) on $url (log: $log_file)"
+    # moto_serial.py: moto's server, one request at a time (stock moto_server is not atomic under concurrent
+    # requests, which would make every race test meaningless; see the script).
+    nohup "$venv/bin/python" "$repo_root/scripts/moto_serial.py" 127.0.0.1 "$port" >"$log_file" 2>&1 </dev/null &
     pid=$!
     printf '%s\n' "$pid" >"$pid_file"
     local deadline=$((SECONDS + STARTUP_TIMEOUT_SECS))

@@ -102,3 +102,75 @@ pub(crate) fn contended(op: &'static str) -> StoreError {
         }),
     }
 }
+
+// Single-item writes on items that transactions also write (tenants, deliveries).
+
+/// Whether a single-item write was rejected because a `TransactWriteItems` was writing the same item at that
+/// moment (`TransactionConflictException`, which the SDK does not retry by itself).
+pub(crate) fn is_transaction_conflict<E, R>(error: &SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    error.as_service_error().and_then(ProvideErrorMetadata::code) == Some("TransactionConflictException")
+}
+
+/// Run a single-item write, again (with [`contention_backoff`]) while a transaction on the same item rejects it,
+/// up to [`MAX_ATTEMPTS`] in all; the last answer is returned as it is.
+pub(crate) async fn retry_transaction_conflicts<T, E, R, F, Fut>(mut write: F) -> Result<T, SdkError<E, R>>
+where
+    E: ProvideErrorMetadata,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
+{
+    let mut attempt = 1;
+    loop {
+        match write().await {
+            Err(error) if attempt < MAX_ATTEMPTS && is_transaction_conflict(&error) => {
+                attempt += 1;
+                contention_backoff(attempt).await;
+            }
+            answer => return answer,
+        }
+    }
+}
+
+#[cfg(test)]
+mod transaction_conflict_tests {
+    use super::*;
+    use aws_sdk_dynamodb::error::ErrorMetadata;
+    use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+    use std::cell::Cell;
+
+    fn rejected(code: &str) -> SdkError<UpdateItemError, ()> {
+        SdkError::service_error(UpdateItemError::generic(ErrorMetadata::builder().code(code).build()), ())
+    }
+
+    #[tokio::test]
+    async fn writes_run_again_only_while_a_transaction_holds_the_item() {
+        let calls = Cell::new(0u32);
+        let answer = retry_transaction_conflicts(|| {
+            calls.set(calls.get() + 1);
+            let call = calls.get();
+            async move { if call < 3 { Err(rejected("TransactionConflictException")) } else { Ok(call) } }
+        })
+        .await;
+        assert_eq!(answer.ok(), Some(3), "the third write went through");
+
+        calls.set(0);
+        let answer = retry_transaction_conflicts(|| {
+            calls.set(calls.get() + 1);
+            async { Err::<(), _>(rejected("ConditionalCheckFailedException")) }
+        })
+        .await;
+        assert!(answer.is_err() && calls.get() == 1, "other failures are answered at once");
+
+        calls.set(0);
+        let answer = retry_transaction_conflicts(|| {
+            calls.set(calls.get() + 1);
+            async { Err::<(), _>(rejected("TransactionConflictException")) }
+        })
+        .await;
+        assert!(answer.as_ref().is_err_and(is_transaction_conflict), "still in conflict after the last attempt");
+        assert_eq!(calls.get(), MAX_ATTEMPTS);
+    }
+}

@@ -12,6 +12,7 @@
 //! Every method is atomic on its own: single-item conditional writes, or `TransactWriteItems` where a change
 //! spans items (a runner and its tenant's live count). Nothing is cached between calls.
 
+pub mod capacity;
 mod checkpoints;
 mod counters;
 mod deliveries;

@@ -2,7 +2,7 @@
 //!
 //! | Table | Key | Indexes | Holds |
 //! |---|---|---|---|
-//! | `<p>-tenants` | `installation_id` N | `status-index` (`status`), `org-name-index` (`org_name`) | the seed's registry, plus `live_runners`, `live_version`, `runner_seq` |
+//! | `<p>-tenants` | `installation_id` N | `status-index` (`status`), `org-name-index` (`org_name`) | the seed's registry, plus `live_runners`, `live_version`, `live_recent` (reservations of the last minutes) |
 //! | `<p>-jobs` | `job_id` N | `open-index` (`open_tenant` N, `open_order` S), sparse | jobs with their timeline (`timeline` L) |
 //! | `<p>-runners` | `runner_name` S | `live-index` (`live_tenant` N, `live_order` S), sparse | runners (kept: the usage record) |
 //! | `<p>-deliveries` | `delivery_id` S | none | webhook deliveries (dedupe) |
@@ -39,8 +39,6 @@ pub mod tenant {
     pub const LIVE_RUNNERS: &str = "live_runners";
     /// ghr's: bumped by every change of `live_runners`; reservations and repairs write on the version they read.
     pub const LIVE_VERSION: &str = "live_version";
-    /// ghr's: the last runner sequence number handed out (runner names are derived from it).
-    pub const RUNNER_SEQ: &str = "runner_seq";
     pub const STATUS_INDEX: &str = "status-index";
     pub const ORG_NAME_INDEX: &str = "org-name-index";
 }
@@ -55,6 +53,13 @@ pub mod job {
     pub const OPEN_ORDER: &str = "open_order";
     pub const OPEN_INDEX: &str = "open-index";
     pub const TIMELINE: &str = "timeline";
+    /// Entries a job's `timeline` keeps at most, so that an item stays far below DynamoDB's 400 KB: past it the
+    /// first entry and the newest are kept, with one [`TIMELINE_TRIMMED_KIND`] entry counting the dropped ones.
+    pub const TIMELINE_CAP: usize = 100;
+    /// Bytes of detail a timeline entry keeps at most (longer details are cut, marked with `…`).
+    pub const TIMELINE_DETAIL_MAX_BYTES: usize = 1024;
+    /// Kind of the timeline entry that stands for the entries dropped past [`TIMELINE_CAP`].
+    pub const TIMELINE_TRIMMED_KIND: &str = "timeline_trimmed";
 }
 
 /// Attribute and index names of `<p>-runners`.
@@ -339,4 +344,28 @@ fn check(spec: &TableSpec, table: &TableDescription) -> Result<(), OpenError> {
         }
     }
     Ok(())
+}
+
+/// Runner counters' attributes and `<p>-state` keys (admission, releases and counter repair).
+pub mod live {
+    /// ghr's, on the tenant item: the latest release of one of the tenant's runners (epoch ms N, only grows).
+    /// A reservation is dated no earlier, so runner records never show more live runners than were admitted.
+    pub const TENANT_RELEASED_AT: &str = "live_released_at";
+    /// ghr's, on the tenant item: when `live_runners` last changed (epoch ms N, the writer's clock); counter
+    /// repair leaves a count alone until it has been still for a while (the `live-index` may lag behind).
+    pub const TENANT_CHANGED_AT: &str = "live_changed_at";
+    /// ghr's, on the tenant item: the tenant's latest reservations, `<created ms>#<runner name>` (L of S, oldest
+    /// first, a few minutes' worth at most): read strongly consistent with the tenant, they cover what the
+    /// `live-index` may not show yet.
+    pub const TENANT_RECENT: &str = "live_recent";
+    /// On `runners#live`: the latest release of any runner (epoch ms N, only grows).
+    pub const RELEASED_AT: &str = "released_at";
+    /// On `runners#live`: when `count` last changed (epoch ms N).
+    pub const CHANGED_AT: &str = "changed_at";
+    /// `<p>-state` key of the runner sequence (`count` N, bumped by ADD): runner names are derived from it, so it
+    /// is unique per store and grows in creation order across tenants.
+    pub const SEQ_KEY: &str = "runners#seq";
+    /// `<p>-state` key of counter repair's walk over the tenant table (`after` N, the last installation checked).
+    pub const REPAIR_CURSOR_KEY: &str = "repair#tenants";
+    pub const REPAIR_AFTER: &str = "after";
 }
