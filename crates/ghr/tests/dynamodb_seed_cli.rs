@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 /// The environment variable naming the AWS CLI (`scripts/moto.sh start` exports it).
 const AWS_CLI_ENV: &str = "GHR_TEST_AWS_CLI";
+/// The empty file given as the AWS config and credentials files.
+const EMPTY_AWS_FILE: &str = "empty-aws-config";
 const WEBHOOK_SECRET: &str = "seed-cli-secret";
 const ADMIN_TOKEN: &str = "seed-cli-token";
 /// The plan new tenants get (`small`) and its limit in this test's catalog (the seed's TIER_LIMITS).
@@ -38,6 +40,8 @@ const JOB_DURATION: Duration = Duration::from_secs(4);
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const BURST_TIMEOUT: Duration = Duration::from_secs(180);
 const POLL: Duration = Duration::from_millis(50);
+/// Lines of `ghr serve`'s log a failure shows.
+const LOG_TAIL_LINES: usize = 60;
 
 /// The seed README's commands, as printed: `my-saas` is the table prefix, `12345678` the installation id.
 const SEED_SCAN: &str = r##"aws dynamodb scan \
@@ -77,13 +81,15 @@ impl Aws {
         });
         let cli = PathBuf::from(cli);
         assert!(cli.is_file(), "{AWS_CLI_ENV}={} is not a file: run scripts/moto.sh start", cli.display());
-        Self { cli, endpoint: testing::endpoint(), home: tempfile::tempdir().unwrap() }
+        let home = tempfile::tempdir().unwrap();
+        std::fs::write(home.path().join(EMPTY_AWS_FILE), "").unwrap();
+        Self { cli, endpoint: testing::endpoint(), home }
     }
 
     /// The environment of every process of the test: the emulator as `AWS_ENDPOINT_URL`, throwaway
-    /// credentials, no profile or config file of the machine's.
+    /// credentials, no profile or config file of the machine's (an empty one instead).
     fn env(&self, command: &mut Command) {
-        let nowhere = self.home.path().join("none");
+        let nowhere = self.home.path().join(EMPTY_AWS_FILE);
         command
             .env("AWS_ENDPOINT_URL", &self.endpoint)
             .env("AWS_ACCESS_KEY_ID", "test")
@@ -240,6 +246,13 @@ fn completed_jobs(emulator: &GithubEmulator, tenant: InstallationId) -> usize {
     emulator.jobs().iter().filter(|j| j.installation_id == tenant && j.status == JobStatus::Completed).count()
 }
 
+/// The last lines of a log, for a failure message.
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
+}
+
 fn attribute<'a>(item: &'a Value, name: &str, kind: &str) -> &'a str {
     item[name][kind].as_str().unwrap_or_else(|| panic!("attribute {name} ({kind}) in {item}"))
 }
@@ -338,7 +351,14 @@ async fn the_seeds_aws_cli_commands_work_on_ghrs_tables() {
     let (mut peak_upgraded, mut peak_unchanged) = (0, 0);
     let deadline = Instant::now() + BURST_TIMEOUT;
     while completed_jobs(&emulator, upgraded) + completed_jobs(&emulator, unchanged) < 2 * JOBS_PER_TENANT {
-        assert!(Instant::now() < deadline, "the burst was not served within {BURST_TIMEOUT:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the burst was not served within {BURST_TIMEOUT:?}: {} and {} of {JOBS_PER_TENANT} jobs completed, peaks \
+             {peak_upgraded} and {peak_unchanged}; ghr serve's log ends with:\n{}",
+            completed_jobs(&emulator, upgraded),
+            completed_jobs(&emulator, unchanged),
+            log_tail(&dir.path().join("serve.log")),
+        );
         peak_upgraded = peak_upgraded.max(live_runners(&store, upgraded).await);
         peak_unchanged = peak_unchanged.max(live_runners(&store, unchanged).await);
         assert!(peak_upgraded <= UPGRADED_LIMIT, "acme ran {peak_upgraded} runners, above its new limit");
