@@ -10,7 +10,7 @@
 #    server GHR_TEST_POSTGRES_URL names; without it this script starts a throwaway one from the machine's own
 #    PostgreSQL binaries (scripts/postgres.sh) and stops it at the end. They fail, never skip, without a server;
 # 4. the DynamoDB store's tests (its conformance suite) and the seed README's `aws dynamodb` commands against
-#    `ghr serve`, then the simulation on DynamoDB (GHR_SIM_DYNAMODB_SEEDS seeds, default 10), all on the moto AWS
+#    `ghr serve`, then the simulation on DynamoDB (GHR_SIM_DYNAMODB_SEEDS seeds, default 15), all on the moto AWS
 #    emulator, which this script installs (with the AWS CLI) and starts itself before the tests;
 # 5. the EC2 provider's tests against moto.
 #
@@ -83,7 +83,7 @@ fi
 # The deterministic simulation runs as its own step so that its seed count is printed.
 sim_seeds="${GHR_SIM_SEEDS:-1000}"
 sim_pg_seeds="${GHR_SIM_PG_SEEDS:-50}"
-sim_dynamodb_seeds="${GHR_SIM_DYNAMODB_SEEDS:-10}"
+sim_dynamodb_seeds="${GHR_SIM_DYNAMODB_SEEDS:-15}"
 # The tests that need moto: they run in their own steps below.
 moto_tests='package(ghr-store-dynamodb) or package(ghr-cloud-ec2) or (package(ghr) and binary(dynamodb_seed_cli))'
 if command -v cargo-nextest >/dev/null 2>&1 || cargo nextest --version >/dev/null 2>&1; then
@@ -106,16 +106,18 @@ if [[ "${GHR_TEST_SKIP_EC2:-0}" != "1" ]]; then
         step "DynamoDB store on moto: its tests (conformance suite), the seed README's aws dynamodb commands"
         cargo nextest run "${scope[@]}" --no-fail-fast \
             -E 'package(ghr-store-dynamodb) or (package(ghr) and binary(dynamodb_seed_cli))'
-        # moto answers each request in milliseconds, not microseconds: a seed takes seconds, so far fewer run.
-        step "deterministic simulation on DynamoDB (moto): ${sim_dynamodb_seeds} seeds, no long seeds, the scenarios"
+        # moto serves one request at a time, in milliseconds: a seed takes 7 to 20 s (SQLite: a fraction of a
+        # second), so the default runs in about 2 minutes; the 1,200-job outage scenario would take over 10.
+        step "deterministic simulation on DynamoDB (moto): ${sim_dynamodb_seeds} seeds (~2 min), no long seeds, the scenarios but the 1,200-job outage"
         GHR_SIM_STORE=dynamodb GHR_SIM_SEEDS="$sim_dynamodb_seeds" GHR_SIM_LONG_SEEDS=0 \
-            cargo nextest run "${scope[@]}" -E 'package(ghr-sim)' --no-fail-fast --success-output final
+            cargo nextest run "${scope[@]}" --no-fail-fast --success-output final \
+            -E 'package(ghr-sim) and not test(an_outage_under_a_steady_load_loses_no_job)'
     else
         step "DynamoDB store on moto (cargo test): its tests, the seed's commands, ${sim_dynamodb_seeds} simulation seeds"
         cargo test -p ghr-store-dynamodb --no-fail-fast
         cargo test -p ghr --features dynamodb --test dynamodb_seed_cli --no-fail-fast
         GHR_SIM_STORE=dynamodb GHR_SIM_SEEDS="$sim_dynamodb_seeds" GHR_SIM_LONG_SEEDS=0 \
-            cargo test -p ghr-sim --features dynamodb --no-fail-fast
+            cargo test -p ghr-sim --features dynamodb --no-fail-fast -- --skip an_outage_under_a_steady_load_loses_no_job
     fi
     echo "simulation: ${sim_dynamodb_seeds} seeds on DynamoDB (moto) passed (replay one: GHR_SIM_STORE=dynamodb cargo run -p ghr-sim --features dynamodb -- --seed N --trace)"
 fi
