@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Start or stop a local moto server (the AWS emulator from PyPI) for the EC2 provider's tests.
+# Start or stop a local moto server (the AWS emulator from PyPI) for the EC2 provider's and the DynamoDB store's
+# tests, with the AWS CLI (also from PyPI) beside it for the tests that run the seed's `aws dynamodb` commands.
 #
-#   scripts/moto.sh start   create/reuse a Python venv, install moto if missing, start moto_server in the
-#                           background, wait until it answers, print the export line for the tests (the
-#                           endpoint, throwaway AWS credentials and region)
+#   scripts/moto.sh start   create/reuse a Python venv, install moto and the AWS CLI if missing, start
+#                           moto_server in the background, wait until it answers, print the export line for the
+#                           tests (the endpoint, the AWS CLI's path, throwaway AWS credentials and region)
 #   scripts/moto.sh stop    stop the server started by `start` (same port)
 #   scripts/moto.sh status  say whether it is running
 #
@@ -11,6 +12,7 @@
 #   GHR_MOTO_PORT   port on 127.0.0.1 (default 5055)
 #   GHR_MOTO_VENV   Python venv to use or create (default: .venv in the repository root)
 #   GHR_MOTO_SPEC   pip requirement to install (default: moto[server]>=5,<6)
+#   GHR_AWSCLI_SPEC pip requirement of the AWS CLI (default: awscli>=1.30,<2)
 #   PYTHON          interpreter used to create the venv (default: python3)
 #
 # Typical use:  eval "$(scripts/moto.sh start)" && cargo test -p ghr-cloud-ec2
@@ -23,6 +25,7 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 port="${GHR_MOTO_PORT:-5055}"
 venv="${GHR_MOTO_VENV:-$repo_root/.venv}"
 spec="${GHR_MOTO_SPEC:-moto[server]>=5,<6}"
+awscli_spec="${GHR_AWSCLI_SPEC:-awscli>=1.30,<2}"
 python="${PYTHON:-python3}"
 pid_file="$venv/moto-$port.pid"
 log_file="$venv/moto-$port.log"
@@ -57,6 +60,12 @@ ensure_venv() {
         "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$spec" >&2 ||
             die "pip install '$spec' failed"
     fi
+    # Installed once: a venv that has it already needs no network.
+    if [[ ! -x "$venv/bin/aws" ]]; then
+        say "installing '$awscli_spec' into $venv"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$awscli_spec" >&2 ||
+            die "pip install '$awscli_spec' failed"
+    fi
 }
 
 start() {
@@ -65,6 +74,7 @@ start() {
     if pid="$(running_pid)"; then
         answers || die "moto (pid $pid) is running but $url/moto-api/ does not answer; see $log_file"
         say "moto already running (pid $pid) on $url"
+        ensure_venv
         exports
         return 0
     fi
@@ -96,10 +106,11 @@ $(tail -n 20 "$log_file")"
     exports
 }
 
-# What the tests need: the endpoint, and throwaway credentials and a region for the SDK's and the AWS CLI's default
-# chains (moto accepts any; a shell that evals this line talks to moto, not to a real account).
+# What the tests need: the endpoint, the AWS CLI (GHR_TEST_AWS_CLI), and throwaway credentials and a region for the
+# SDK's and the AWS CLI's default chains (moto accepts any; a shell that evals this line talks to moto, not to a real
+# account).
 exports() {
-    printf 'export GHR_TEST_MOTO_ENDPOINT=%s AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1\n' "$url"
+    printf 'export GHR_TEST_MOTO_ENDPOINT=%s GHR_TEST_AWS_CLI=%q AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1\n' "$url" "$venv/bin/aws"
 }
 
 stop() {

@@ -170,20 +170,20 @@ impl Config {
     }
 }
 
+/// The store URLs `store.url` takes, for messages.
+const KNOWN_STORE_URLS: &str = "sqlite://PATH, postgres://USER@HOST/DATABASE or dynamodb://TABLE_PREFIX?region=REGION";
+
 /// `[store]`: a URL ghr can open and a usable PostgreSQL pool; the failing key and the fix.
 fn check_store(store: &StoreSection) -> Result<(), (&'static str, String)> {
     let url = store.url.trim();
     if url.is_empty() {
-        return Err(("store.url", "give sqlite://PATH or postgres://USER@HOST/DATABASE".into()));
+        return Err(("store.url", format!("give {KNOWN_STORE_URLS}")));
     }
     if let Some((scheme, _)) = url.split_once("://")
         && store.kind() == StoreKind::Sqlite
         && scheme != "sqlite"
     {
-        return Err((
-            "store.url",
-            format!("{scheme}:// is not a store ghr knows: use sqlite://PATH or postgres://USER@HOST/DATABASE"),
-        ));
+        return Err(("store.url", format!("{scheme}:// is not a store ghr knows: use {KNOWN_STORE_URLS}")));
     }
     let pool = &store.pool;
     if pool.max_connections == 0 {

@@ -89,7 +89,9 @@ pub enum LogFormat {
 pub struct StoreSection {
     /// `sqlite://PATH` (created if missing, migrated at start; one `ghr serve`), or
     /// `postgres://USER@HOST[:PORT]/DATABASE[?schema=NAME]` (several replicas; migrated only by
-    /// `ghr store migrate`; the password is best given as `PGPASSWORD`). Default `sqlite://ghr.db`.
+    /// `ghr store migrate`; the password is best given as `PGPASSWORD`), or
+    /// `dynamodb://TABLE_PREFIX[?region=REGION][&endpoint=URL]` (a ghr built with the `dynamodb` feature; tables
+    /// created by `ghr store init`). Default `sqlite://ghr.db`.
     pub url: String,
     /// Webhook deliveries and completed jobs older than this many days are pruned (runners, the usage
     /// record, are kept). 0 keeps everything. Default 90.
@@ -116,18 +118,33 @@ impl StoreSection {
 pub enum StoreKind {
     Sqlite,
     Postgres,
+    /// Opened only by a ghr built with the `dynamodb` feature; the rest of the URL is checked by that store's
+    /// parser.
+    DynamoDb,
 }
 
 /// URL schemes of PostgreSQL stores.
 pub const POSTGRES_SCHEMES: [&str; 2] = ["postgres://", "postgresql://"];
+/// URL scheme of DynamoDB stores.
+pub const DYNAMODB_SCHEME: &str = "dynamodb://";
 
 impl StoreKind {
     pub fn of(url: &str) -> Self {
         let url = url.trim_start();
         if POSTGRES_SCHEMES.iter().any(|scheme| url.starts_with(scheme)) {
             StoreKind::Postgres
+        } else if url.starts_with(DYNAMODB_SCHEME) {
+            StoreKind::DynamoDb
         } else {
             StoreKind::Sqlite
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Sqlite => "sqlite",
+            StoreKind::Postgres => "postgres",
+            StoreKind::DynamoDb => "dynamodb",
         }
     }
 }

@@ -74,7 +74,7 @@ fn errors_name_file_key_and_fix() {
         ),
         ("[provider]\nkind = \"ec2\"", &["provider.ec2.subnets"]),
         ("[provider.process]\ncommand = []", &["provider.process.command"]),
-        ("[store]\nurl = \"mysql://db/ghr\"", &["store.url", "mysql://", "postgres://"]),
+        ("[store]\nurl = \"mysql://db/ghr\"", &["store.url", "mysql://", "postgres://", "dynamodb://"]),
         ("[store]\nurl = \"\"", &["store.url", "sqlite://PATH"]),
         ("[store.pool]\nmax_connections = 0", &["store.pool.max_connections", "at least 1"]),
         ("[store.pool]\nmin_connections = 20", &["store.pool.min_connections", "max_connections = 10"]),
@@ -151,4 +151,7 @@ fn store_urls_pick_a_backend_and_hide_passwords() {
     for sqlite in ["sqlite://ghr.db", "data/ghr.db", "sqlite::memory:"] {
         assert_eq!(parse(&format!("[store]\nurl = \"{sqlite}\"")).unwrap().raw.store.kind(), StoreKind::Sqlite);
     }
+    let dynamo = parse("[store]\nurl = \"dynamodb://ghr-prod?region=eu-west-1\"").unwrap();
+    assert_eq!(dynamo.raw.store.kind(), StoreKind::DynamoDb);
+    assert_eq!(StoreKind::DynamoDb.as_str(), "dynamodb");
 }

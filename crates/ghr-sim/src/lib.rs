@@ -1,8 +1,8 @@
 //! Deterministic simulation of ghr.
 //!
 //! A seeded scheduler drives the real engine (dispatcher, launcher, teardown, reconciler, webhook intake
-//! through the real HTTP router), the real store (SQLite, or PostgreSQL with `GHR_SIM_STORE=postgres`: see
-//! [`backend`]) and the real GitHub client against the GitHub
+//! through the real HTTP router), the real store (SQLite, PostgreSQL with `GHR_SIM_STORE=postgres`, or DynamoDB
+//! on moto with `GHR_SIM_STORE=dynamodb` and the `dynamodb` feature: see [`backend`]) and the real GitHub client against the GitHub
 //! emulator, one [`world::Step`] at a time: GitHub queues jobs; the network hands deliveries over, drops,
 //! delays, reorders and duplicates them; launches advance step by step; runners boot, take jobs and finish
 //! them; ghr restarts, goes down, and its store and provider fail. After every step the invariants are
@@ -50,7 +50,8 @@ pub struct SeedReport {
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     #[error(
-        "seed {seed}: invariant violated after step {step} on {store}: {violation}\nreplay: {STORE_ENV}={store} cargo run -p ghr-sim -- --seed {seed} --steps {steps} --trace"
+        "seed {seed}: invariant violated after step {step} on {store}: {violation}\nreplay: {STORE_ENV}={store} cargo run -p ghr-sim{features} -- --seed {seed} --steps {steps} --trace",
+        features = .store.cargo_flags()
     )]
     Violation { seed: u64, store: SimBackend, steps: u32, step: u32, violation: String, trace: Vec<String> },
     #[error("seed {seed}: the world could not be built or driven")]
@@ -190,5 +191,10 @@ mod tests {
         assert!(text.contains("replay: GHR_SIM_STORE=postgres cargo run -p ghr-sim -- --seed 7 --steps 120"), "{text}");
         let text = violation(SimBackend::Sqlite).to_string();
         assert!(text.contains("replay: GHR_SIM_STORE=sqlite cargo run"), "{text}");
+        let text = violation(SimBackend::DynamoDb).to_string();
+        assert!(
+            text.contains("replay: GHR_SIM_STORE=dynamodb cargo run -p ghr-sim --features dynamodb -- --seed 7"),
+            "{text}"
+        );
     }
 }

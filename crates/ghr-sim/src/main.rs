@@ -2,7 +2,8 @@
 //!
 //! `cargo run -p ghr-sim -- --seed 42 --trace` replays seed 42 and prints every step;
 //! `cargo run -p ghr-sim -- --from 0 --count 500` runs seeds 0..500 and stops at the first failure.
-//! `GHR_SIM_STORE=postgres` runs them on PostgreSQL (a fresh schema per seed) instead of SQLite.
+//! `GHR_SIM_STORE=postgres` runs them on PostgreSQL (a fresh schema per seed) instead of SQLite;
+//! `GHR_SIM_STORE=dynamodb` on DynamoDB (fresh tables per seed on moto; build with `--features dynamodb`).
 
 use ghr_sim::{DEFAULT_STEPS, RunOptions, SimError, run_seed};
 use std::process::ExitCode;

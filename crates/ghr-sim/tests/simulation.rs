@@ -2,7 +2,7 @@
 //! `GHR_SIM_FIRST_SEED` (default 0), spread over [`SHARDS`] test functions so they run in parallel.
 //! Two more shards run `GHR_SIM_LONG_SEEDS` long seeds each (default [`LONG_SEEDS_PER_SHARD`], [`LONG_STEPS`]
 //! steps each). A failure names its seed and the command that replays it. `GHR_SIM_STORE=postgres` runs them
-//! on PostgreSQL (see `ghr_sim::backend`).
+//! on PostgreSQL, `GHR_SIM_STORE=dynamodb` on DynamoDB (see `ghr_sim::backend`).
 
 use ghr_sim::backend::SimBackend;
 use ghr_sim::{RunOptions, run_seed};

@@ -226,8 +226,21 @@ pub struct UsageArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
+    /// Create the store: a DynamoDB store's tables (on-demand capacity, TTL on; the ones that exist are kept,
+    /// an existing seed tenant table with its items), or, for a SQLite or PostgreSQL store, exactly what
+    /// `ghr store migrate` does. Running it again changes nothing.
+    Init {
+        /// Store URL (`dynamodb://PREFIX?region=...`, `sqlite://PATH`, `postgres://...`); default: store.url of
+        /// --config.
+        #[arg(long, env = "GHR_DB")]
+        db: Option<String>,
+        /// Configuration file (store.url and [store.pool]); built-in defaults when absent.
+        #[arg(long, short, env = "GHR_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Create the store's schema or upgrade it to this ghr's version; running it again changes nothing. A
-    /// PostgreSQL store is only ever migrated by this command (run it before starting upgraded replicas).
+    /// PostgreSQL store is only ever migrated by this command (run it before starting upgraded replicas). A
+    /// DynamoDB store has no schema version: `ghr store init` creates its tables.
     Migrate {
         /// Store URL (`sqlite://PATH`, `postgres://...`); default: store.url of --config.
         #[arg(long, env = "GHR_DB")]
@@ -237,7 +250,8 @@ pub enum StoreCommand {
         config: Option<PathBuf>,
     },
     /// Copy every record (tenants, jobs and their timelines, runners, deliveries, checkpoints) into a new,
-    /// empty store, in one transaction, verified by row counts. Stop ghr serve first.
+    /// empty store, in one transaction, verified by row counts. Stop ghr serve first. SQLite and PostgreSQL
+    /// only (the copy works at SQL level).
     Copy {
         /// The store to read (`sqlite://PATH` or `postgres://...`); it must be at this ghr's schema version.
         #[arg(long)]

@@ -4,6 +4,8 @@
 pub mod cli;
 pub mod commands;
 pub mod demo;
+#[cfg(feature = "dynamodb")]
+mod dynamodb;
 #[cfg(feature = "ec2")]
 mod ec2;
 pub mod emulated_runner;
@@ -33,6 +35,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args).await,
         Command::Config { command: ConfigCommand::Check { config } } => {
             let config = commands::load_config(config.as_deref())?;
+            wiring::check_store_url(&config)?;
             print!("{}", commands::config::check(&config));
             Ok(())
         }

@@ -1,31 +1,106 @@
 //! Wiring: the only place that picks concrete adapters (store, GitHub client, provider) from the config.
 
 use anyhow::{Context, anyhow, bail};
-use ghr_config::{Config, ProviderKind};
+use ghr_config::{Config, ProviderKind, StoreKind};
 use ghr_core::ports::{GitHubApi, Provider, Store};
 use ghr_github::{AppCredentials, GithubClient, GithubClientConfig};
 use ghr_store::{PgSettings, StoreOptions};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long past `[store] retention_days` DynamoDB's TTL waits before it may delete a completed job or a
+/// delivery. The reconciler prunes them at the retention (keeping the job-status counters exact); TTL is the
+/// backstop for a deployment where no ghr has run for a week.
+pub const DYNAMODB_TTL_MARGIN: Duration = Duration::from_secs(7 * 86_400);
+/// `retention_days = 0` keeps everything: the TTL attribute is then written a century ahead.
+pub const DYNAMODB_KEEP_TTL: Duration = Duration::from_secs(36_500 * 86_400);
+
+/// The TTL a DynamoDB store writes on completed jobs and deliveries for `[store] retention_days`.
+pub fn dynamodb_ttl(retention_days: u32) -> Duration {
+    match retention_days {
+        0 => DYNAMODB_KEEP_TTL,
+        days => Duration::from_secs(u64::from(days) * 86_400) + DYNAMODB_TTL_MARGIN,
+    }
+}
+
 /// Open `store.url` with the configured pool.
 pub async fn store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let named = format!("{}: store.url {}", config.source, ghr_config::redact_url(&config.raw.store.url));
-    open(&config.raw.store.url, &store_options(config), &named).await
+    open(config, &config.raw.store.url, &named).await
 }
 
 /// Open the store `url` names (`--db`, or the config's) with the pool of `config`.
 pub async fn store_at(config: &Config, url: &str) -> anyhow::Result<Arc<dyn Store>> {
-    open(url, &store_options(config), &format!("the store {}", ghr_config::redact_url(url))).await
+    open(config, url, &format!("the store {}", ghr_config::redact_url(url))).await
 }
 
-/// A schema this ghr cannot run on (a PostgreSQL one missing, older or newer; a SQLite one newer) is reported
-/// as what it is, naming what to run, instead of under the driver's details.
-async fn open(url: &str, options: &StoreOptions, named: &str) -> anyhow::Result<Arc<dyn Store>> {
-    ghr_store::open_store(url, options).await.map_err(|error| match ghr_store::schema_mismatch(&error) {
+/// A schema this ghr cannot run on (a PostgreSQL one missing, older or newer; a SQLite one newer; DynamoDB
+/// tables missing) is reported as what it is, naming what to run, instead of under the driver's details.
+async fn open(config: &Config, url: &str, named: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if StoreKind::of(url) == StoreKind::DynamoDb {
+        return open_dynamodb(url.trim(), dynamodb_ttl(config.raw.store.retention_days), named).await;
+    }
+    ghr_store::open_store(url, &store_options(config)).await.map_err(|error| match ghr_store::schema_mismatch(&error) {
         Some(mismatch) => anyhow!("{named}: {mismatch}"),
         None => anyhow::Error::new(error).context(format!("cannot open {named}")),
     })
+}
+
+/// The tables `ghr store init` created and those that were there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TablesReport {
+    pub created: Vec<String>,
+    pub existing: Vec<String>,
+}
+
+/// What a ghr without the `dynamodb` feature says about a `dynamodb://` URL.
+#[cfg(not(feature = "dynamodb"))]
+fn dynamodb_missing(named: &str) -> anyhow::Error {
+    anyhow!(
+        "{named}: a DynamoDB store needs a ghr built with the dynamodb feature (cargo build --release --features \
+         dynamodb)"
+    )
+}
+
+#[cfg(feature = "dynamodb")]
+async fn open_dynamodb(url: &str, ttl: Duration, named: &str) -> anyhow::Result<Arc<dyn Store>> {
+    crate::dynamodb::open(url, ttl, named).await
+}
+
+#[cfg(not(feature = "dynamodb"))]
+async fn open_dynamodb(_url: &str, _ttl: Duration, named: &str) -> anyhow::Result<Arc<dyn Store>> {
+    Err(dynamodb_missing(named))
+}
+
+/// Create the DynamoDB tables of `url` (`ghr store init`); `shown` names it in messages.
+#[cfg(feature = "dynamodb")]
+pub async fn init_dynamodb(url: &str, shown: &str) -> anyhow::Result<TablesReport> {
+    crate::dynamodb::init(url.trim(), shown).await
+}
+
+#[cfg(not(feature = "dynamodb"))]
+pub async fn init_dynamodb(_url: &str, shown: &str) -> anyhow::Result<TablesReport> {
+    Err(dynamodb_missing(&format!("the store {shown}")))
+}
+
+/// `ghr config check`'s look at `store.url` beyond its scheme: a `dynamodb://` URL goes through the DynamoDB
+/// store's own parser (or is refused by a ghr that cannot open it).
+pub fn check_store_url(config: &Config) -> anyhow::Result<()> {
+    let url = config.raw.store.url.trim();
+    if StoreKind::of(url) != StoreKind::DynamoDb {
+        return Ok(());
+    }
+    check_dynamodb_url(url, &format!("{}: key `store.url`", config.source))
+}
+
+#[cfg(feature = "dynamodb")]
+fn check_dynamodb_url(url: &str, named: &str) -> anyhow::Result<()> {
+    crate::dynamodb::check_url(url).map_err(|error| anyhow!("{named}: {error}"))
+}
+
+#[cfg(not(feature = "dynamodb"))]
+fn check_dynamodb_url(_url: &str, named: &str) -> anyhow::Result<()> {
+    Err(dynamodb_missing(named))
 }
 
 /// `[store.pool]` as the store's options.
@@ -91,4 +166,17 @@ async fn ec2(config: &Config) -> anyhow::Result<Arc<dyn Provider>> {
 /// The GitHub client as the port the engine uses.
 pub fn github_port(client: Arc<GithubClient>) -> Arc<dyn GitHubApi> {
     client
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dynamodb_ttl_outlasts_the_retention_by_the_margin_or_keeps_everything() {
+        assert_eq!(dynamodb_ttl(90), Duration::from_secs(97 * 86_400));
+        assert_eq!(dynamodb_ttl(1), Duration::from_secs(8 * 86_400));
+        assert_eq!(dynamodb_ttl(0), DYNAMODB_KEEP_TTL);
+        assert!(dynamodb_ttl(u32::MAX) > DYNAMODB_TTL_MARGIN);
+    }
 }

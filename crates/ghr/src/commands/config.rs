@@ -54,5 +54,12 @@ fn store_line(store: &StoreSection) -> String {
              migrate)\n",
             store.pool.max_connections, store.pool.min_connections, store.pool.acquire_timeout_seconds
         ),
+        StoreKind::DynamoDb => {
+            let ttl = match store.retention_days {
+                0 => "none (retention_days = 0 keeps everything)".to_owned(),
+                days => format!("{} days", crate::wiring::dynamodb_ttl(days).as_secs() / 86_400),
+            };
+            format!("store: dynamodb {url}  TTL of completed jobs and deliveries: {ttl} (tables: ghr store init)\n")
+        }
     }
 }

@@ -1,37 +1,77 @@
-//! `ghr store migrate` and `ghr store copy`: the store's schema and moving a deployment's records between
-//! stores (SQLite to PostgreSQL when it outgrows one machine, PostgreSQL to SQLite to go back).
+//! `ghr store init`, `ghr store migrate` and `ghr store copy`: creating the store (a DynamoDB store's tables, a
+//! SQL store's schema), its schema version, and moving a deployment's records between SQL stores (SQLite to
+//! PostgreSQL when it outgrows one machine, PostgreSQL to SQLite to go back).
 
 use crate::cli::StoreCommand;
 use crate::commands::load_config;
+use crate::wiring::TablesReport;
 use crate::{table, wiring};
-use anyhow::anyhow;
-use ghr_config::redact_url;
+use anyhow::{anyhow, bail};
+use ghr_config::{Config, StoreKind, redact_url};
 use ghr_store::copy::{CopyReport, copy_store};
-use ghr_store::{Migrated, StoreKind, migrate_store};
+use ghr_store::{Migrated, migrate_store};
 
 pub async fn run(command: StoreCommand) -> anyhow::Result<()> {
     match command {
-        StoreCommand::Migrate { db, config } => {
+        StoreCommand::Init { db, config } => {
             let config = load_config(config.as_deref())?;
             let url = db.unwrap_or_else(|| config.raw.store.url.clone());
             let shown = redact_url(&url);
-            let migrated = migrate_store(&url, &wiring::store_options(&config)).await.map_err(|error| {
-                match ghr_store::schema_mismatch(&error) {
-                    Some(mismatch) => anyhow!("{mismatch}"),
-                    None => anyhow::Error::new(error).context(format!("cannot migrate the store {shown}")),
-                }
-            })?;
-            println!("{} store {shown}: {}", StoreKind::of(&url).as_str(), describe_migration(migrated));
-            Ok(())
+            if StoreKind::of(&url) == StoreKind::DynamoDb {
+                let report = wiring::init_dynamodb(&url, &shown).await?;
+                print!("{}", render_init(&shown, &report));
+                return Ok(());
+            }
+            migrate(&config, &url).await
+        }
+        StoreCommand::Migrate { db, config } => {
+            let config = load_config(config.as_deref())?;
+            let url = db.unwrap_or_else(|| config.raw.store.url.clone());
+            if StoreKind::of(&url) == StoreKind::DynamoDb {
+                bail!(
+                    "the store {} is a DynamoDB store: it has no schema version to migrate; `ghr store init` \
+                     creates its missing tables (and changes nothing when they exist)",
+                    redact_url(&url)
+                );
+            }
+            migrate(&config, &url).await
         }
         StoreCommand::Copy { from, to, config } => {
             let config = load_config(config.as_deref())?;
+            for url in [&from, &to] {
+                if StoreKind::of(url) == StoreKind::DynamoDb {
+                    bail!(
+                        "ghr store copy moves records between SQLite and PostgreSQL stores (it copies at SQL \
+                         level); {} is a DynamoDB store",
+                        redact_url(url)
+                    );
+                }
+            }
             println!("copying {} → {}", redact_url(&from), redact_url(&to));
             let report = copy_store(&from, &to, &wiring::store_options(&config)).await?;
             print!("{}", render_copy(&report));
             Ok(())
         }
     }
+}
+
+/// `ghr store migrate` (and `ghr store init` on a SQL store).
+async fn migrate(config: &Config, url: &str) -> anyhow::Result<()> {
+    let shown = redact_url(url);
+    let migrated = migrate_store(url, &wiring::store_options(config)).await.map_err(|error| {
+        match ghr_store::schema_mismatch(&error) {
+            Some(mismatch) => anyhow!("{mismatch}"),
+            None => anyhow::Error::new(error).context(format!("cannot migrate the store {shown}")),
+        }
+    })?;
+    println!("{} store {shown}: {}", StoreKind::of(url).as_str(), describe_migration(migrated));
+    Ok(())
+}
+
+/// `created: p-jobs, p-runners` / `existing: p-tenants` lines of `ghr store init`.
+pub fn render_init(shown: &str, report: &TablesReport) -> String {
+    let list = |tables: &[String]| if tables.is_empty() { "none".to_owned() } else { tables.join(", ") };
+    format!("dynamodb store {shown}\ncreated: {}\nexisting: {}\n", list(&report.created), list(&report.existing))
 }
 
 /// `schema version 3 → 7 (migrated)`.
@@ -78,5 +118,16 @@ mod tests {
         assert_eq!(describe_migration(Migrated { from: None, to: 7 }), "schema version none → 7 (created)");
         assert_eq!(describe_migration(Migrated { from: Some(3), to: 7 }), "schema version 3 → 7 (migrated)");
         assert_eq!(describe_migration(Migrated { from: Some(7), to: 7 }), "schema version 7 → 7 (already current)");
+    }
+
+    #[test]
+    fn init_lists_created_and_existing_tables() {
+        let report =
+            TablesReport { created: vec!["p-jobs".into(), "p-state".into()], existing: vec!["p-tenants".into()] };
+        assert_eq!(
+            render_init("dynamodb://p", &report),
+            "dynamodb store dynamodb://p\ncreated: p-jobs, p-state\nexisting: p-tenants\n"
+        );
+        assert!(render_init("dynamodb://p", &TablesReport::default()).contains("created: none\nexisting: none"));
     }
 }
