@@ -118,9 +118,10 @@ async fn repair_tenant(
 }
 
 /// A conditional write that lost to a concurrent change (re-read and try again).
-struct Raced;
+pub(crate) struct Raced;
 
-async fn set_tenant_count(
+/// Set a tenant's live count to `real`, only if its `live_version` is still the one read (`tenant`).
+pub(crate) async fn set_tenant_count(
     store: &DynamoStore,
     id: InstallationId,
     tenant: &TenantLive,

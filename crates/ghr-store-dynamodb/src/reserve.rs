@@ -243,6 +243,23 @@ pub(crate) async fn reserve(store: &DynamoStore, request: ReserveRequest) -> Res
         let Some(tenant) = read_tenant(store, OP, request.installation_id).await? else {
             return Ok(Reservation::Refused(Reason::UnknownTenant));
         };
+        if tenant.live_runners.is_none() {
+            // No count on the item: a tenant made, or made again over its old item, with the reference's
+            // `put-item`, which drops ghr's counters while the tenant's runners may still run. Counting it as 0
+            // would admit past the limit until the repair caught up: count the live runners from their records
+            // first (written only if nothing changed the item since it was read), then decide on a fresh read.
+            let real = saturate(live_runners(store, OP, request.installation_id, &tenant).await?.len());
+            match crate::repair::set_tenant_count(store, request.installation_id, &tenant, real).await {
+                Ok(()) => tracing::warn!(
+                    installation = %request.installation_id,
+                    live = real,
+                    "tenant item had no live-runner count (re-made by hand?); counted its live runners before \
+                     admitting"
+                ),
+                Err(crate::repair::Raced) => {}
+            }
+            continue;
+        }
         let queued = query_open(store, request.installation_id, OpenKind::Queued)
             .await?
             .iter()

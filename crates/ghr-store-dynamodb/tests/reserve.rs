@@ -164,3 +164,22 @@ async fn a_runner_the_live_index_does_not_show_yet_still_covers_its_job() {
         .expect("hide the runner from the index");
     assert_eq!(reserve(&store, request(81, 2, None)).await, Reservation::NoDemand, "the job has its runner");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tenant_made_again_by_hand_over_its_running_runners_is_not_admitted_past_its_limit() {
+    let stores = replicas().await;
+    put_tenant_by_hand(&stores[0], 71, 3).await;
+    queue(&stores[0], 71, "small", 71_000, 10).await;
+    for i in 0..3 {
+        assert!(matches!(reserve(&stores[i], request(71, i as i64, None)).await, Reservation::Reserved(_)));
+    }
+    // The reference's put-item over the existing item drops ghr's counters while three runners still run.
+    put_tenant_by_hand(&stores[1], 71, 3).await;
+    assert_eq!(tenant_live_runners(&stores[0], 71).await, None, "the hand-made item carries no count");
+
+    let outcomes = race(&stores, &[71], None).await;
+    assert_eq!(reserved(&outcomes), 0, "the three live runners fill the limit: {outcomes:?}");
+    assert_eq!(tenant_live_runners(&stores[2], 71).await, Some(3), "the count is re-established from the runners");
+    let live = stores[3].runner_live_counts().await.expect("runner_live_counts");
+    assert_eq!(live.get(&InstallationId(71)), Some(&3), "never more than max_runners live");
+}
