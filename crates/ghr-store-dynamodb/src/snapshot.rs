@@ -35,7 +35,7 @@ use crate::tables::tenant;
 use crate::tenants::tenant_from_item;
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 use ghr_core::Timestamp;
-use ghr_core::ids::InstallationId;
+use ghr_core::ids::{InstallationId, OrgName, TierName};
 use ghr_core::job::{Job, JobStatus};
 use ghr_core::planner::DemandKey;
 use ghr_core::planner::dispatch::{DemandQuery, DemandSnapshot};
@@ -44,7 +44,7 @@ use ghr_core::planner::reserve::{Headroom, split_by_headroom, tenant_loads};
 use ghr_core::ports::StoreError;
 use ghr_core::reason::Reason;
 use ghr_core::runner::Runner;
-use ghr_core::tenant::Tenant;
+use ghr_core::tenant::{OrgType, Tenant, TenantMetadata, TenantStatus};
 use std::collections::{BTreeMap, BTreeSet};
 
 const OP_DEMAND: &str = "demand_snapshot";
@@ -73,7 +73,10 @@ pub(crate) async fn demand_snapshot(store: &DynamoStore, query: DemandQuery) -> 
     if ids.is_empty() {
         return Ok(DemandSnapshot::default());
     }
-    let records = tenants_with_live(store, OP_DEMAND, &ids).await?;
+    let (records, unreadable) = tenants_with_live(store, OP_DEMAND, &ids).await?;
+    // A tenant whose item does not decode is left out with its jobs: they keep waiting as they are.
+    let ids: BTreeSet<InstallationId> = ids.into_iter().filter(|id| !unreadable.contains_key(id)).collect();
+    let queued: Vec<Job> = queued.into_iter().filter(|job| !unreadable.contains_key(&job.installation_id)).collect();
     let live: BTreeMap<InstallationId, u32> = records.iter().map(|(t, live)| (t.installation_id, *live)).collect();
     let loads = tenant_loads(records.into_iter().map(|(t, _)| t).collect(), &live);
     // The deployment's count admission checks the cap against (one consistent GetItem), read only for a cap.
@@ -114,30 +117,72 @@ pub(crate) async fn fleet_records(store: &DynamoStore, stale: StaleQuery) -> Res
     ));
     let ids: BTreeSet<InstallationId> =
         live.iter().map(|r| r.installation_id).chain(stale_jobs.iter().map(|j| j.installation_id)).collect();
-    let tenants: BTreeMap<InstallationId, Tenant> =
-        tenants_with_live(store, OP_FLEET, &ids).await?.into_iter().map(|(t, _)| (t.installation_id, t)).collect();
+    let (readable, unreadable) = tenants_with_live(store, OP_FLEET, &ids).await?;
+    let tenants: BTreeMap<InstallationId, Tenant> = readable
+        .into_iter()
+        .map(|(t, _)| (t.installation_id, t))
+        .chain(unreadable.iter().map(|(id, item)| (*id, unreadable_tenant(*id, item))))
+        .collect();
     let demand = demand_of_unbound_tenants(&queued, &live, &tenants);
     Ok(FleetRecords { live, tenants, demand, stale_jobs })
 }
 
 /// The tenants of `ids` that have a record, by installation, each with ghr's live-runner counter (absent on a
-/// tenant made by hand: 0). Strongly consistent `BatchGetItem`s of [`BATCH_GET_KEYS`] keys; the keys DynamoDB
-/// leaves unprocessed (throttling, the 16 MB answer limit) are asked again after a backoff.
+/// tenant made by hand: 0), and the ids whose item does not decode (edited by hand into something ghr cannot
+/// read: each is logged with what is wrong; one such tenant must not stop every other tenant's dispatch).
+/// Strongly consistent `BatchGetItem`s of [`BATCH_GET_KEYS`] keys; the keys DynamoDB leaves unprocessed
+/// (throttling, the 16 MB answer limit) are asked again after a backoff.
 pub(crate) async fn tenants_with_live(
     store: &DynamoStore,
     op: &'static str,
     ids: &BTreeSet<InstallationId>,
-) -> Result<Vec<(Tenant, u32)>, StoreError> {
+) -> Result<(Vec<(Tenant, u32)>, BTreeMap<InstallationId, Item>), StoreError> {
     let items = tenant_items(store, op, ids).await?;
-    let mut tenants = items
-        .iter()
-        .map(|item| {
-            let live = Reader::new(op, item).opt_u32(tenant::LIVE_RUNNERS)?.unwrap_or(0);
-            Ok((tenant_from_item(op, item)?, live))
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
+    let mut tenants = Vec::with_capacity(items.len());
+    let mut unreadable = BTreeMap::new();
+    for item in items {
+        let decoded = tenant_from_item(op, &item)
+            .and_then(|tenant| Ok((tenant, Reader::new(op, &item).opt_u32(tenant::LIVE_RUNNERS)?.unwrap_or(0))));
+        match decoded {
+            Ok(pair) => tenants.push(pair),
+            Err(error) => {
+                let id = Reader::new(op, &item).u64(tenant::INSTALLATION_ID).map(InstallationId);
+                tracing::error!(
+                    installation = ?id.as_ref().ok(),
+                    error = %ghr_core::error::ErrorChain(&error),
+                    "a tenant item does not decode (edited by hand?): its jobs wait, its runners are left running, \
+                     every other tenant is served; fix the item"
+                );
+                match id {
+                    Ok(id) => {
+                        unreadable.insert(id, item);
+                    }
+                    Err(_) => return Err(error),
+                }
+            }
+        }
+    }
     tenants.sort_by_key(|(t, _)| t.installation_id);
-    Ok(tenants)
+    Ok((tenants, unreadable))
+}
+
+/// A tenant whose item does not decode, read as far as it can be for the reconciler's plan: a status ghr
+/// cannot read counts as active, so that a record broken by hand never tears down the tenant's running jobs.
+fn unreadable_tenant(id: InstallationId, item: &Item) -> Tenant {
+    let r = Reader::new(OP_FLEET, item);
+    let text = |name: &str| r.opt_s(name).ok().flatten().map(str::to_owned);
+    let epoch = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+    Tenant {
+        installation_id: id,
+        org_name: OrgName::from(text(tenant::ORG_NAME).unwrap_or_default().as_str()),
+        org_type: text(tenant::ORG_TYPE).and_then(|t| t.parse().ok()).unwrap_or(OrgType::Organization),
+        status: text(tenant::STATUS).and_then(|t| t.parse().ok()).unwrap_or(TenantStatus::Active),
+        tier: TierName::from(text(tenant::TIER).unwrap_or_default().as_str()),
+        max_runners: r.opt_u32(tenant::MAX_RUNNERS).ok().flatten().unwrap_or(0),
+        created_at: r.opt_iso(tenant::CREATED_AT).ok().flatten().unwrap_or(epoch),
+        updated_at: r.opt_iso(tenant::UPDATED_AT).ok().flatten().unwrap_or(epoch),
+        metadata: TenantMetadata::default(),
+    }
 }
 
 /// The tenant items of `ids` that exist, in [`BATCH_GET_KEYS`]-key `BatchGetItem`s.
