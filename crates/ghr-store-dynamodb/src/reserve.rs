@@ -249,14 +249,13 @@ pub(crate) async fn reserve(store: &DynamoStore, request: ReserveRequest) -> Res
             // would admit past the limit until the repair caught up: count the live runners from their records
             // first (written only if nothing changed the item since it was read), then decide on a fresh read.
             let real = saturate(live_runners(store, OP, request.installation_id, &tenant).await?.len());
-            match crate::repair::set_tenant_count(store, request.installation_id, &tenant, real).await {
-                Ok(()) => tracing::warn!(
+            if crate::repair::set_tenant_count(store, request.installation_id, &tenant, real).await.is_ok() {
+                tracing::warn!(
                     installation = %request.installation_id,
                     live = real,
                     "tenant item had no live-runner count (re-made by hand?); counted its live runners before \
                      admitting"
-                ),
-                Err(crate::repair::Raced) => {}
+                );
             }
             continue;
         }
