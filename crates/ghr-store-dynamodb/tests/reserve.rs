@@ -170,8 +170,8 @@ async fn a_tenant_made_again_by_hand_over_its_running_runners_is_not_admitted_pa
     let stores = replicas().await;
     put_tenant_by_hand(&stores[0], 71, 3).await;
     queue(&stores[0], 71, "small", 71_000, 10).await;
-    for i in 0..3 {
-        assert!(matches!(reserve(&stores[i], request(71, i as i64, None)).await, Reservation::Reserved(_)));
+    for (i, store) in stores.iter().take(3).enumerate() {
+        assert!(matches!(reserve(store, request(71, i as i64, None)).await, Reservation::Reserved(_)));
     }
     // The reference's put-item over the existing item drops ghr's counters while three runners still run.
     put_tenant_by_hand(&stores[1], 71, 3).await;
