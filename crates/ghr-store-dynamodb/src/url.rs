@@ -29,6 +29,9 @@ impl DynamoUrl {
     pub fn parse(url: &str) -> Result<Self, OpenError> {
         let bad = |reason: String| OpenError::BadUrl { url: url.to_owned(), reason };
         let rest = url.strip_prefix(SCHEME).ok_or_else(|| bad(format!("it must start with {SCHEME}")))?;
+        if rest.contains('#') {
+            return Err(bad("remove the '#...' fragment: a DynamoDB store URL has none".into()));
+        }
         let (prefix, query) = rest.split_once('?').unwrap_or((rest, ""));
         let prefix = prefix.trim_end_matches('/');
         if prefix.is_empty() {
@@ -47,6 +50,14 @@ impl DynamoUrl {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             if value.is_empty() {
                 return Err(bad(format!("parameter {key:?} needs a value ({key}=...)")));
+            }
+            let repeated = match key {
+                "region" => parsed.region.is_some(),
+                "endpoint" => parsed.endpoint.is_some(),
+                _ => false,
+            };
+            if repeated {
+                return Err(bad(format!("parameter {key:?} is given twice: keep one")));
             }
             match key {
                 "region" => parsed.region = Some(value.to_owned()),
@@ -99,6 +110,8 @@ mod tests {
             ("dynamodb://p?region=", "needs a value"),
             ("dynamodb://p?regoin=x", "unknown parameter"),
             ("dynamodb://p?endpoint=localhost:1", "http://"),
+            ("dynamodb://p?region=us-east-1&region=eu-west-1", "given twice"),
+            ("dynamodb://p?region=us-east-1#x", "fragment"),
         ] {
             let error = DynamoUrl::parse(url).unwrap_err().to_string();
             assert!(error.contains(says), "{url}: {error}");
