@@ -21,6 +21,7 @@ use crate::error::{
 use crate::item::{Item, Reader, iso, n, s};
 use crate::tables::tenant::{INSTALLATION_ID, MAX_RUNNERS, ORG_NAME, STATUS, STATUS_INDEX, TIER, UPDATED_AT};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{Put, ReturnValue, Select, TransactWriteItem, Update};
 use claims::Letting;
@@ -198,20 +199,9 @@ pub(crate) async fn list(store: &DynamoStore, status: Option<TenantStatus>) -> R
             .try_collect()
             .await
             .map_err(backend(OP_LIST))?,
-        Some(status) => store
-            .client
-            .query()
-            .table_name(&store.tables.tenants)
-            .index_name(STATUS_INDEX)
-            .key_condition_expression("#status = :status")
-            .expression_attribute_names("#status", STATUS)
-            .expression_attribute_values(":status", s(status.as_str()))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(backend(OP_LIST))?,
+        Some(status) => {
+            by_status(store, status).into_paginator().items().send().try_collect().await.map_err(backend(OP_LIST))?
+        }
     };
     let mut tenants = items.iter().map(|item| tenant_from_item(OP_LIST, item)).collect::<Result<Vec<_>, _>>()?;
     tenants.sort_by_key(|t| t.installation_id);
@@ -231,16 +221,8 @@ pub(crate) async fn ids_after(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let mut query = store
-        .client
-        .query()
-        .table_name(&store.tables.tenants)
-        .index_name(STATUS_INDEX)
-        .key_condition_expression("#status = :status")
-        .expression_attribute_names("#status", STATUS)
-        .expression_attribute_names("#id", INSTALLATION_ID)
-        .expression_attribute_values(":status", s(status.as_str()))
-        .projection_expression("#id");
+    let mut query =
+        by_status(store, status).expression_attribute_names("#id", INSTALLATION_ID).projection_expression("#id");
     if let Some(after) = after {
         query = query.filter_expression("#id > :after").expression_attribute_values(":after", n(after.0));
     }
@@ -259,17 +241,7 @@ pub(crate) async fn ids_after(
 pub(crate) async fn counts(store: &DynamoStore) -> Result<BTreeMap<TenantStatus, u64>, StoreError> {
     let mut counts = BTreeMap::new();
     for status in TenantStatus::ALL {
-        let mut pages = store
-            .client
-            .query()
-            .table_name(&store.tables.tenants)
-            .index_name(STATUS_INDEX)
-            .key_condition_expression("#status = :status")
-            .expression_attribute_names("#status", STATUS)
-            .expression_attribute_values(":status", s(status.as_str()))
-            .select(Select::Count)
-            .into_paginator()
-            .send();
+        let mut pages = by_status(store, status).select(Select::Count).into_paginator().send();
         let mut count = 0u64;
         while let Some(page) = pages.next().await {
             count += u64::try_from(page.map_err(backend(OP_COUNTS))?.count()).unwrap_or(0);
@@ -420,4 +392,16 @@ pub(crate) async fn update(
         }
     }
     Err(contended(OP_UPDATE))
+}
+
+/// A Query of `status-index` for the tenants with `status` (the callers add projection, select and paging).
+fn by_status(store: &DynamoStore, status: TenantStatus) -> QueryFluentBuilder {
+    store
+        .client
+        .query()
+        .table_name(&store.tables.tenants)
+        .index_name(STATUS_INDEX)
+        .key_condition_expression("#status = :status")
+        .expression_attribute_names("#status", STATUS)
+        .expression_attribute_values(":status", s(status.as_str()))
 }
