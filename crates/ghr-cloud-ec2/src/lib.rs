@@ -19,6 +19,7 @@
 pub mod api;
 pub mod config;
 pub mod error;
+mod from_config;
 pub mod plan;
 mod provider;
 pub mod tags;

@@ -71,6 +71,26 @@ impl Config {
     pub fn parse(text: &str, source: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text)
             .map_err(|e| ConfigError::Syntax { file: source.to_owned(), message: e.to_string() })?;
+        Self::validate(raw, source, env)
+    }
+
+    /// Parse and validate the same keys written as one JSON document (`ghr.toml`'s tables as objects, arrays of
+    /// tables as arrays): the serverless functions' configuration, which Terraform renders with `jsonencode`
+    /// into an environment variable. A `null` value means the key's default. The checks and messages are
+    /// `ghr config check`'s.
+    pub fn parse_json(text: &str, source: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let syntax = |message: String| ConfigError::Syntax { file: source.to_owned(), message };
+        let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| syntax(e.to_string()))?;
+        if !value.is_object() {
+            return Err(syntax("expected a JSON object of ghr.toml's keys".into()));
+        }
+        strip_nulls(&mut value);
+        let raw: RawConfig = serde_json::from_value(value).map_err(|e| syntax(e.to_string()))?;
+        Self::validate(raw, source, env)
+    }
+
+    /// The checks every configuration goes through, whatever its syntax.
+    fn validate(raw: RawConfig, source: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let invalid =
             |key: &str, message: String| ConfigError::Invalid { file: source.to_owned(), key: key.to_owned(), message };
 
@@ -167,6 +187,19 @@ impl Config {
             key: "github.webhook_secret".into(),
             message: format!("no webhook secret: set this key or the {ENV_WEBHOOK_SECRET} environment variable"),
         })
+    }
+}
+
+/// Drop `null` members of objects, recursively (Terraform writes unset optional values as `null`; serde's
+/// defaults apply to absent keys).
+fn strip_nulls(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.retain(|_, member| !member.is_null());
+            map.values_mut().for_each(strip_nulls);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_nulls),
+        _ => {}
     }
 }
 

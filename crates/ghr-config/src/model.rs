@@ -106,10 +106,25 @@ impl Default for StoreSection {
     }
 }
 
+/// How long past `[store] retention_days` DynamoDB's TTL waits before it may delete a completed job or a
+/// delivery. The reconciler prunes them at the retention (keeping the job-status counters exact); TTL is the
+/// backstop for a deployment where no ghr has run for a week.
+pub const DYNAMODB_TTL_MARGIN: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+/// `retention_days = 0` keeps everything: the TTL attribute is then written a century ahead.
+pub const DYNAMODB_KEEP_TTL: std::time::Duration = std::time::Duration::from_secs(36_500 * 86_400);
+
 impl StoreSection {
     /// Which backend `url` names.
     pub fn kind(&self) -> StoreKind {
         StoreKind::of(&self.url)
+    }
+
+    /// The TTL a DynamoDB store writes on completed jobs and deliveries for `retention_days`.
+    pub fn dynamodb_ttl(&self) -> std::time::Duration {
+        match self.retention_days {
+            0 => DYNAMODB_KEEP_TTL,
+            days => std::time::Duration::from_secs(u64::from(days) * 86_400) + DYNAMODB_TTL_MARGIN,
+        }
     }
 }
 

@@ -155,3 +155,32 @@ fn store_urls_pick_a_backend_and_hide_passwords() {
     assert_eq!(dynamo.raw.store.kind(), StoreKind::DynamoDb);
     assert_eq!(StoreKind::DynamoDb.as_str(), "dynamodb");
 }
+
+#[test]
+fn a_json_document_is_checked_like_the_file_and_nulls_mean_defaults() {
+    let json = r#"{
+        "environment": "my-saas",
+        "store": {"url": "dynamodb://my-saas?region=us-east-1", "retention_days": null},
+        "tenants": {"default_tier": "starter", "global_max_runners": null},
+        "tiers": [
+            {"name": "starter", "labels": ["self-hosted", "linux", "x64", "starter"], "instance_types": ["t3.small"],
+             "max_runners": 1, "runner_os": "linux", "runner_architecture": "x64"},
+            {"name": "arm64-medium", "labels": ["self-hosted", "linux", "arm64", "medium"],
+             "instance_types": ["t4g.large"], "max_runners": 5, "runner_architecture": "arm64"}
+        ]
+    }"#;
+    let config = Config::parse_json(json, "GHR_CONFIG", &|_| None).unwrap();
+    assert_eq!(config.raw.environment, "my-saas");
+    assert_eq!(config.catalog.names(), vec!["starter", "arm64-medium"]);
+    assert_eq!(config.raw.store.retention_days, StoreSection::default().retention_days);
+
+    let wrong_tier = json.replace(r#""default_tier": "starter""#, r#""default_tier": "gold""#);
+    let error = Config::parse_json(&wrong_tier, "GHR_CONFIG", &|_| None).unwrap_err().to_string();
+    assert!(error.starts_with("GHR_CONFIG: key `tenants.default_tier`"), "{error}");
+    let unknown = json.replace(r#""environment""#, r#""enviroment""#);
+    let error = Config::parse_json(&unknown, "GHR_CONFIG", &|_| None).unwrap_err().to_string();
+    assert!(error.contains("unknown field `enviroment`"), "{error}");
+    for not_an_object in ["[]", "\"x\"", "{", ""] {
+        assert!(matches!(Config::parse_json(not_an_object, "GHR_CONFIG", &|_| None), Err(ConfigError::Syntax { .. })));
+    }
+}

@@ -230,8 +230,8 @@ impl Intake {
         let ours = runner.is_some();
         match status {
             JobStatus::Queued => {
-                if tier.is_some() {
-                    self.dispatcher_wake.tenant(installation_id);
+                if let Some(tier) = tier {
+                    self.dispatcher_wake.tenant_tier(installation_id, tier);
                 }
             }
             JobStatus::InProgress => {

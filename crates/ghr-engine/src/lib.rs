@@ -7,6 +7,7 @@
 //! - [`teardown`]: terminating runners whose job completed, and anything else that must go.
 //! - [`reconciler`]: the periodic, idempotent repair pass.
 //! - [`wake`]: the dispatcher's wake-ups, saying which tenants changed.
+//! - [`queue`]: the work queue port (in process, or SQS between serverless functions).
 //! - [`lease`]: the reconciler lease, so that of several replicas sharing a store one runs the reconciler.
 //!
 //! The dispatcher and the reconciler are executors of the pure planner (`ghr_core::planner`): one snapshot
@@ -23,6 +24,7 @@ pub mod intake;
 pub mod launch;
 pub mod lease;
 pub mod metrics;
+pub mod queue;
 pub mod reconciler;
 pub mod settings;
 pub mod teardown;

@@ -57,6 +57,23 @@ impl TeardownCause {
             TeardownCause::Shutdown => "shutdown",
         }
     }
+
+    /// Every cause, for parsing names back ([`TeardownCause::from_name`]).
+    pub const ALL: [TeardownCause; 8] = [
+        TeardownCause::JobCompleted,
+        TeardownCause::TenantDeleted,
+        TeardownCause::TenantSuspended,
+        TeardownCause::BootstrapTimeout,
+        TeardownCause::MaxRuntime,
+        TeardownCause::Orphan,
+        TeardownCause::Operator,
+        TeardownCause::Shutdown,
+    ];
+
+    /// The cause [`TeardownCause::as_str`] names (work items carried between processes).
+    pub fn from_name(name: &str) -> Option<TeardownCause> {
+        Self::ALL.into_iter().find(|cause| cause.as_str() == name)
+    }
 }
 
 /// One queued teardown.

@@ -7,8 +7,8 @@
 //! change whose tenants are not known (an operator's change, a test): the next pass plans for everyone. The
 //! dispatcher also runs a full pass at start and on a slow safety tick, so a lost mark only delays a job.
 
-use ghr_core::ids::InstallationId;
-use std::collections::BTreeSet;
+use ghr_core::ids::{InstallationId, TierName};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::Notify;
 
@@ -27,6 +27,10 @@ pub struct Dirty {
     /// A change whose tenants are unknown: plan for everyone.
     pub all: bool,
     pub tenants: BTreeSet<InstallationId>,
+    /// Tiers of the jobs that made a tenant dirty, where known (a queued job's tier). Only a routing hint for
+    /// deployments that carry wake-ups between processes on per-tier queues (`ghr-lambda`); a pass always
+    /// plans for all of a marked tenant's tiers.
+    pub tiers: BTreeMap<InstallationId, BTreeSet<TierName>>,
 }
 
 impl Dirty {
@@ -56,6 +60,17 @@ impl DispatchWake {
     /// A tenant's demand or supply changed: the next pass plans for it.
     pub fn tenant(&self, id: InstallationId) {
         self.dirty.lock().unwrap_or_else(PoisonError::into_inner).tenants.insert(id);
+        self.notify.notify_one();
+    }
+
+    /// A job of this tenant and tier was queued: the next pass plans for the tenant (the tier is a hint, see
+    /// [`Dirty::tiers`]).
+    pub fn tenant_tier(&self, id: InstallationId, tier: TierName) {
+        {
+            let mut dirty = self.dirty.lock().unwrap_or_else(PoisonError::into_inner);
+            dirty.tenants.insert(id);
+            dirty.tiers.entry(id).or_default().insert(tier);
+        }
         self.notify.notify_one();
     }
 
@@ -96,6 +111,11 @@ mod tests {
         assert!(wake.take().is_empty(), "taking clears the marks");
         wake.restore(&PassScope::Tenants(vec![InstallationId(3)]));
         assert_eq!(wake.take().tenants.len(), 1);
+        wake.tenant_tier(InstallationId(4), TierName::from("large"));
+        wake.tenant_tier(InstallationId(4), TierName::from("small"));
+        let dirty = wake.take();
+        assert_eq!(dirty.tenants.into_iter().collect::<Vec<_>>(), vec![InstallationId(4)]);
+        assert_eq!(dirty.tiers[&InstallationId(4)].len(), 2, "both tiers are kept as hints");
         wake.notify_one();
         assert!(wake.take().all, "an unknown change plans for everyone");
         wake.restore(&PassScope::Full);

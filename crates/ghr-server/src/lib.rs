@@ -38,12 +38,19 @@ pub struct AppState {
 
 /// The main listener's routes: webhook, health, admin API.
 pub fn router(state: AppState, webhook_path: &str) -> Router {
-    let webhook = Router::new()
-        .route(webhook_path, post(webhook::receive))
-        .layer(DefaultBodyLimit::max(state.max_body_bytes))
-        .with_state(state.clone());
+    let webhook = webhook_router(state.clone(), &[webhook_path]);
     let health = Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(state.clone());
     Router::new().merge(webhook).merge(health).merge(api::router(state)).fallback(not_found)
+}
+
+/// The webhook endpoint alone, at each of `paths` (the serverless webhook function serves only this).
+pub fn webhook_router(state: AppState, paths: &[&str]) -> Router {
+    let max_body_bytes = state.max_body_bytes;
+    paths
+        .iter()
+        .fold(Router::new(), |router, path| router.route(path, post(webhook::receive)))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
 }
 
 /// The metrics listener's routes.

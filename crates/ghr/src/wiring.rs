@@ -8,19 +8,9 @@ use ghr_store::{PgSettings, StoreOptions};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long past `[store] retention_days` DynamoDB's TTL waits before it may delete a completed job or a
-/// delivery. The reconciler prunes them at the retention (keeping the job-status counters exact); TTL is the
-/// backstop for a deployment where no ghr has run for a week.
-pub const DYNAMODB_TTL_MARGIN: Duration = Duration::from_secs(7 * 86_400);
-/// `retention_days = 0` keeps everything: the TTL attribute is then written a century ahead.
-pub const DYNAMODB_KEEP_TTL: Duration = Duration::from_secs(36_500 * 86_400);
-
 /// The TTL a DynamoDB store writes on completed jobs and deliveries for `[store] retention_days`.
 pub fn dynamodb_ttl(retention_days: u32) -> Duration {
-    match retention_days {
-        0 => DYNAMODB_KEEP_TTL,
-        days => Duration::from_secs(u64::from(days) * 86_400) + DYNAMODB_TTL_MARGIN,
-    }
+    ghr_config::StoreSection { retention_days, ..Default::default() }.dynamodb_ttl()
 }
 
 /// Open `store.url` with the configured pool.
@@ -176,7 +166,7 @@ mod tests {
     fn dynamodb_ttl_outlasts_the_retention_by_the_margin_or_keeps_everything() {
         assert_eq!(dynamodb_ttl(90), Duration::from_secs(97 * 86_400));
         assert_eq!(dynamodb_ttl(1), Duration::from_secs(8 * 86_400));
-        assert_eq!(dynamodb_ttl(0), DYNAMODB_KEEP_TTL);
-        assert!(dynamodb_ttl(u32::MAX) > DYNAMODB_TTL_MARGIN);
+        assert_eq!(dynamodb_ttl(0), ghr_config::DYNAMODB_KEEP_TTL);
+        assert!(dynamodb_ttl(u32::MAX) > ghr_config::DYNAMODB_TTL_MARGIN);
     }
 }

@@ -1,0 +1,3 @@
+//! Table tests of the functions' environment.
+
+use super::*;
