@@ -28,7 +28,7 @@ pub const SDK_OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
 /// Upper bound on one HTTP attempt of an SQS call.
 pub const SDK_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How many more times a batch is tried after a passing failure.
-const SEND_RETRIES: usize = 2;
+pub const SEND_RETRIES: usize = 2;
 /// The backoff before the first retry (it doubles, with jitter, up to [`RETRY_MAX_DELAY`]).
 const RETRY_MIN_DELAY: Duration = Duration::from_millis(100);
 const RETRY_MAX_DELAY: Duration = Duration::from_secs(1);

@@ -183,3 +183,73 @@ fn prefix_of(teardown_url: &str) -> &str {
     let name = teardown_url.rsplit('/').next().unwrap();
     name.strip_suffix("-teardown").unwrap()
 }
+
+/// How a stand-in SQS endpoint answers every request.
+#[derive(Clone, Copy, Debug)]
+enum Answer {
+    /// Close the connection without answering (a dropped connection: passing).
+    Hang,
+    /// 503 (a server error: passing).
+    Unavailable,
+    /// 400 AccessDenied (our fault: not tried again).
+    Denied,
+}
+
+/// A local endpoint answering every request with `answer`; counts the requests.
+async fn stand_in(answer: Answer) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = requests.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut buffer = vec![0; 64 * 1024];
+            let _ = stream.read(&mut buffer).await;
+            let (status, body) = match answer {
+                Answer::Hang => continue,
+                Answer::Unavailable => ("503 Service Unavailable", r#"{"__type":"ServiceUnavailable"}"#),
+                Answer::Denied => ("400 Bad Request", r#"{"__type":"AccessDenied","message":"no"}"#),
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        }
+    });
+    (endpoint, requests)
+}
+
+#[tokio::test]
+async fn passing_failures_are_tried_again_and_refusals_are_not() {
+    use ghr_lambda::sqs::SEND_RETRIES;
+    for (answer, calls) in
+        [(Answer::Hang, 1 + SEND_RETRIES), (Answer::Unavailable, 1 + SEND_RETRIES), (Answer::Denied, 1)]
+    {
+        let (endpoint, requests) = stand_in(answer).await;
+        // The SDK's own retries off, to count ours.
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "tests"))
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .load()
+            .await;
+        let teardown = format!("{endpoint}/123456789012/t-teardown");
+        let urls = ghr_lambda::env::QueueUrls {
+            tiers: [(TierName::from("small"), format!("{endpoint}/123456789012/t-small-builds"))].into(),
+            default_tier: TierName::from("small"),
+            teardown: teardown.clone(),
+            tenant_events: format!("{endpoint}/123456789012/t-tenant-events"),
+        };
+        let queue = SqsQueue::new(ghr_lambda::sqs::client(&sdk), urls);
+        let work = vec![Work::TeardownRunner { runner: RunnerName::new("r1"), cause: TeardownCause::Operator }];
+        let error = queue.send(work.clone(), Duration::ZERO).await.unwrap_err();
+        assert_eq!(error.unsent, work, "{answer:?}");
+        assert!(error.message.contains(&teardown), "{answer:?}: {}", error.message);
+        assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), calls, "{answer:?}: {}", error.message);
+    }
+}
