@@ -15,6 +15,7 @@ use aws_sdk_sqs::config::timeout::TimeoutConfig;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use backon::{BackoffBuilder, ExponentialBuilder};
+use futures::StreamExt;
 use ghr_engine::queue::{QueueError, Work, WorkQueue};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -23,6 +24,8 @@ use std::time::Duration;
 pub const MAX_DELAY_SECONDS: u64 = 900;
 /// The most entries one `SendMessageBatch` call takes (SQS's limit).
 pub const MAX_BATCH_ENTRIES: usize = 10;
+/// How many `SendMessageBatch` calls of one send run at once.
+pub const MAX_CONCURRENT_BATCHES: usize = 8;
 /// Upper bound on one SQS call including the SDK's own retries (the webhook answers GitHub within seconds).
 pub const SDK_OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
 /// Upper bound on one HTTP attempt of an SQS call.
@@ -175,9 +178,10 @@ impl WorkQueue for SqsQueue {
         let total = work.len();
         let delay_seconds = delay_seconds(delay);
         let batches = plan(&self.urls, &work);
-        let results =
-            futures::future::join_all(batches.iter().map(|batch| self.send_batch(batch, delay_seconds))).await;
-        let mut unsent: Vec<(usize, String)> = results.into_iter().flatten().collect();
+        // The futures are made first (a combinator's closure would make the future not `Send`).
+        let sends: Vec<_> = batches.iter().map(|batch| self.send_batch(batch, delay_seconds)).collect();
+        let mut unsent: Vec<(usize, String)> =
+            futures::stream::iter(sends).buffer_unordered(MAX_CONCURRENT_BATCHES).concat().await;
         if unsent.is_empty() {
             return Ok(());
         }

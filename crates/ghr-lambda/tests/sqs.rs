@@ -117,7 +117,8 @@ async fn a_delayed_message_is_not_received_before_its_delay() {
 #[tokio::test]
 async fn more_than_ten_items_are_sent_in_several_batches() {
     let (client, queues, queue) = setup(5).await;
-    let work: Vec<Work> = (1..=27).map(|tenant| dispatch(tenant, Some("large"))).collect();
+    // 10 batches: more than run at once.
+    let work: Vec<Work> = (1..=95).map(|tenant| dispatch(tenant, Some("large"))).collect();
     queue.send(work.clone(), Duration::ZERO).await.unwrap();
     let received = drain(&client, &queues.urls.tiers[&TierName::from("large")], work.len()).await;
     assert_eq!(sorted(received), sorted(work));
