@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Check the Terraform under deploy/terraform as far as a machine without the aws provider allows:
+#
+# 1. `terraform fmt -check -recursive` (no provider needed);
+# 2. the provider-free module that renders GHR_CONFIG (deploy/terraform/modules/multi-tenant-runner/modules/
+#    ghr-config): `terraform init -backend=false`, `validate` and `test` (plan-only runs, no cloud);
+# 3. checkov's static policies (`--skip-download`: no network), with the justified skips below;
+# 4. the structure test (deploy/terraform/tests/test_structure.py): the .tf files parsed with python-hcl2 against
+#    the seed's inputs and outputs, the DynamoDB layout in crates/ghr-store-dynamodb/src/tables.rs, the functions'
+#    environment contract in crates/ghr-lambda/src/env.rs, queues with DLQs, and IAM.
+#
+# What it cannot check (the aws provider cannot be fetched offline): `terraform validate` of the module and the
+# example (argument names, references, types), `terraform plan`/`apply`. See deploy/terraform/README.md.
+#
+# Environment:
+#   GHR_MOTO_VENV   Python venv to use or create (default: .venv in the repository root, as scripts/moto.sh)
+#   PYTHON          interpreter used to create the venv (default: python3)
+#
+# Exits non-zero on the first failing step.
+set -euo pipefail
+
+readonly CHECKOV_SPEC="checkov>=3.3,<4"
+readonly HCL2_SPEC="python-hcl2==8.1.4"
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${GHR_MOTO_VENV:-$repo_root/.venv}"
+python="${PYTHON:-python3}"
+tf_dir="deploy/terraform"
+config_module="$tf_dir/modules/multi-tenant-runner/modules/ghr-config"
+# checkov depends on bc-python-hcl2, which installs the same `hcl2` package name as python-hcl2 (in an older
+# output format): python-hcl2 goes into its own directory of the venv, first on PYTHONPATH for the structure test.
+hcl2_dir="$venv/python-hcl2"
+
+say() { printf 'terraform-check: %s\n' "$*" >&2; }
+die() {
+    say "error: $*"
+    exit 1
+}
+
+# The CLI configuration named by the environment may not exist here; terraform needs none.
+export TF_CLI_CONFIG_FILE=/dev/null TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1
+
+cd "$repo_root"
+command -v terraform >/dev/null || die "terraform not found; install Terraform >= 1.9"
+
+say "terraform fmt -check -recursive $tf_dir"
+terraform fmt -check -recursive -diff "$tf_dir" || die "unformatted files above: run terraform fmt -recursive $tf_dir"
+
+say "terraform validate + test of $config_module (provider-free)"
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+export TF_DATA_DIR="$scratch/tf-data"
+terraform -chdir="$config_module" init -backend=false -input=false -no-color >"$scratch/init.log" 2>&1 ||
+    die "terraform init of $config_module failed: $(cat "$scratch/init.log")"
+rm -f "$config_module/.terraform.lock.hcl"
+terraform -chdir="$config_module" validate -no-color
+terraform -chdir="$config_module" test -no-color
+unset TF_DATA_DIR
+
+if [[ ! -x "$venv/bin/python" ]]; then
+    command -v "$python" >/dev/null || die "$python not found; install Python 3 or set PYTHON"
+    say "creating Python venv in $venv"
+    "$python" -m venv "$venv" || die "could not create a venv in $venv"
+fi
+if [[ ! -x "$venv/bin/checkov" ]]; then
+    say "installing '$CHECKOV_SPEC' into $venv (takes about a minute and a half)"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$CHECKOV_SPEC" >&2 ||
+        die "pip install '$CHECKOV_SPEC' failed"
+fi
+if [[ ! -f "$hcl2_dir/hcl2/__init__.py" ]]; then
+    say "installing '$HCL2_SPEC' into $hcl2_dir"
+    # Its dependencies (lark, regex) come with checkov.
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --target "$hcl2_dir" "$HCL2_SPEC" >&2 ||
+        die "pip install '$HCL2_SPEC' failed"
+fi
+
+# Skipped checkov checks, each for a reason that holds for this design:
+skips=(
+    # Customer-managed KMS keys: every store is encrypted with AWS-managed keys (DynamoDB SSE, SQS SSE, SSM
+    # SecureString with aws/ssm, CloudWatch Logs' default encryption). A CMK is an account-wide decision (cost,
+    # key policy, who may decrypt) that the module leaves out, as the seed did.
+    CKV_AWS_119 # DynamoDB tables encrypted with a CMK
+    CKV_AWS_337 # SSM parameters encrypted with a CMK
+    CKV_AWS_158 # CloudWatch log groups encrypted with a CMK
+    CKV_AWS_173 # Lambda environment encrypted with a CMK: it holds no secret (the secrets are SSM parameter names)
+    # Lambda settings that do not fit these functions:
+    CKV_AWS_117 # Lambda in a VPC: the functions call GitHub and AWS APIs and listen on nothing; a VPC would add a NAT
+    CKV_AWS_116 # Lambda DLQ for async invocations: only the schedule invokes asynchronously, and a missed tick is
+    #             replaced by the next one; the queue-fed invocations are synchronous and their queues have DLQs
+    CKV_AWS_115 # reserved concurrency: it is taken from the account's pool (a new account cannot reserve any), and
+    #             limits are enforced by the store's transactional admission, not by Lambda concurrency
+    CKV_AWS_272 # code signing: the zip is built from source by the operator (scripts/lambda-build.sh)
+    CKV_AWS_309 # API route authorizer: GitHub cannot authenticate to API Gateway; the webhook function verifies
+    #             every delivery's HMAC signature (X-Hub-Signature-256) before reading it
+    CKV2_AWS_5 # security group unattached: the functions attach it to every runner at launch (not in Terraform state)
+    CKV2_AWS_11 # VPC flow logs (example network only): a per-account choice with its own cost
+)
+skip_list="$(IFS=,; printf '%s' "${skips[*]}")"
+say "checkov -d $tf_dir (skipping ${#skips[@]} checks, see the script)"
+"$venv/bin/checkov" -d "$tf_dir" --framework terraform --quiet --compact --skip-download \
+    --skip-check "$skip_list" || die "checkov found the failures above"
+
+say "structure test ($tf_dir/tests/test_structure.py)"
+PYTHONPATH="$hcl2_dir${PYTHONPATH:+:$PYTHONPATH}" "$venv/bin/python" -m unittest discover -v -s "$tf_dir/tests" -p "test_*.py" ||
+    die "the structure test failed"
+
+say "all checks passed"
