@@ -4,6 +4,7 @@
 # 1. `terraform fmt -check -recursive` (no provider needed);
 # 2. the provider-free module that renders GHR_CONFIG (deploy/terraform/modules/multi-tenant-runner/modules/
 #    ghr-config): `terraform init -backend=false`, `validate` and `test` (plan-only runs, no cloud);
+#    then GHR_CONFIG and ghr.toml rendered for the seed's settings, compared with deploy/terraform/tests/fixtures;
 # 3. checkov's static policies (`--skip-download`: no network), with the justified skips below;
 # 4. the structure test (deploy/terraform/tests/test_structure.py): the .tf files parsed with python-hcl2 against
 #    the seed's inputs and outputs, the DynamoDB layout in crates/ghr-store-dynamodb/src/tables.rs, the functions'
@@ -27,6 +28,8 @@ venv="${GHR_MOTO_VENV:-$repo_root/.venv}"
 python="${PYTHON:-python3}"
 tf_dir="deploy/terraform"
 config_module="$tf_dir/modules/multi-tenant-runner/modules/ghr-config"
+render_dir="$tf_dir/tests/render"
+fixtures_dir="$tf_dir/tests/fixtures"
 # checkov depends on bc-python-hcl2, which installs the same `hcl2` package name as python-hcl2 (in an older
 # output format): python-hcl2 goes into its own directory of the venv, first on PYTHONPATH for the structure test.
 hcl2_dir="$venv/python-hcl2"
@@ -55,7 +58,30 @@ terraform -chdir="$config_module" init -backend=false -input=false -no-color >"$
 rm -f "$config_module/.terraform.lock.hcl"
 terraform -chdir="$config_module" validate -no-color
 terraform -chdir="$config_module" test -no-color
+
+# GHR_CONFIG and ghr.toml as the module renders them for the seed example's settings, against the fixtures the
+# structure test checks against ghr-config's model (and the Rust side may parse). GHR_TF_UPDATE_FIXTURES=1
+# rewrites the fixtures after a deliberate change (review the diff).
+say "render GHR_CONFIG and ghr.toml ($render_dir) and compare with $fixtures_dir"
+export TF_DATA_DIR="$scratch/render-data"
+terraform -chdir="$render_dir" init -backend=false -input=false -no-color >"$scratch/init.log" 2>&1 ||
+    die "terraform init of $render_dir failed: $(cat "$scratch/init.log")"
+terraform -chdir="$render_dir" apply -auto-approve -input=false -no-color -state="$scratch/render.tfstate" >"$scratch/apply.log" 2>&1 ||
+    die "rendering failed: $(cat "$scratch/apply.log")"
+terraform -chdir="$render_dir" output -no-color -state="$scratch/render.tfstate" -raw ghr_config_json >"$scratch/ghr-config.json"
+echo >>"$scratch/ghr-config.json"
+terraform -chdir="$render_dir" output -no-color -state="$scratch/render.tfstate" -raw ghr_toml >"$scratch/ghr.toml"
 unset TF_DATA_DIR
+for pair in "ghr-config.json:ghr-config.seed.json" "ghr.toml:ghr.seed.toml"; do
+    rendered="$scratch/${pair%%:*}"
+    fixture="$fixtures_dir/${pair##*:}"
+    if [[ "${GHR_TF_UPDATE_FIXTURES:-0}" == "1" ]]; then
+        cp "$rendered" "$fixture"
+    else
+        diff -u "$fixture" "$rendered" ||
+            die "$fixture differs from what Terraform renders (above); after checking, rerun with GHR_TF_UPDATE_FIXTURES=1"
+    fi
+done
 
 if [[ ! -x "$venv/bin/python" ]]; then
     command -v "$python" >/dev/null || die "$python not found; install Python 3 or set PYTHON"

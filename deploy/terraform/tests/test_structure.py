@@ -15,6 +15,7 @@ Run by scripts/terraform-check.sh (which installs python-hcl2 where checkov's ow
 
 import json
 import re
+import tomllib
 import unittest
 from pathlib import Path
 
@@ -27,6 +28,10 @@ CONFIG_MODULE = MODULE / "modules" / "ghr-config"
 EXAMPLE = TF / "examples" / "multi-tenant-runner"
 TABLES_RS = REPO / "crates" / "ghr-store-dynamodb" / "src" / "tables.rs"
 ENV_RS = REPO / "crates" / "ghr-lambda" / "src" / "env.rs"
+CONFIG_RS = [REPO / "crates" / "ghr-config" / "src" / name for name in ("model.rs", "cluster.rs")] + [
+    REPO / "crates" / "ghr-core" / "src" / "entitlement.rs"  # TierAccess
+]
+FIXTURES = TF / "tests" / "fixtures"
 
 # The seed README's Inputs and Outputs tables (examples/multi-tenant-runner).
 SEED_EXAMPLE_INPUTS = {"aws_region", "environment", "github_app"}
@@ -39,6 +44,8 @@ SEED_OUTPUTS = {
     "webhook_endpoint",
     "webhook_secret",
 }
+# ghr's outputs beside the seed's in the example.
+EXAMPLE_EXTRA_OUTPUTS = {"ghr_toml"}
 # The module's knobs the seed's users set (reference §1.3, with ghr's additions named in the design).
 MODULE_VARIABLES = {
     "prefix",
@@ -227,6 +234,21 @@ def rust_env():
     return names, functions
 
 
+def rust_config_model():
+    """ghr-config's serde model: struct name → {field: type}, enum name → accepted (snake_case) values."""
+    structs, enums = {}, {}
+    for path in CONFIG_RS:
+        source = path.read_text()
+        for name, body in re.findall(r"pub struct (\w+) \{\n(.*?)\n\}", source, re.S):
+            structs[name] = dict(re.findall(r"(?m)^\s*pub (\w+): ([^\n]+?),\s*$", body))
+        for name, body in re.findall(r"pub enum (\w+) \{\n(.*?)\n\}", source, re.S):
+            variants = re.findall(r"(?m)^\s*([A-Z]\w*),\s*$", body)
+            enums[name] = {re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", v).lower() for v in variants}
+    if "RawConfig" not in structs or "TierSection" not in structs:
+        raise AssertionError("ghr-config's model changed shape: update rust_config_model() in this test")
+    return structs, enums
+
+
 # ---- tests ----------------------------------------------------------------------------------------------------------
 
 
@@ -275,8 +297,8 @@ class SeedInterface(unittest.TestCase):
         self.assertEqual(set(EX.variables), SEED_EXAMPLE_INPUTS)
         self.assertEqual(EX.variables["aws_region"].get("default"), "us-east-1")
         self.assertIsNone(EX.variables["environment"].get("default", "missing"))
-        self.assertEqual(set(EX.outputs), SEED_OUTPUTS)
-        for name in SEED_OUTPUTS:
+        self.assertEqual(set(EX.outputs), SEED_OUTPUTS | EXAMPLE_EXTRA_OUTPUTS)
+        for name in SEED_OUTPUTS | EXAMPLE_EXTRA_OUTPUTS:
             self.assertEqual(EX.outputs[name]["value"], "${module.runners.%s}" % name, f"output {name} passes through")
         self.assertTrue(EX.outputs["webhook_secret"].get("sensitive"), "webhook_secret is sensitive")
 
@@ -557,6 +579,60 @@ class Iam(unittest.TestCase):
         self.assertEqual(metadata["http_put_response_hop_limit"], 1)
         self.assertEqual(template["instance_initiated_shutdown_behavior"], "terminate")
         self.assertEqual(MOD.locals["tags"], '${merge(var.tags, {"ghr:environment" = var.prefix})}')
+
+
+class RenderedConfig(unittest.TestCase):
+    """The GHR_CONFIG and ghr.toml Terraform renders (fixtures kept equal to it by scripts/terraform-check.sh) are
+    accepted by ghr-config's model: every key is a field (it denies unknown fields), every enum value a variant."""
+
+    structs, enums = rust_config_model()
+
+    def check(self, value, rust_type, where):
+        rust_type = rust_type.strip().removeprefix("crate::")
+        if value is None:
+            return  # ghr drops nulls: the key's default
+        option = re.fullmatch(r"Option<(.+)>", rust_type)
+        if option:
+            return self.check(value, option.group(1), where)
+        vec = re.fullmatch(r"Vec<(.+)>", rust_type)
+        if vec:
+            self.assertIsInstance(value, list, where)
+            for i, item in enumerate(value):
+                self.check(item, vec.group(1), f"{where}[{i}]")
+            return
+        if rust_type in self.structs:
+            self.assertIsInstance(value, dict, where)
+            fields = self.structs[rust_type]
+            for key, item in value.items():
+                self.assertIn(key, fields, f"{where}.{key} is not a key of {rust_type}")
+                self.check(item, fields[key], f"{where}.{key}")
+        elif rust_type in self.enums:
+            self.assertIn(value, self.enums[rust_type], f"{where}: {value!r} is not a {rust_type}")
+        elif rust_type in ("u64", "u32", "usize", "i32", "i64"):
+            self.assertIsInstance(value, int, where)
+        elif rust_type == "f64":
+            self.assertIsInstance(value, (int, float), where)
+        elif rust_type == "bool":
+            self.assertIsInstance(value, bool, where)
+        elif rust_type in ("String", "PathBuf", "SecretString"):
+            self.assertIsInstance(value, str, where)
+        else:
+            self.fail(f"{where}: unknown type {rust_type} in ghr-config's model (update this test)")
+
+    def test_rendered_config_fits_ghr_configs_model(self):
+        rendered = json.loads((FIXTURES / "ghr-config.seed.json").read_text())
+        self.check(rendered, "RawConfig", "GHR_CONFIG")
+        self.assertEqual([t["name"] for t in rendered["tiers"]], ["small", "medium", "large"], "plan order")
+        self.assertGreater(rendered["reconciler"]["orphan_grace_seconds"], 60, "grace outlasts the timeout")
+        self.assertLess(len(json.dumps(rendered)), 3000, "room beside the other variables in Lambda's 4 KB")
+
+    def test_rendered_toml_fits_the_model_and_matches(self):
+        toml = tomllib.loads((FIXTURES / "ghr.seed.toml").read_text())
+        self.check(toml, "RawConfig", "ghr.toml")
+        rendered = json.loads((FIXTURES / "ghr-config.seed.json").read_text())
+        drop_nulls = lambda tier: {k: v for k, v in tier.items() if v is not None}  # noqa: E731
+        self.assertEqual(toml["tiers"], [drop_nulls(t) for t in rendered["tiers"]], "same tiers as GHR_CONFIG")
+        self.assertEqual(toml["store"], rendered["store"])
 
 
 class CleanUp(unittest.TestCase):

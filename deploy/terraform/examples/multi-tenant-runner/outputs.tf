@@ -35,3 +35,9 @@ output "runner_binaries" {
   description = "Where runner binaries come from (ghr keeps no S3 cache: the runner is in the AMI)"
   value       = module.runners.runner_binaries
 }
+
+# Beyond the seed's outputs: the ghr CLI's configuration for this deployment.
+output "ghr_toml" {
+  description = "ghr.toml for the ghr CLI (terraform output -raw ghr_toml > ghr.toml)"
+  value       = module.runners.ghr_toml
+}

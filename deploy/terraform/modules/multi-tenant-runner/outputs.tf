@@ -91,3 +91,8 @@ output "functions" {
   description = "Function names (log groups are /aws/lambda/<name>)."
   value       = local.all_function_names
 }
+
+output "ghr_toml" {
+  description = "This deployment's store and tiers as a ghr.toml for the ghr CLI: terraform output -raw ghr_toml > ghr.toml"
+  value       = module.ghr_config.toml
+}

@@ -59,7 +59,6 @@ resource "aws_launch_template" "runner" {
   image_id                             = var.ami_id.x64
   instance_initiated_shutdown_behavior = "terminate"
   update_default_version               = true
-  ebs_optimized                        = true
 
   metadata_options {
     http_endpoint               = "enabled"

@@ -59,3 +59,42 @@ locals {
     tiers = local.tiers
   }
 }
+
+# The same store and tiers as a ghr.toml for the operator's `ghr` CLI (`ghr tenants ... --config ghr.toml`):
+# without it the CLI knows only the built-in small/medium/large tiers. JSON strings, numbers and arrays of
+# strings are valid TOML values.
+locals {
+  toml_lines = concat(
+    [
+      "# ghr.toml for the ghr CLI on the ${var.environment} deployment (rendered by Terraform; the functions read",
+      "# the same settings from GHR_CONFIG).",
+      "environment = ${jsonencode(var.environment)}",
+      "",
+      "[store]",
+      "url = ${jsonencode(local.config.store.url)}",
+      "",
+      "[tenants]",
+      "default_tier = ${jsonencode(var.default_tenant_tier)}",
+      "onboarding = ${jsonencode(var.onboarding)}",
+      "tier_access = ${jsonencode(var.tier_access)}",
+    ],
+    var.global_max_runners == null ? [] : ["global_max_runners = ${var.global_max_runners}"],
+    flatten([
+      for tier in local.tiers : concat(
+        [
+          "",
+          "[[tiers]]",
+          "name = ${jsonencode(tier.name)}",
+          "labels = ${jsonencode(tier.labels)}",
+          "instance_types = ${jsonencode(tier.instance_types)}",
+          "max_runners = ${tier.max_runners}",
+          "runner_os = ${jsonencode(tier.runner_os)}",
+          "runner_architecture = ${jsonencode(tier.runner_architecture)}",
+        ],
+        tier.price_per_hour == null ? [] : ["price_per_hour = ${tier.price_per_hour}"],
+        tier.priority == null ? [] : ["priority = ${tier.priority}"],
+      )
+    ]),
+  )
+  toml = "${join("\n", local.toml_lines)}\n"
+}

@@ -14,3 +14,8 @@ output "tier_order" {
   description = "Tier names in ghr's plan order."
   value       = local.tier_order
 }
+
+output "toml" {
+  description = "The store and tiers as a ghr.toml for the ghr CLI."
+  value       = local.toml
+}

@@ -136,3 +136,20 @@ run "default_tier_must_be_a_tier" {
 
   expect_failures = [var.default_tenant_tier]
 }
+
+run "ghr_toml_for_the_cli" {
+  command = plan
+
+  assert {
+    condition     = length(regexall("(?m)^\\[\\[tiers\\]\\]$", output.toml)) == 3
+    error_message = "one [[tiers]] table per tier"
+  }
+  assert {
+    condition     = strcontains(output.toml, "url = \"dynamodb://my-saas?region=eu-west-1\"") && strcontains(output.toml, "price_per_hour = 0.0416")
+    error_message = "store url and optional tier keys in ghr.toml"
+  }
+  assert {
+    condition     = strcontains(output.toml, "name = \"small\"\nlabels = [\"self-hosted\",\"linux\",\"x64\",\"small\"]")
+    error_message = "tier keys, one per line"
+  }
+}
