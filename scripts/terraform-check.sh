@@ -8,13 +8,17 @@
 # 3. checkov's static policies (`--skip-download`: no network), with the justified skips below;
 # 4. the structure test (deploy/terraform/tests/test_structure.py): the .tf files parsed with python-hcl2 against
 #    the seed's inputs and outputs, the DynamoDB layout in crates/ghr-store-dynamodb/src/tables.rs, the functions'
-#    environment contract in crates/ghr-lambda/src/env.rs, queues with DLQs, and IAM.
+#    environment contract in crates/ghr-lambda/src/env.rs, queues with DLQs, and IAM; and the cleanup test
+#    (deploy/terraform/tests/test_cleanup.py): the destroy-time runner cleanup script, run with the AWS CLI against
+#    a moto server the test starts on a free port.
 #
 # What it cannot check (the aws provider cannot be fetched offline): `terraform validate` of the module and the
 # example (argument names, references, types), `terraform plan`/`apply`. See deploy/terraform/README.md.
 #
 # Environment:
 #   GHR_MOTO_VENV   Python venv to use or create (default: .venv in the repository root, as scripts/moto.sh)
+#   GHR_MOTO_SPEC   pip requirement of moto (default: moto[server]>=5,<6)
+#   GHR_AWSCLI_SPEC pip requirement of the AWS CLI (default: awscli>=1.30,<2)
 #   PYTHON          interpreter used to create the venv (default: python3)
 #
 # Exits non-zero on the first failing step.
@@ -22,6 +26,9 @@ set -euo pipefail
 
 readonly CHECKOV_SPEC="checkov>=3.3,<4"
 readonly HCL2_SPEC="python-hcl2==8.1.4"
+# The same moto and AWS CLI as scripts/moto.sh.
+moto_spec="${GHR_MOTO_SPEC:-moto[server]>=5,<6}"
+awscli_spec="${GHR_AWSCLI_SPEC:-awscli>=1.30,<2}"
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${GHR_MOTO_VENV:-$repo_root/.venv}"
@@ -93,6 +100,16 @@ if [[ ! -x "$venv/bin/checkov" ]]; then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$CHECKOV_SPEC" >&2 ||
         die "pip install '$CHECKOV_SPEC' failed"
 fi
+if [[ ! -x "$venv/bin/moto_server" ]]; then
+    say "installing '$moto_spec' into $venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$moto_spec" >&2 ||
+        die "pip install '$moto_spec' failed"
+fi
+if [[ ! -x "$venv/bin/aws" ]]; then
+    say "installing '$awscli_spec' into $venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$awscli_spec" >&2 ||
+        die "pip install '$awscli_spec' failed"
+fi
 if [[ ! -f "$hcl2_dir/hcl2/__init__.py" ]]; then
     say "installing '$HCL2_SPEC' into $hcl2_dir"
     # Its dependencies (lark, regex) come with checkov.
@@ -126,8 +143,8 @@ say "checkov -d $tf_dir (skipping ${#skips[@]} checks, see the script)"
 "$venv/bin/checkov" -d "$tf_dir" --framework terraform --quiet --compact --skip-download \
     --skip-check "$skip_list" || die "checkov found the failures above"
 
-say "structure test ($tf_dir/tests/test_structure.py)"
+say "structure and cleanup tests ($tf_dir/tests)"
 PYTHONPATH="$hcl2_dir${PYTHONPATH:+:$PYTHONPATH}" "$venv/bin/python" -m unittest discover -v -s "$tf_dir/tests" -p "test_*.py" ||
-    die "the structure test failed"
+    die "the tests above failed"
 
 say "all checks passed"

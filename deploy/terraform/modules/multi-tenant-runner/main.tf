@@ -31,6 +31,11 @@ locals {
   scale_up_names = { for tier in local.tier_names : tier => "${var.prefix}-${tier}-scale-up" }
 
   ssm_root = "/github-action-runners/${var.prefix}"
+
+  # ghr's EC2 provider launches every tier from one AMI (provider.ec2.ami_id): the x64 image, or the arm64 one
+  # when every tier is arm64. Mixed architectures need the provider to pick the image per tier (check below).
+  runner_architectures = distinct([for tier in values(var.runner_tiers) : tier.runner_architecture])
+  runner_ami_id        = alltrue([for arch in local.runner_architectures : arch == "arm64"]) ? var.ami_id.arm64 : var.ami_id.x64
 }
 
 module "ghr_config" {
@@ -45,7 +50,7 @@ module "ghr_config" {
   tier_access         = var.tier_access
   global_max_runners  = var.global_max_runners
   function_timeout    = var.lambda_timeout
-  ami_id              = var.ami_id.x64
+  ami_id              = local.runner_ami_id
   launch_template_id  = aws_launch_template.runner.id
   subnet_ids          = var.subnet_ids
   security_group_ids  = [aws_security_group.runner.id]
@@ -88,10 +93,10 @@ locals {
   lambda_env_max_bytes = 4096
 }
 
-# ghr's EC2 provider takes one AMI (provider.ec2.ami_id): the x64 image serves every tier today.
-check "one_ami_for_every_tier" {
+# One AMI for every tier (see local.runner_ami_id): warn when the tiers mix architectures.
+check "one_architecture_for_every_tier" {
   assert {
-    condition     = alltrue([for t in values(var.runner_tiers) : t.runner_architecture == "x64"])
-    error_message = "An arm64 tier is configured, but ghr's EC2 provider launches every tier from ami_id.x64 (one provider.ec2.ami_id). Its instances would not boot on arm64 types until the provider picks the AMI per architecture."
+    condition     = length(local.runner_architectures) == 1
+    error_message = "runner_tiers mixes x64 and arm64, but ghr's EC2 provider launches every tier from one AMI (provider.ec2.ami_id, here ami_id.x64): the arm64 tiers' instances cannot start until the provider picks the AMI per architecture."
   }
 }

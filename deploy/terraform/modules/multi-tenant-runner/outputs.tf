@@ -59,7 +59,7 @@ output "runners" {
       scale_up_function  = aws_lambda_function.scale_up[tier].function_name
       scale_up_log_group = aws_cloudwatch_log_group.function["scale-up-${tier}"].name
       instance_types     = var.runner_tiers[tier].instance_types
-      ami_id             = var.ami_id.x64
+      ami_id             = local.runner_ami_id
       launch_template_id = aws_launch_template.runner.id
       security_group_id  = aws_security_group.runner.id
       instance_profile   = aws_iam_instance_profile.runner.name

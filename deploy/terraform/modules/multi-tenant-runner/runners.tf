@@ -56,7 +56,7 @@ resource "aws_iam_instance_profile" "runner" {
 resource "aws_launch_template" "runner" {
   name                                 = "${var.prefix}-action-runner"
   description                          = "ghr runners of ${var.prefix}"
-  image_id                             = var.ami_id.x64
+  image_id                             = local.runner_ami_id
   instance_initiated_shutdown_behavior = "terminate"
   update_default_version               = true
 

@@ -201,14 +201,23 @@ variable "subnet_ids" {
 
 variable "ami_id" {
   description = <<-EOT
-    Runner image per architecture (with the Actions runner in /opt/actions-runner). ghr's EC2 provider takes one
-    AMI today (provider.ec2.ami_id): the x64 one is used for every tier, and an arm64 tier needs that provider to
-    choose the image per architecture (see the README).
+    Runner image per architecture (with the Actions runner in /opt/actions-runner and nothing started at boot).
+    ghr's EC2 provider takes one AMI today (provider.ec2.ami_id): x64 serves every tier, or arm64 when every
+    tier is arm64; mixing architectures needs that provider to choose the image per tier (see the README).
   EOT
   type = object({
-    x64   = string
+    x64   = optional(string)
     arm64 = optional(string)
   })
+
+  validation {
+    condition = (
+      alltrue([for t in values(var.runner_tiers) : t.runner_architecture == "arm64"])
+      ? var.ami_id.arm64 != null
+      : var.ami_id.x64 != null
+    )
+    error_message = "ami_id: set x64 (or arm64 when every tier is arm64): the runners' image."
+  }
 }
 
 variable "instance_target_capacity_type" {
