@@ -4,6 +4,7 @@
 # 1. `terraform fmt -check -recursive` (no provider needed);
 # 2. the provider-free module that renders GHR_CONFIG (deploy/terraform/modules/multi-tenant-runner/modules/
 #    ghr-config): `terraform init -backend=false`, `validate` and `test` (plan-only runs, no cloud);
+#    the module's own variables.tf (provider-free) with `terraform test` on its validations (tests/variables);
 #    then GHR_CONFIG and ghr.toml rendered for the seed's settings, compared with deploy/terraform/tests/fixtures;
 # 3. checkov's static policies (`--skip-download`: no network), with the justified skips below;
 # 4. the structure test (deploy/terraform/tests/test_structure.py): the .tf files parsed with python-hcl2 against
@@ -34,7 +35,9 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${GHR_MOTO_VENV:-$repo_root/.venv}"
 python="${PYTHON:-python3}"
 tf_dir="deploy/terraform"
-config_module="$tf_dir/modules/multi-tenant-runner/modules/ghr-config"
+module_dir="$tf_dir/modules/multi-tenant-runner"
+config_module="$module_dir/modules/ghr-config"
+variables_tests="$tf_dir/tests/variables"
 render_dir="$tf_dir/tests/render"
 fixtures_dir="$tf_dir/tests/fixtures"
 # checkov depends on bc-python-hcl2, which installs the same `hcl2` package name as python-hcl2 (in an older
@@ -65,6 +68,18 @@ terraform -chdir="$config_module" init -backend=false -input=false -no-color >"$
 rm -f "$config_module/.terraform.lock.hcl"
 terraform -chdir="$config_module" validate -no-color
 terraform -chdir="$config_module" test -no-color
+
+# The module's own variables.tf needs no provider: its validations run offline beside tests/variables.
+say "terraform test of $module_dir/variables.tf ($variables_tests)"
+variables_root="$scratch/variables"
+mkdir -p "$variables_root/tests"
+cp "$module_dir/variables.tf" "$variables_root/"
+cp "$variables_tests"/*.tftest.hcl "$variables_root/tests/"
+export TF_DATA_DIR="$scratch/variables-data"
+terraform -chdir="$variables_root" init -backend=false -input=false -no-color >"$scratch/init.log" 2>&1 ||
+    die "terraform init of the module's variables failed: $(cat "$scratch/init.log")"
+terraform -chdir="$variables_root" validate -no-color
+terraform -chdir="$variables_root" test -no-color
 
 # GHR_CONFIG and ghr.toml as the module renders them for the seed example's settings, against the fixtures the
 # structure test checks against ghr-config's model (and the Rust side may parse). GHR_TF_UPDATE_FIXTURES=1
