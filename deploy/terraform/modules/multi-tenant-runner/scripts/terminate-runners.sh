@@ -25,12 +25,11 @@ live_runners() {
 terminate_all() {
     local ids
     ids="$(live_runners)"
-    if [[ -z "${ids// /}" || "$ids" == "None" ]]; then
+    if [[ -z "${ids//[[:space:]]/}" || "$ids" == "None" ]]; then
         return 1
     fi
-    # shellcheck disable=SC2086 # one instance id per word
     echo "terminate-runners: terminating $(wc -w <<<"$ids") runner(s) of $GHR_PREFIX: $ids" >&2
-    # shellcheck disable=SC2086
+    # shellcheck disable=SC2086 # one instance id per word
     aws ec2 terminate-instances --region "$GHR_REGION" --instance-ids $ids >/dev/null
     # shellcheck disable=SC2086
     aws ec2 wait instance-terminated --region "$GHR_REGION" --instance-ids $ids
