@@ -9,12 +9,15 @@
 # 3. checkov's static policies (`--skip-download`: no network), with the justified skips below;
 # 4. the structure test (deploy/terraform/tests/test_structure.py): the .tf files parsed with python-hcl2 against
 #    the seed's inputs and outputs, the DynamoDB layout in crates/ghr-store-dynamodb/src/tables.rs, the functions'
-#    environment contract in crates/ghr-lambda/src/env.rs, queues with DLQs, and IAM; and the cleanup test
+#    environment contract in crates/ghr-lambda/src/env.rs, queues with DLQs, and IAM; the schema test
+#    (deploy/terraform/tests/test_schema.py): what `terraform validate` would check — argument and block names,
+#    required arguments, attribute and variable references — against the aws provider's schema as extracted from
+#    the npm package @cdktf/provider-aws into deploy/terraform/tests/aws-schema.json; and the cleanup test
 #    (deploy/terraform/tests/test_cleanup.py): the destroy-time runner cleanup script, run with the AWS CLI against
 #    a moto server the test starts on a free port.
 #
-# What it cannot check (the aws provider cannot be fetched offline): `terraform validate` of the module and the
-# example (argument names, references, types), `terraform plan`/`apply`. See deploy/terraform/README.md.
+# What it cannot check (the aws provider cannot be fetched offline): `terraform validate` itself (types, and the
+# provider's own validation of values), `terraform plan`/`apply`. See deploy/terraform/README.md.
 #
 # Environment:
 #   GHR_MOTO_VENV   Python venv to use or create (default: .venv in the repository root, as scripts/moto.sh)
