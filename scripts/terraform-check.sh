@@ -130,8 +130,8 @@ if [[ ! -x "$venv/bin/aws" ]]; then
 fi
 if [[ ! -f "$hcl2_dir/hcl2/__init__.py" ]]; then
     say "installing '$HCL2_SPEC' into $hcl2_dir"
-    # Its dependencies (lark, regex) come with checkov.
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --target "$hcl2_dir" "$HCL2_SPEC" >&2 ||
+    # With its own dependencies (lark, regex): the directory is complete on its own.
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --target "$hcl2_dir" "$HCL2_SPEC" >&2 ||
         die "pip install '$HCL2_SPEC' failed"
 fi
 
