@@ -24,6 +24,7 @@
 #   GHR_MOTO_SPEC   pip requirement of moto (default: moto[server]>=5,<6)
 #   GHR_AWSCLI_SPEC pip requirement of the AWS CLI (default: awscli>=1.30,<2)
 #   PYTHON          interpreter used to create the venv (default: python3)
+#   GHR_TF_UPDATE_FIXTURES=1  rewrite deploy/terraform/tests/fixtures from what Terraform renders (review the diff)
 #
 # Exits non-zero on the first failing step.
 set -euo pipefail
