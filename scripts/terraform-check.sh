@@ -2,10 +2,10 @@
 # Check the Terraform under deploy/terraform as far as a machine without the aws provider allows:
 #
 # 1. `terraform fmt -check -recursive` (no provider needed);
-# 2. the provider-free module that renders GHR_CONFIG (deploy/terraform/modules/multi-tenant-runner/modules/
+# 2. the provider-free module that renders GHR_CONFIG_JSON (deploy/terraform/modules/multi-tenant-runner/modules/
 #    ghr-config): `terraform init -backend=false`, `validate` and `test` (plan-only runs, no cloud);
 #    the module's own variables.tf (provider-free) with `terraform test` on its validations (tests/variables);
-#    then GHR_CONFIG and ghr.toml rendered for the seed's settings, compared with deploy/terraform/tests/fixtures;
+#    then GHR_CONFIG_JSON and ghr.toml rendered for the seed's settings, compared with deploy/terraform/tests/fixtures;
 # 3. checkov's static policies (`--skip-download`: no network), with the justified skips below;
 # 4. the structure test (deploy/terraform/tests/test_structure.py): the .tf files parsed with python-hcl2 against
 #    the seed's inputs and outputs, the DynamoDB layout in crates/ghr-store-dynamodb/src/tables.rs, the functions'
@@ -85,10 +85,10 @@ terraform -chdir="$variables_root" init -backend=false -input=false -no-color >"
 terraform -chdir="$variables_root" validate -no-color
 terraform -chdir="$variables_root" test -no-color
 
-# GHR_CONFIG and ghr.toml as the module renders them for the seed example's settings, against the fixtures the
+# GHR_CONFIG_JSON and ghr.toml as the module renders them for the seed example's settings, against the fixtures the
 # structure test checks against ghr-config's model (and the Rust side may parse). GHR_TF_UPDATE_FIXTURES=1
 # rewrites the fixtures after a deliberate change (review the diff).
-say "render GHR_CONFIG and ghr.toml ($render_dir) and compare with $fixtures_dir"
+say "render GHR_CONFIG_JSON and ghr.toml ($render_dir) and compare with $fixtures_dir"
 export TF_DATA_DIR="$scratch/render-data"
 terraform -chdir="$render_dir" init -backend=false -input=false -no-color >"$scratch/init.log" 2>&1 ||
     die "terraform init of $render_dir failed: $(cat "$scratch/init.log")"

@@ -471,10 +471,10 @@ class Functions(unittest.TestCase):
         self.assertTrue(any(g["name"] == "/aws/lambda/${each.value}" for g in groups.values()), "log groups")
 
     def test_config_renders_from_the_variables(self):
-        self.assertEqual(MOD.locals["env_common"]["GHR_CONFIG"], "${module.ghr_config.json}")
+        self.assertEqual(MOD.locals["env_common"]["GHR_CONFIG_JSON"], "${module.ghr_config.json}")
         ghr_config = MOD.modules["ghr_config"]
         for name in ("runner_tiers", "default_tenant_tier", "onboarding", "global_max_runners"):
-            self.assertEqual(ghr_config[name], "${var.%s}" % name, f"{name} flows into GHR_CONFIG")
+            self.assertEqual(ghr_config[name], "${var.%s}" % name, f"{name} flows into GHR_CONFIG_JSON")
         rendered = text(CFG.locals["config"])
         self.assertIn("dynamodb://${var.environment}?region=${var.aws_region}", rendered)
         self.assertIn("local.tiers", rendered)
@@ -582,7 +582,7 @@ class Iam(unittest.TestCase):
 
 
 class RenderedConfig(unittest.TestCase):
-    """The GHR_CONFIG and ghr.toml Terraform renders (fixtures kept equal to it by scripts/terraform-check.sh) are
+    """The GHR_CONFIG_JSON and ghr.toml Terraform renders (fixtures kept equal to it by scripts/terraform-check.sh) are
     accepted by ghr-config's model: every key is a field (it denies unknown fields), every enum value a variant."""
 
     structs, enums = rust_config_model()
@@ -621,7 +621,7 @@ class RenderedConfig(unittest.TestCase):
 
     def test_rendered_config_fits_ghr_configs_model(self):
         rendered = json.loads((FIXTURES / "ghr-config.seed.json").read_text())
-        self.check(rendered, "RawConfig", "GHR_CONFIG")
+        self.check(rendered, "RawConfig", "GHR_CONFIG_JSON")
         self.assertEqual([t["name"] for t in rendered["tiers"]], ["small", "medium", "large"], "plan order")
         self.assertGreater(rendered["reconciler"]["orphan_grace_seconds"], 60, "grace outlasts the timeout")
         self.assertLess(len(json.dumps(rendered)), 3000, "room beside the other variables in Lambda's 4 KB")
@@ -631,7 +631,7 @@ class RenderedConfig(unittest.TestCase):
         self.check(toml, "RawConfig", "ghr.toml")
         rendered = json.loads((FIXTURES / "ghr-config.seed.json").read_text())
         drop_nulls = lambda tier: {k: v for k, v in tier.items() if v is not None}  # noqa: E731
-        self.assertEqual(toml["tiers"], [drop_nulls(t) for t in rendered["tiers"]], "same tiers as GHR_CONFIG")
+        self.assertEqual(toml["tiers"], [drop_nulls(t) for t in rendered["tiers"]], "same tiers as GHR_CONFIG_JSON")
         self.assertEqual(toml["store"], rendered["store"])
 
 

@@ -43,7 +43,7 @@ resource "aws_lambda_function" "webhook" {
   lifecycle {
     precondition {
       condition     = length(jsonencode(local.env_webhook)) <= local.lambda_env_max_bytes
-      error_message = "The functions' environment (GHR_CONFIG holds the tier map) is over Lambda's 4 KB: fewer or shorter tiers."
+      error_message = "The functions' environment (GHR_CONFIG_JSON holds the tier map) is over Lambda's 4 KB: fewer or shorter tiers."
     }
   }
 

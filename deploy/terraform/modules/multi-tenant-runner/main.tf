@@ -61,7 +61,7 @@ module "ghr_config" {
 locals {
   # What every function reads (env.rs): its configuration, every queue, its timeout.
   env_common = {
-    GHR_CONFIG                   = module.ghr_config.json
+    GHR_CONFIG_JSON              = module.ghr_config.json
     GHR_TIER_QUEUES              = jsonencode({ for tier in local.tier_names : tier => aws_sqs_queue.work["tier-${tier}"].url })
     GHR_TEARDOWN_QUEUE_URL       = aws_sqs_queue.work["teardown"].url
     GHR_TENANT_EVENTS_QUEUE_URL  = aws_sqs_queue.work["tenant-events"].url
@@ -89,7 +89,7 @@ locals {
     })
   }
 
-  # Lambda accepts 4 KB of environment per function: GHR_CONFIG grows with the tiers.
+  # Lambda accepts 4 KB of environment per function: GHR_CONFIG_JSON grows with the tiers.
   lambda_env_max_bytes = 4096
 }
 

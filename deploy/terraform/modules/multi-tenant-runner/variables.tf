@@ -40,7 +40,7 @@ variable "runner_tiers" {
     The tier catalog: tier name => runner OS and architecture, instance types, max_runners (concurrent runners
     of a tenant on this plan), labels (a job fits a tier when all its runs-on labels are among them), optional
     price_per_hour (usage reports), plan_order (ghr's plan order; default max_runners) and priority (tie-breaker
-    between equally specific tiers). The map flows into every function's GHR_CONFIG: a new tier needs no code change.
+    between equally specific tiers). The map flows into every function's GHR_CONFIG_JSON: a new tier needs no code change.
   EOT
   type = map(object({
     runner_os           = string

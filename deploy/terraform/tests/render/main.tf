@@ -1,4 +1,4 @@
-# Renders GHR_CONFIG and ghr.toml for the seed example's settings with the provider-free ghr-config module, so
+# Renders GHR_CONFIG_JSON and ghr.toml for the seed example's settings with the provider-free ghr-config module, so
 # that scripts/terraform-check.sh can compare them with tests/fixtures (which the Rust side may parse).
 terraform {
   required_version = ">= 1.9.0"

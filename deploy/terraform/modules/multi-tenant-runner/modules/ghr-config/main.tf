@@ -17,7 +17,7 @@ locals {
       max_runners         = var.runner_tiers[name].max_runners
       runner_os           = var.runner_tiers[name].runner_os
       runner_architecture = var.runner_tiers[name].runner_architecture
-      # null keys are ghr's defaults (GHR_CONFIG drops them before parsing).
+      # null keys are ghr's defaults (GHR_CONFIG_JSON drops them before parsing).
       price_per_hour = var.runner_tiers[name].price_per_hour
       priority       = var.runner_tiers[name].priority
     }
@@ -67,7 +67,7 @@ locals {
   toml_lines = concat(
     [
       "# ghr.toml for the ghr CLI on the ${var.environment} deployment (rendered by Terraform; the functions read",
-      "# the same settings from GHR_CONFIG).",
+      "# the same settings from GHR_CONFIG_JSON).",
       "environment = ${jsonencode(var.environment)}",
       "",
       "[store]",

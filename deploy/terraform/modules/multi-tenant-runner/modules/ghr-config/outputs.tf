@@ -1,7 +1,7 @@
 # What the parent module puts into the functions' environment.
 
 output "json" {
-  description = "GHR_CONFIG: ghr.toml's keys as one JSON object."
+  description = "GHR_CONFIG_JSON: ghr.toml's keys as one JSON object."
   value       = jsonencode(local.config)
 }
 

@@ -1,4 +1,4 @@
-# Inputs of the GHR_CONFIG rendering; the parent module passes its own variables and the ids of what it created.
+# Inputs of the GHR_CONFIG_JSON rendering; the parent module passes its own variables and the ids of what it created.
 
 variable "environment" {
   description = "Deployment name: ghr's `environment`, the `ghr:environment` tag and the table prefix."

@@ -1,4 +1,4 @@
-# ghr's configuration (GHR_CONFIG) rendered from the module's inputs. No provider: `terraform validate` and
+# ghr's configuration (GHR_CONFIG_JSON) rendered from the module's inputs. No provider: `terraform validate` and
 # `terraform test` check this module offline.
 terraform {
   required_version = ">= 1.9.0"

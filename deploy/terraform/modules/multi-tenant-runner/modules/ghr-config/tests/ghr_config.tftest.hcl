@@ -1,4 +1,4 @@
-# Offline tests of GHR_CONFIG's rendering (`terraform test`, no provider needed).
+# Offline tests of GHR_CONFIG_JSON's rendering (`terraform test`, no provider needed).
 
 variables {
   environment = "my-saas"
@@ -123,7 +123,7 @@ run "custom_and_arm64_tiers_need_only_the_map" {
   }
   assert {
     condition     = output.config.tenants.default_tier == "starter" && output.config.tiers[1].runner_architecture == "arm64"
-    error_message = "custom tiers and the default tier flow into GHR_CONFIG"
+    error_message = "custom tiers and the default tier flow into GHR_CONFIG_JSON"
   }
 }
 
