@@ -76,7 +76,7 @@ async fn install_writes_the_seed_tenant_item_and_bad_signatures_are_refused() {
     let forged = SignedDelivery::new("workflow_job", &json!({"action": "queued"}), b"not the secret");
     let answer = forged.send(&reqwest::Client::new(), &stack.http.webhook_url()).await.expect("the HTTP API answers");
     assert_eq!(answer.status().as_u16(), 401);
-    for url in stack.queues.tiers.values() {
+    for url in stack.tier_queues() {
         assert_eq!(stack.moto.queue_depth(url).await, 0, "nothing was queued on {url}");
     }
     stack.finish(&BTreeMap::new()).await;
@@ -116,7 +116,7 @@ async fn queued_job_goes_to_its_tier_queue_and_scale_up_launches_a_tagged_instan
     // The user data's JIT config is one GitHub accepts: the runner it starts runs the job.
     let runner = stack.boot(&instance.id).await;
     assert_eq!(ran(runner).await, job.0);
-    stack.wait_for_message("the completed job's teardown is queued", &stack.queues.teardown).await;
+    stack.wait_for_message("the completed job's teardown is queued", stack.teardown_queue()).await;
     stack.drain().await;
     let state = stack.moto.instance(&instance.id).await.state;
     assert!(GONE_STATES.contains(&state.as_str()), "scale-down terminated the instance: {state}");
@@ -137,7 +137,7 @@ async fn over_limit_jobs_wait_in_the_store_and_start_when_a_slot_frees() {
     assert_eq!(active.len(), 1, "the tenant's limit holds: {active:?}");
     let waiting = stack.job(second).await;
     assert_eq!((waiting.status, waiting.wait_reason), (JobStatus::Queued, Some(Reason::TenantAtLimit)));
-    for url in stack.queues.tiers.values() {
+    for url in stack.tier_queues() {
         assert_eq!(stack.moto.queue_depth(url).await, 0, "the waiting job is in the store, not on {url}");
     }
     assert!(stack.dead_letters().await.is_empty(), "a waiting job is never dead-lettered");
@@ -146,10 +146,10 @@ async fn over_limit_jobs_wait_in_the_store_and_start_when_a_slot_frees() {
     // instance, which frees the slot and wakes the tenant on its tier's queue; scale-up launches the next.
     let runner = stack.boot(&active[0].id).await;
     assert_eq!(ran(runner).await, first.0);
-    stack.wait_for_message("the completed job's teardown is queued", &stack.queues.teardown).await;
+    stack.wait_for_message("the completed job's teardown is queued", stack.teardown_queue()).await;
     let polls = stack.drain().await;
     let queues: Vec<&str> = polls.iter().map(|(url, _)| url.as_str()).collect();
-    assert!(queues.contains(&stack.queues.teardown.as_str()), "scale-down took the teardown: {queues:?}");
+    assert!(queues.contains(&stack.teardown_queue()), "scale-down took the teardown: {queues:?}");
     assert!(queues.contains(&stack.tier_queue(SMALL)), "the freed slot woke scale-up: {queues:?}");
     let state = stack.moto.instance(&active[0].id).await.state;
     assert!(GONE_STATES.contains(&state.as_str()), "the finished runner's instance is terminated: {state}");
@@ -159,7 +159,7 @@ async fn over_limit_jobs_wait_in_the_store_and_start_when_a_slot_frees() {
 
     let runner = stack.boot(&next[0].id).await;
     assert_eq!(ran(runner).await, second.0);
-    stack.wait_for_message("the second teardown is queued", &stack.queues.teardown).await;
+    stack.wait_for_message("the second teardown is queued", stack.teardown_queue()).await;
     stack.drain().await;
     assert!(stack.active_instances().await.is_empty(), "every instance is gone");
     for job in [first, second] {
@@ -183,9 +183,9 @@ async fn uninstall_makes_the_tenant_manager_terminate_the_tenants_instances() {
     stack.emulator.uninstall(acme).await.expect("uninstalling the App");
     let item = stack.moto.tenant_item(stack.tenants_table(), acme.0).await.expect("the item stays");
     assert_eq!(s(&item, "status"), "deleted", "the webhook wrote the status before answering");
-    assert!(stack.moto.queue_depth(&stack.queues.tenant_events).await > 0, "the tenant's teardown is queued");
+    assert!(stack.moto.queue_depth(stack.tenant_events_queue()).await > 0, "the tenant's teardown is queued");
     let polls = stack.drain().await;
-    assert!(polls.iter().any(|(url, _)| url == &stack.queues.tenant_events), "{polls:?}");
+    assert!(polls.iter().any(|(url, _)| url == stack.tenant_events_queue()), "{polls:?}");
     assert!(stack.tenant_manager.invocations() >= 1, "the tenant manager took it");
 
     let left = stack.active_instances().await;
@@ -221,7 +221,7 @@ async fn poison_messages_reach_the_dead_letter_queue_after_max_receive_count_and
     assert_eq!(stack.runners(acme).await[0].intended_job, Some(job), "the runner is the job's");
 
     // SQS moves a message to the DLQ on the receive after its maxReceiveCount-th.
-    let dlq = stack.queues.dlq_of(&small_queue).to_owned();
+    let dlq = stack.dlq_of(&small_queue).to_owned();
     for _ in 1..MAX_RECEIVE_COUNT {
         past_visibility().await;
         let poll = stack.poll(&small_queue).await;

@@ -50,7 +50,7 @@ pub struct Stack {
     pub prefix: String,
     pub moto: Moto,
     pub emulator: GithubEmulator,
-    pub queues: TestQueues,
+    queues: TestQueues,
     pub tables: Tables,
     /// The store the functions share, read by the test to check what they did.
     pub store: Arc<dyn Store>,
@@ -159,6 +159,26 @@ impl Stack {
     /// The builds queue of `tier`.
     pub fn tier_queue(&self, tier: &str) -> &str {
         self.queues.tiers.get(tier).unwrap_or_else(|| panic!("no queue for tier {tier}"))
+    }
+
+    /// Every tier's builds queue.
+    pub fn tier_queues(&self) -> Vec<&str> {
+        self.queues.tiers.values().map(String::as_str).collect()
+    }
+
+    /// Scale-down's queue of runner teardowns.
+    pub fn teardown_queue(&self) -> &str {
+        &self.queues.teardown
+    }
+
+    /// The tenant manager's queue.
+    pub fn tenant_events_queue(&self) -> &str {
+        &self.queues.tenant_events
+    }
+
+    /// The dead-letter queue of the queue at `url`.
+    pub fn dlq_of(&self, url: &str) -> &str {
+        self.queues.dlq_of(url)
     }
 
     /// Install the App on a new organisation (the emulator sends `installation.created` through the HTTP API).
