@@ -72,6 +72,9 @@ async fn install_writes_the_seed_tenant_item_and_bad_signatures_are_refused() {
     let metadata = item.get("metadata").and_then(|m| m.as_m().ok()).expect("the seed's metadata map");
     assert!(metadata.get("github_account_id").is_some_and(|v| v.as_n().is_ok()), "{metadata:?}");
 
+    // Installing wakes the new tenant (on the default tier's queue); the scale-up function takes it.
+    stack.drain().await;
+
     // A delivery signed with another secret: 401 from the function, nothing stored, nothing queued.
     let forged = SignedDelivery::new("workflow_job", &json!({"action": "queued"}), b"not the secret");
     let answer = forged.send(&reqwest::Client::new(), &stack.http.webhook_url()).await.expect("the HTTP API answers");
@@ -198,6 +201,7 @@ async fn uninstall_makes_the_tenant_manager_terminate_the_tenants_instances() {
 async fn poison_messages_reach_the_dead_letter_queue_after_max_receive_count_and_nothing_else_does() {
     let stack = Stack::start("poison").await;
     let acme = stack.install("acme").await;
+    stack.drain().await;
     let small_queue = stack.tier_queue(SMALL).to_owned();
     let poison = ["this is not JSON", r#"{"v":99,"work":"dispatch"}"#];
     for body in poison {
