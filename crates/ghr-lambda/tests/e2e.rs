@@ -272,6 +272,28 @@ async fn the_scheduled_pass_runs_the_reconciler_and_starts_a_job_whose_wake_up_w
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduled_pass_recovers_a_job_whose_webhook_never_arrived() {
+    let stack = Stack::start("missed").await;
+    let acme = stack.install("acme").await;
+    stack.drain().await;
+    // GitHub never delivers the job's `queued` webhook: only the reconciler can learn of the job.
+    stack.emulator.drop_next_webhooks(1);
+    let job = stack.queue_job(acme, SMALL, LONG_JOB).await;
+    assert!(stack.store.job_get(job).await.expect("reading a job").is_none(), "ghr never heard of the job");
+
+    let answer = stack.schedule().await;
+    assert_eq!(answer["reconciler"]["ran"], json!(true), "{answer}");
+    let recovered = stack.store.job_get(job).await.expect("reading a job");
+    assert!(recovered.is_some(), "the reconciler's recovery poll recorded the job: {answer}");
+    // The recovered job starts: in the same scheduled pass, or by the wake-up it queued.
+    stack.drain().await;
+    let active = stack.active_instances().await;
+    assert_eq!(active.len(), 1, "the recovered job got an instance: {active:?} ({answer})");
+    assert_eq!(stack.runners(acme).await[0].intended_job, Some(job));
+    stack.finish(&BTreeMap::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_function_with_a_wrong_environment_reports_an_init_error_naming_the_variable() {
     let stack = Stack::start("init").await;
     let event = json!({ "Records": [] });
