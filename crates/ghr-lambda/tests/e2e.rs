@@ -9,6 +9,7 @@
 
 mod support;
 
+use axum::http::StatusCode;
 use ghr_cloud_ec2::{TAG_ENVIRONMENT, TAG_TENANT_ID, TAG_TENANT_TIER};
 use ghr_core::job::JobStatus;
 use ghr_core::reason::Reason;
@@ -26,6 +27,12 @@ use support::wait_for;
 
 /// A job long enough to outlive the test's look at its runner.
 const LONG_JOB: Duration = Duration::from_secs(120);
+/// How many GitHub calls the failed-launch test refuses: each fails one launch (at its installation token),
+/// whose retry waits longer each time (2 s, 4 s).
+const FAILED_GITHUB_CALLS: u32 = 2;
+/// How soon after a failed launch its delayed retry must have launched the runner (the launch backoff, or the
+/// pass retry delay, plus polling).
+const RETRY_WITHIN: Duration = Duration::from_secs(30);
 /// How long a booted runner may take to run its (short) job.
 const RUN_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -290,6 +297,56 @@ async fn the_scheduled_pass_recovers_a_job_whose_webhook_never_arrived() {
     let active = stack.active_instances().await;
     assert_eq!(active.len(), 1, "the recovered job got an instance: {active:?} ({answer})");
     assert_eq!(stack.runners(acme).await[0].intended_job, Some(job));
+    stack.finish(&BTreeMap::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_launch_comes_back_as_a_delayed_wake_up_and_is_never_dead_lettered() {
+    let stack = Stack::start("retry").await;
+    let acme = stack.install("acme").await;
+    stack.drain().await;
+    let job = stack.queue_job(acme, SMALL, LONG_JOB).await;
+    let small_queue = stack.tier_queue(SMALL).to_owned();
+    // GitHub refuses what the launch asks of it (the installation token, the JIT config): no runner can start.
+    stack.emulator.fail_next(FAILED_GITHUB_CALLS, StatusCode::UNPROCESSABLE_ENTITY);
+    let failed = stack.poll(&small_queue).await;
+    assert_eq!(failed.received.len(), 1, "{failed:?}");
+    assert!(failed.failed.is_empty(), "a failed launch never fails its message: {failed:?}");
+    assert!(stack.active_instances().await.is_empty());
+    assert_eq!(stack.moto.queue_depth(&small_queue).await, 1, "the wake-up was sent again, delayed");
+    assert!(stack.moto.peek(&small_queue).await.is_empty(), "the retry is delayed, not visible at once");
+    assert_eq!(stack.job(job).await.status, JobStatus::Queued, "the job waits in the store");
+
+    // Once the delay has passed, the retry launches the runner.
+    let started = tokio::time::Instant::now();
+    while stack.active_instances().await.is_empty() {
+        assert!(started.elapsed() < RETRY_WITHIN, "no launch within {RETRY_WITHIN:?} of the failure");
+        let poll = stack.poll(&small_queue).await;
+        assert!(poll.failed.is_empty(), "a retried wake-up is never failed: {poll:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let runners = stack.runners(acme).await;
+    let live: Vec<_> = runners.iter().filter(|r| r.state.is_live()).collect();
+    assert_eq!(live.len(), 1, "one runner for the job: {runners:?}");
+    assert_eq!(live[0].intended_job, Some(job));
+    let failed_launches = runners.len() - 1;
+    assert_eq!(failed_launches, FAILED_GITHUB_CALLS as usize, "each refused call cost one launch: {runners:?}");
+    stack.drain().await;
+    stack.finish(&BTreeMap::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_answers_an_event_it_does_not_take_with_a_function_error_and_keeps_serving() {
+    let stack = Stack::start("wrong").await;
+    let schedule = support::event_source::scheduled_event("not-the-tenant-managers-rule");
+    match stack.tenant_manager.invoke(schedule, Duration::from_secs(10)).await {
+        Err(InvokeError::Function { message, .. }) => {
+            assert!(message.contains("tenant-manager takes SQS events"), "{message}")
+        }
+        other => panic!("expected a function error, got {other:?}"),
+    }
+    let empty = stack.tenant_manager.invoke(json!({ "Records": [] }), Duration::from_secs(10)).await;
+    assert_eq!(empty.expect("the next event is served")["batchItemFailures"], json!([]));
     stack.finish(&BTreeMap::new()).await;
 }
 
