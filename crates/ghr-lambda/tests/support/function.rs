@@ -76,11 +76,6 @@ impl Function {
         self.api.invoke(event, timeout).await
     }
 
-    /// The init error the function reported, if any.
-    pub fn init_error(&self) -> Option<InvokeError> {
-        self.api.init_error()
-    }
-
     /// How many invocations the function has taken.
     pub fn invocations(&self) -> usize {
         self.api.taken()

@@ -2,8 +2,6 @@
 //! Lambda runtime API stand-in, the event sources Lambda would run (SQS mappings, the schedule, API Gateway's
 //! HTTP API), and AWS itself on moto (DynamoDB, SQS, EC2, SSM), with the GitHub emulator as GitHub.
 
-#![allow(dead_code)]
-
 pub mod apigw;
 pub mod aws;
 pub mod event_source;

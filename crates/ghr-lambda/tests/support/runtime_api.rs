@@ -177,11 +177,6 @@ impl RuntimeApi {
         self.shared.queued.notify_waiters();
     }
 
-    /// The init error the function reported, if any.
-    pub fn init_error(&self) -> Option<InvokeError> {
-        self.shared.lock().ended.clone().filter(|e| matches!(e, InvokeError::Init { .. }))
-    }
-
     /// How many invocations the runtime has taken so far.
     pub fn taken(&self) -> usize {
         self.shared.lock().taken.len()

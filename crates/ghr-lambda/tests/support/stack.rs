@@ -23,7 +23,7 @@ use ghr_testkit::TEST_APP_PRIVATE_KEY_PEM;
 use ghr_testkit::github::{EmulatorConfig, GithubEmulator, JobSpec};
 use ghr_testkit::runner::{Outcome, RunnerError, RunnerOptions, run_emulated_runner};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -225,10 +225,6 @@ impl Stack {
     /// This deployment's pending and running instances.
     pub async fn active_instances(&self) -> Vec<super::aws::Instance> {
         self.moto.active_instances(&self.prefix).await
-    }
-
-    pub async fn active_ids(&self) -> BTreeSet<String> {
-        self.active_instances().await.into_iter().map(|i| i.id).collect()
     }
 
     /// Play the instance's boot: the emulated runner with the JIT config from its user data.
