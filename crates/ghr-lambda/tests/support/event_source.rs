@@ -5,7 +5,7 @@
 use super::REGION;
 use super::function::Function;
 use super::runtime_api::{ACCOUNT_ID, InvokeError};
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -32,16 +32,14 @@ pub struct Poll {
     pub answer: Option<Result<Value, InvokeError>>,
 }
 
-/// The ARN of the queue at `url` (the event's `eventSourceARN`).
-pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GetQueueAttributes {url}: {}", aws_sdk_sqs::error::DisplayErrorContext(e)));
-    attributes.attributes().and_then(|a| a.get(&QueueAttributeName::QueueArn)).cloned().expect("a queue ARN")
+/// The ARN of the queue at `url` (the event's `eventSourceARN`): a queue URL ends in `/<account>/<name>`, on
+/// AWS as on moto.
+pub fn queue_arn(url: &str) -> String {
+    let mut segments = url.trim_end_matches('/').rsplit('/');
+    let name = segments.next().unwrap_or_default();
+    let account = segments.next().unwrap_or_default();
+    assert!(!name.is_empty() && !account.is_empty(), "{url} is not a queue URL");
+    format!("arn:aws:sqs:{REGION}:{account}:{name}")
 }
 
 /// One round of the mapping: receive up to [`BATCH_SIZE`] messages of `url`, invoke `function` with them as
@@ -62,7 +60,7 @@ pub async fn poll_once(sqs: &aws_sdk_sqs::Client, url: &str, function: &Function
     if messages.is_empty() {
         return Poll::default();
     }
-    let arn = queue_arn(sqs, url).await;
+    let arn = queue_arn(url);
     let records: Vec<Value> = messages.iter().map(|message| record(message, &arn)).collect();
     let mut poll = Poll {
         bodies: messages.iter().map(|m| m.body().unwrap_or_default().to_owned()).collect(),

@@ -60,7 +60,7 @@ pub async fn create_queues(
             .await
             .map_err(|e| fail(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
         let dlq_url = dlq.queue_url().ok_or_else(|| fail("no URL for the DLQ".into()))?.to_owned();
-        let arn = super::event_source::queue_arn(sqs, &dlq_url).await;
+        let arn = super::event_source::queue_arn(&dlq_url);
         let redrive = serde_json::json!({ "deadLetterTargetArn": arn, "maxReceiveCount": MAX_RECEIVE_COUNT });
         let queue = sqs
             .create_queue()
