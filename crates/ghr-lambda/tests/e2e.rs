@@ -20,9 +20,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use support::aws::{GONE_STATES, n, s};
 use support::event_source::past_visibility;
-use support::queues::MAX_RECEIVE_COUNT;
 use support::runtime_api::InvokeError;
-use support::stack::{MEDIUM, SMALL, Stack};
+use support::stack::{MAX_RECEIVE_COUNT, MEDIUM, SMALL, Stack};
 use support::wait_for;
 
 /// A job long enough to outlive the test's look at its runner.

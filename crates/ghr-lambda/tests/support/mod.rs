@@ -6,7 +6,6 @@ pub mod apigw;
 pub mod aws;
 pub mod event_source;
 pub mod function;
-pub mod queues;
 pub mod runtime_api;
 pub mod stack;
 

@@ -11,13 +11,13 @@ use super::apigw::HttpApi;
 use super::aws::Moto;
 use super::event_source::{self, INVOKE_TIMEOUT, Poll};
 use super::function::Function;
-use super::queues::{TestQueues, create_queues};
 use super::{REGION, wait_for};
 use base64::Engine as _;
-use ghr_core::ids::{InstallationId, JobId};
+use ghr_core::ids::{InstallationId, JobId, TierName};
 use ghr_core::job::Job;
 use ghr_core::ports::{RunnerFilter, Store};
 use ghr_core::runner::{Runner, RunnerState};
+use ghr_lambda::testing::{TestQueues, create_queues};
 use ghr_store_dynamodb::{DynamoOptions, DynamoStore, Tables, init_tables};
 use ghr_testkit::TEST_APP_PRIVATE_KEY_PEM;
 use ghr_testkit::github::{EmulatorConfig, GithubEmulator, JobSpec};
@@ -41,6 +41,10 @@ pub const FUNCTION_TIMEOUT_SECONDS: u64 = 30;
 /// The App's runners of `small` and `medium` (the seed's tier table).
 const SMALL_MAX_RUNNERS: u32 = 2;
 const MEDIUM_MAX_RUNNERS: u32 = 5;
+/// The seed's `maxReceiveCount`: a message received this often without being deleted goes to the DLQ.
+pub const MAX_RECEIVE_COUNT: u32 = 5;
+/// The queues' visibility timeout is the function timeout plus this (as the module sets it).
+const VISIBILITY_MARGIN: Duration = Duration::from_secs(30);
 /// The environment is part of runner names; ghr's configuration allows at most 32 characters.
 const MAX_ENVIRONMENT_LEN: usize = 32;
 
@@ -74,10 +78,9 @@ impl Stack {
         let moto = Moto::connect().await;
         let tables = Tables::new(&prefix);
         init_tables(&moto.dynamodb, &tables).await.unwrap_or_else(|e| panic!("creating the tables of {prefix}: {e}"));
-        let tiers = [SMALL.to_owned(), MEDIUM.to_owned()];
-        let queues = create_queues(&moto.sqs, &prefix, &tiers, Duration::from_secs(FUNCTION_TIMEOUT_SECONDS))
-            .await
-            .unwrap_or_else(|e| panic!("creating the queues of {prefix}: {e}"));
+        let tiers = [SMALL, MEDIUM];
+        let visibility = Duration::from_secs(FUNCTION_TIMEOUT_SECONDS) + VISIBILITY_MARGIN;
+        let queues = create_queues(&moto.sqs, &prefix, &tiers, MAX_RECEIVE_COUNT, visibility).await;
 
         let emulator = GithubEmulator::start(EmulatorConfig::default()).await.expect("starting the GitHub emulator");
         let webhook_secret = format!("{:032x}", unique_u128());
@@ -109,7 +112,7 @@ impl Stack {
         let mut scale_up = BTreeMap::new();
         for tier in &tiers {
             let function = start(format!("{prefix}-{tier}-scale-up"), stack_env.env("scale-up", Some(tier))).await;
-            scale_up.insert(tier.clone(), function);
+            scale_up.insert((*tier).to_owned(), function);
         }
         let http = HttpApi::start(webhook.clone()).await;
         emulator.set_webhook_target(http.webhook_url(), webhook_secret);
@@ -158,27 +161,28 @@ impl Stack {
 
     /// The builds queue of `tier`.
     pub fn tier_queue(&self, tier: &str) -> &str {
-        self.queues.tiers.get(tier).unwrap_or_else(|| panic!("no queue for tier {tier}"))
+        self.queues.urls.tiers.get(&TierName::from(tier)).unwrap_or_else(|| panic!("no queue for tier {tier}"))
     }
 
     /// Every tier's builds queue.
     pub fn tier_queues(&self) -> Vec<&str> {
-        self.queues.tiers.values().map(String::as_str).collect()
+        self.queues.urls.tiers.values().map(String::as_str).collect()
     }
 
     /// Scale-down's queue of runner teardowns.
     pub fn teardown_queue(&self) -> &str {
-        &self.queues.teardown
+        &self.queues.urls.teardown
     }
 
     /// The tenant manager's queue.
     pub fn tenant_events_queue(&self) -> &str {
-        &self.queues.tenant_events
+        &self.queues.urls.tenant_events
     }
 
     /// The dead-letter queue of the queue at `url`.
     pub fn dlq_of(&self, url: &str) -> &str {
-        self.queues.dlq_of(url)
+        let name = url.rsplit('/').next().unwrap_or(url);
+        self.queues.dlqs.get(name).unwrap_or_else(|| panic!("no dead-letter queue for {url}"))
     }
 
     /// Install the App on a new organisation (the emulator sends `installation.created` through the HTTP API).
@@ -197,8 +201,8 @@ impl Stack {
     pub fn mappings(&self) -> Vec<(&str, &Function)> {
         let mut mappings: Vec<(&str, &Function)> =
             self.scale_up.iter().map(|(tier, function)| (self.tier_queue(tier), function)).collect();
-        mappings.push((self.queues.teardown.as_str(), &self.scale_down));
-        mappings.push((self.queues.tenant_events.as_str(), &self.tenant_manager));
+        mappings.push((self.teardown_queue(), &self.scale_down));
+        mappings.push((self.tenant_events_queue(), &self.tenant_manager));
         mappings
     }
 
@@ -249,10 +253,10 @@ impl Stack {
     /// Every message on every dead-letter queue, by DLQ URL.
     pub async fn dead_letters(&self) -> BTreeMap<String, u64> {
         let mut depths = BTreeMap::new();
-        for url in self.queues.dead_letter_queues() {
-            let depth = self.moto.queue_depth(&url).await;
+        for url in self.queues.dlqs.values() {
+            let depth = self.moto.queue_depth(url).await;
             if depth > 0 {
-                depths.insert(url, depth);
+                depths.insert(url.clone(), depth);
             }
         }
         depths
@@ -313,13 +317,14 @@ impl StackEnv {
     }
 
     fn env(&self, function: &str, tier: Option<&str>) -> BTreeMap<String, String> {
-        let tier_queues: BTreeMap<&String, &String> = self.queues.tiers.iter().collect();
+        let tier_queues: BTreeMap<&str, &String> =
+            self.queues.urls.tiers.iter().map(|(tier, url)| (tier.as_str(), url)).collect();
         let mut env = BTreeMap::from([
             ("GHR_FUNCTION".to_owned(), function.to_owned()),
             ("GHR_CONFIG".to_owned(), self.config().to_string()),
             ("GHR_TIER_QUEUES".to_owned(), serde_json::to_string(&tier_queues).expect("JSON")),
-            ("GHR_TEARDOWN_QUEUE_URL".to_owned(), self.queues.teardown.clone()),
-            ("GHR_TENANT_EVENTS_QUEUE_URL".to_owned(), self.queues.tenant_events.clone()),
+            ("GHR_TEARDOWN_QUEUE_URL".to_owned(), self.queues.urls.teardown.clone()),
+            ("GHR_TENANT_EVENTS_QUEUE_URL".to_owned(), self.queues.urls.tenant_events.clone()),
             ("GHR_FUNCTION_TIMEOUT_SECONDS".to_owned(), FUNCTION_TIMEOUT_SECONDS.to_string()),
             ("AWS_ENDPOINT_URL".to_owned(), self.moto.endpoint.clone()),
             ("AWS_REGION".to_owned(), REGION.to_owned()),
