@@ -32,6 +32,8 @@ const FAILED_GITHUB_CALLS: u32 = 2;
 /// How soon after a failed launch its delayed retry must have launched the runner (the launch backoff, or the
 /// pass retry delay, plus polling).
 const RETRY_WITHIN: Duration = Duration::from_secs(30);
+/// How soon the waiting job's instance is launched once the teardown that frees its slot is on its queue.
+const SLOT_TO_LAUNCH: Duration = Duration::from_secs(10);
 /// How long a booted runner may take to run its (short) job.
 const RUN_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -156,7 +158,10 @@ async fn over_limit_jobs_wait_in_the_store_and_start_when_a_slot_frees() {
     let runner = stack.boot(&active[0].id).await;
     assert_eq!(ran(runner).await, first.0);
     stack.wait_for_message("the completed job's teardown is queued", stack.teardown_queue()).await;
+    // No schedule runs here: the freed slot itself starts the waiting job, within seconds.
+    let freed = tokio::time::Instant::now();
     let polls = stack.drain().await;
+    assert!(freed.elapsed() < SLOT_TO_LAUNCH, "the next job started {:?} after its slot freed", freed.elapsed());
     let queues: Vec<&str> = polls.iter().map(|(url, _)| url.as_str()).collect();
     assert!(queues.contains(&stack.teardown_queue()), "scale-down took the teardown: {queues:?}");
     assert!(queues.contains(&stack.tier_queue(SMALL)), "the freed slot woke scale-up: {queues:?}");

@@ -67,7 +67,7 @@ pub struct Stack {
     /// The SSM parameter names of the App key and the webhook secret.
     pub app_key_parameter: String,
     pub webhook_secret_parameter: String,
-    pub logs: tempfile::TempDir,
+    pub logs: Logs,
 }
 
 impl Stack {
@@ -90,7 +90,7 @@ impl Stack {
         moto.put_secure_parameter(&app_key_parameter, &key_base64).await;
         moto.put_secure_parameter(&webhook_secret_parameter, &webhook_secret).await;
 
-        let logs = tempfile::tempdir().expect("a directory for the functions' logs");
+        let logs = Logs::new(&prefix);
         let store: Arc<dyn Store> =
             Arc::new(DynamoStore::with_client(moto.dynamodb.clone(), &prefix, DynamoOptions::default()));
         let stack_env = StackEnv {
@@ -103,7 +103,7 @@ impl Stack {
             webhook_secret_parameter: webhook_secret_parameter.clone(),
         };
         let start = |name: String, env: BTreeMap<String, String>| {
-            let dir = logs.path().to_owned();
+            let dir = logs.path().to_path_buf();
             async move { Function::start(&name, &env, &dir).await }
         };
         let webhook = Arc::new(start(format!("{prefix}-webhook"), stack_env.env("webhook", None)).await);
@@ -284,6 +284,35 @@ impl Drop for Stack {
                 self.webhook.name,
                 self.webhook.log_tail()
             );
+        }
+    }
+}
+
+/// Where the functions' logs go: a temporary directory, or `$GHR_E2E_LOG_DIR/<prefix>` (kept) when set.
+pub enum Logs {
+    Temporary(tempfile::TempDir),
+    Kept(std::path::PathBuf),
+}
+
+/// Names a directory to keep every function's log in, one subdirectory per test.
+pub const LOG_DIR_VAR: &str = "GHR_E2E_LOG_DIR";
+
+impl Logs {
+    fn new(prefix: &str) -> Logs {
+        match std::env::var(LOG_DIR_VAR) {
+            Ok(dir) if !dir.trim().is_empty() => {
+                let path = std::path::Path::new(&dir).join(prefix);
+                std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
+                Logs::Kept(path)
+            }
+            _ => Logs::Temporary(tempfile::tempdir().expect("a directory for the functions' logs")),
+        }
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            Logs::Temporary(dir) => dir.path(),
+            Logs::Kept(path) => path,
         }
     }
 }
