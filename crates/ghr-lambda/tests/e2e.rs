@@ -5,7 +5,10 @@
 //! webhook function through the HTTP API stand-in.
 //!
 //! Start moto first: `eval "$(scripts/moto.sh start)"`. Every test has its own prefix (tables, queues,
-//! `ghr:environment`), so they share one moto.
+//! `ghr:environment`), so they share one moto. A failing test prints the end of every function's log;
+//! `GHR_E2E_LOG_DIR=<dir>` keeps all of them, one subdirectory per test.
+//!
+//! Every test ends by checking that no dead-letter queue holds anything but the poison it put there.
 
 mod support;
 
