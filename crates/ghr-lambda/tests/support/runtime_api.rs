@@ -161,8 +161,8 @@ impl RuntimeApi {
             inner.waiting.insert(id.clone(), sender);
             inner.queue.push_back(Pending { id, event, deadline_ms });
         }
+        // `next` registers before it looks at the queue, so waking the waiters is enough.
         self.shared.queued.notify_waiters();
-        self.shared.queued.notify_one();
         match tokio::time::timeout(timeout, receiver).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(self.shared.lock().ended.clone().unwrap_or(InvokeError::Timeout(timeout))),

@@ -64,9 +64,8 @@ pub struct Stack {
     pub scale_up: BTreeMap<String, Function>,
     pub scale_down: Function,
     pub http: HttpApi,
-    /// The SSM parameter names of the App key and the webhook secret.
-    pub app_key_parameter: String,
-    pub webhook_secret_parameter: String,
+    /// What the functions' environments are made of.
+    env: StackEnv,
     pub logs: Logs,
 }
 
@@ -99,8 +98,8 @@ impl Stack {
             queues: queues.clone(),
             app_id: emulator.app_id(),
             github_url: emulator.base_url().to_owned(),
-            app_key_parameter: app_key_parameter.clone(),
-            webhook_secret_parameter: webhook_secret_parameter.clone(),
+            app_key_parameter,
+            webhook_secret_parameter,
         };
         let start = |name: String, env: BTreeMap<String, String>| {
             let dir = logs.path().to_path_buf();
@@ -128,8 +127,7 @@ impl Stack {
             scale_up,
             scale_down,
             http,
-            app_key_parameter,
-            webhook_secret_parameter,
+            env: stack_env,
             logs,
         }
     }
@@ -137,16 +135,7 @@ impl Stack {
     /// The environment the Terraform module gives `function` (`tier` for scale-up), for a test that starts a
     /// function of its own (with something changed).
     pub fn function_env(&self, function: &str, tier: Option<&str>) -> BTreeMap<String, String> {
-        StackEnv {
-            prefix: self.prefix.clone(),
-            moto: self.moto.clone(),
-            queues: self.queues.clone(),
-            app_id: self.emulator.app_id(),
-            github_url: self.emulator.base_url().to_owned(),
-            app_key_parameter: self.app_key_parameter.clone(),
-            webhook_secret_parameter: self.webhook_secret_parameter.clone(),
-        }
-        .env(function, tier)
+        self.env.env(function, tier)
     }
 
     /// Start a function of this deployment named `name` with `env`.
