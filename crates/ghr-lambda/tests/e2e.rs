@@ -24,7 +24,7 @@ use std::time::Duration;
 use support::aws::{GONE_STATES, n, s};
 use support::event_source::past_visibility;
 use support::runtime_api::InvokeError;
-use support::stack::{MAX_RECEIVE_COUNT, MEDIUM, SMALL, Stack};
+use support::stack::{ARM_LARGE, MAX_RECEIVE_COUNT, MEDIUM, SMALL, Stack, tier_spec};
 use support::wait_for;
 
 /// A job long enough to outlive the test's look at its runner.
@@ -135,6 +135,33 @@ async fn queued_job_goes_to_its_tier_queue_and_scale_up_launches_a_tagged_instan
     let state = stack.moto.instance(&instance.id).await.state;
     assert!(GONE_STATES.contains(&state.as_str()), "scale-down terminated the instance: {state}");
     assert_eq!(stack.job(job).await.status, JobStatus::Completed);
+    stack.finish(&BTreeMap::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_arm64_tier_flows_from_the_configuration_to_its_queue_its_function_and_its_image() {
+    let stack = Stack::start("arm").await;
+    let acme = stack.install("acme").await;
+    stack.drain().await;
+    let spec = tier_spec(ARM_LARGE);
+    stack.moto.set_tenant_limit(stack.tenants_table(), acme.0, ARM_LARGE, spec.max_runners).await;
+
+    let job = stack.queue_job(acme, ARM_LARGE, LONG_JOB).await;
+    let arm_queue = stack.tier_queue(ARM_LARGE).to_owned();
+    assert!(arm_queue.ends_with(&format!("{}-{ARM_LARGE}-builds", stack.prefix)), "{arm_queue}");
+    for tier in [SMALL, MEDIUM] {
+        assert_eq!(stack.moto.queue_depth(stack.tier_queue(tier)).await, 0, "nothing on the {tier} queue");
+    }
+    let poll = stack.poll(&arm_queue).await;
+    assert_eq!((poll.received.len(), poll.failed.len()), (1, 0), "{poll:?}");
+    assert_eq!(stack.scale_up[ARM_LARGE].invocations(), 1, "the tier's own scale-up function took it");
+    let active = stack.active_instances().await;
+    assert_eq!(active.len(), 1, "{active:?}");
+    let instance = &active[0];
+    assert_eq!(instance.image_id, stack.moto.arm64_ami, "the ARM64 tier boots the ARM64 image: {instance:?}");
+    assert!(spec.instance_types.contains(&instance.instance_type.as_str()), "{instance:?}");
+    assert_eq!(instance.tags.get(TAG_TENANT_TIER).map(String::as_str), Some(ARM_LARGE), "{instance:?}");
+    assert_eq!(stack.runners(acme).await[0].intended_job, Some(job));
     stack.finish(&BTreeMap::new()).await;
 }
 

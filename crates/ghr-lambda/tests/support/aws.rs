@@ -3,7 +3,7 @@
 
 use super::{REGION, moto_endpoint};
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_ec2::types::{Filter, InstanceAttributeName};
+use aws_sdk_ec2::types::{ArchitectureValues, Filter, InstanceAttributeName};
 use aws_sdk_sqs::types::QueueAttributeName;
 use aws_sdk_ssm::types::ParameterType;
 use base64::Engine as _;
@@ -26,6 +26,8 @@ pub struct Instance {
     pub id: String,
     pub state: String,
     pub tags: BTreeMap<String, String>,
+    pub image_id: String,
+    pub instance_type: String,
 }
 
 /// The SDK clients on moto, and what a provider configuration needs from its EC2.
@@ -37,7 +39,9 @@ pub struct Moto {
     pub ec2: aws_sdk_ec2::Client,
     pub ssm: aws_sdk_ssm::Client,
     pub subnets: Vec<String>,
+    /// An x64 image and an ARM64 image moto ships.
     pub ami: String,
+    pub arm64_ami: String,
 }
 
 impl Moto {
@@ -64,7 +68,16 @@ impl Moto {
             .collect();
         subnets.sort();
         let images = ec2.describe_images().owners("amazon").send().await.expect("moto answers DescribeImages");
-        let ami = images.images().first().and_then(|image| image.image_id()).expect("moto ships AMIs").to_owned();
+        let image_of = |architecture: ArchitectureValues| {
+            images
+                .images()
+                .iter()
+                .find(|image| image.architecture() == Some(&architecture))
+                .and_then(|image| image.image_id())
+                .unwrap_or_else(|| panic!("moto ships no {architecture:?} image"))
+                .to_owned()
+        };
+        let (ami, arm64_ami) = (image_of(ArchitectureValues::X8664), image_of(ArchitectureValues::Arm64));
         Moto {
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
             sqs: aws_sdk_sqs::Client::new(&sdk),
@@ -72,6 +85,7 @@ impl Moto {
             ec2,
             subnets: subnets.into_iter().take(2).map(|(_, id)| id).collect(),
             ami,
+            arm64_ami,
             endpoint,
         }
     }
@@ -238,6 +252,8 @@ fn instance_of(instance: &aws_sdk_ec2::types::Instance) -> Instance {
         id: instance.instance_id().unwrap_or_default().to_owned(),
         state: instance.state().and_then(|s| s.name()).map(|n| n.as_str().to_owned()).unwrap_or_default(),
         tags: instance.tags().iter().filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned()))).collect(),
+        image_id: instance.image_id().unwrap_or_default().to_owned(),
+        instance_type: instance.instance_type().map(|t| t.as_str().to_owned()).unwrap_or_default(),
     }
 }
 

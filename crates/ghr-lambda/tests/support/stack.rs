@@ -32,15 +32,38 @@ use tokio::task::JoinHandle;
 pub const SMALL: &str = "small";
 /// A second tier, so "the right tier queue" means something.
 pub const MEDIUM: &str = "medium";
+/// A tier the seed does not know: custom name, ARM64 (the seed needs code edits for either).
+pub const ARM_LARGE: &str = "arm-large";
+/// The EC2 architecture names of the tiers.
+pub const X64: &str = "x64";
+pub const ARM64: &str = "arm64";
+
+/// One tier of the deployment's catalog (the module's `runner_tiers`).
+pub struct TierSpec {
+    pub name: &'static str,
+    pub architecture: &'static str,
+    pub instance_types: &'static [&'static str],
+    pub max_runners: u32,
+}
+
+/// The catalog: the seed's small and medium, and a custom ARM64 tier.
+pub const TIERS: [TierSpec; 3] = [
+    TierSpec { name: SMALL, architecture: X64, instance_types: &["t3.medium"], max_runners: 2 },
+    TierSpec { name: MEDIUM, architecture: X64, instance_types: &["t3.large", "m5.large"], max_runners: 5 },
+    TierSpec { name: ARM_LARGE, architecture: ARM64, instance_types: &["t4g.large"], max_runners: 3 },
+];
+
+/// The catalog entry of `tier`.
+pub fn tier_spec(tier: &str) -> &'static TierSpec {
+    TIERS.iter().find(|spec| spec.name == tier).unwrap_or_else(|| panic!("{tier} is not a tier of the catalog"))
+}
+
 /// `runs-on` of a job of `tier`.
 pub fn labels(tier: &str) -> [&str; 4] {
-    ["self-hosted", "linux", "x64", tier]
+    ["self-hosted", "linux", tier_spec(tier).architecture, tier]
 }
 /// The function timeout the module would configure (the lease and the queues' visibility follow it).
 pub const FUNCTION_TIMEOUT_SECONDS: u64 = 30;
-/// The App's runners of `small` and `medium` (the seed's tier table).
-const SMALL_MAX_RUNNERS: u32 = 2;
-const MEDIUM_MAX_RUNNERS: u32 = 5;
 /// The seed's `maxReceiveCount`: a message received this often without being deleted goes to the DLQ.
 pub const MAX_RECEIVE_COUNT: u32 = 5;
 /// The queues' visibility timeout is the function timeout plus this (as the module sets it).
@@ -77,7 +100,7 @@ impl Stack {
         let moto = Moto::connect().await;
         let tables = Tables::new(&prefix);
         init_tables(&moto.dynamodb, &tables).await.unwrap_or_else(|e| panic!("creating the tables of {prefix}: {e}"));
-        let tiers = [SMALL, MEDIUM];
+        let tiers = TIERS.map(|spec| spec.name);
         let visibility = Duration::from_secs(FUNCTION_TIMEOUT_SECONDS) + VISIBILITY_MARGIN;
         let queues = create_queues(&moto.sqs, &prefix, &tiers, MAX_RECEIVE_COUNT, visibility).await;
 
@@ -320,16 +343,21 @@ struct StackEnv {
 impl StackEnv {
     /// ghr's configuration as the module renders it (`jsonencode` of its inputs).
     fn config(&self) -> Value {
-        let tier = |name: &str, types: &[&str], max: u32| {
-            json!({ "name": name, "labels": labels(name), "instance_types": types, "max_runners": max,
-                    "runner_os": "linux", "runner_architecture": "x64" })
-        };
+        let tiers: Vec<Value> = TIERS
+            .iter()
+            .map(|spec| {
+                json!({ "name": spec.name, "labels": labels(spec.name), "instance_types": spec.instance_types,
+                        "max_runners": spec.max_runners, "runner_os": "linux",
+                        "runner_architecture": spec.architecture })
+            })
+            .collect();
+        let amis = json!({ X64: self.moto.ami, ARM64: self.moto.arm64_ami });
         json!({
             "environment": self.prefix,
             "store": { "url": format!("dynamodb://{}?region={REGION}", self.prefix) },
             "tenants": { "default_tier": SMALL },
-            "tiers": [tier(SMALL, &["t3.medium"], SMALL_MAX_RUNNERS), tier(MEDIUM, &["t3.large", "m5.large"], MEDIUM_MAX_RUNNERS)],
-            "provider": { "kind": "ec2", "ec2": { "region": REGION, "ami_id": self.moto.ami, "subnets": self.moto.subnets } },
+            "tiers": tiers,
+            "provider": { "kind": "ec2", "ec2": { "region": REGION, "ami_ids": amis, "subnets": self.moto.subnets } },
             "github": { "app_id": self.app_id, "api_url": self.github_url },
         })
     }
