@@ -290,3 +290,26 @@ fn a_bad_timeout_says_what_is_allowed() {
     let message = read(&vars).unwrap_err().to_string();
     assert_eq!(message, "GHR_FUNCTION_TIMEOUT_SECONDS: \"901\": give the Lambda timeout, 1 to 900 seconds");
 }
+
+/// The configuration the Terraform module renders for the seed's example (a fixture `scripts/terraform-check.sh`
+/// keeps equal to the rendering) is one the functions accept, with the seed's tiers in plan order.
+#[test]
+fn the_terraform_modules_rendering_of_the_seed_example_starts_every_function() {
+    const RENDERED: &str = include_str!("../../../../deploy/terraform/tests/fixtures/ghr-config.seed.json");
+    let rendered: Value = serde_json::from_str(RENDERED).unwrap();
+    let tiers: Vec<String> =
+        rendered["tiers"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect();
+    let queues: serde_json::Map<String, Value> =
+        tiers.iter().map(|t| (t.clone(), Value::from(format!("https://sqs.example/{t}")))).collect();
+    for function in Function::ALL {
+        let mut vars = valid(function);
+        vars.insert(ENV_CONFIG, RENDERED.to_owned());
+        vars.insert(ENV_TIER_QUEUES, Value::Object(queues.clone()).to_string());
+        vars.insert(ENV_TIER, tiers[0].clone());
+        vars.insert(ENV_FUNCTION_TIMEOUT, "60".to_owned());
+        let env = LambdaEnv::from_lookup(&|name| vars.get(name).cloned())
+            .unwrap_or_else(|error| panic!("{}: {error}", function.as_str()));
+        assert_eq!(env.config.catalog.names(), vec!["small", "medium", "large"], "the seed's plan order");
+        assert_eq!(env.config.raw.environment, "my-saas");
+    }
+}

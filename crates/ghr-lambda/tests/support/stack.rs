@@ -367,7 +367,7 @@ impl StackEnv {
             self.queues.urls.tiers.iter().map(|(tier, url)| (tier.as_str(), url)).collect();
         let mut env = BTreeMap::from([
             ("GHR_FUNCTION".to_owned(), function.to_owned()),
-            ("GHR_CONFIG".to_owned(), self.config().to_string()),
+            (ghr_lambda::env::ENV_CONFIG.to_owned(), self.config().to_string()),
             ("GHR_TIER_QUEUES".to_owned(), serde_json::to_string(&tier_queues).expect("JSON")),
             ("GHR_TEARDOWN_QUEUE_URL".to_owned(), self.queues.urls.teardown.clone()),
             ("GHR_TENANT_EVENTS_QUEUE_URL".to_owned(), self.queues.urls.tenant_events.clone()),
