@@ -8,7 +8,9 @@ The .tf files are parsed with python-hcl2 (8.x) and checked against:
 - the design's rules: every work queue has a DLQ with a redrive policy and an alarm, every queue consumer reports
   partial batch failures, no IAM statement grants a wildcard action, TerminateInstances and launches are bound to
   the deployment's ghr:environment tag, launches must carry ghr:tenant_id and ghr:tenant_tier, the runner role has
-  no permission, and `terraform destroy` terminates the runners.
+  no permission, and `terraform destroy` terminates the runners;
+- ghr's image per tier architecture: every configured image reaches ghr (provider.ec2.ami_ids) and IAM's
+  RunInstances, and every tier's runner_architecture must have one.
 
 Run by scripts/terraform-check.sh (which installs python-hcl2 where checkov's own `hcl2` package does not shadow it).
 """
@@ -282,7 +284,7 @@ class SeedInterface(unittest.TestCase):
 
     def test_default_tiers_are_the_seeds(self):
         self.assert_seed_tiers(MOD.variables["runner_tiers"]["default"], "module default")
-        self.assert_seed_tiers(EX.modules["runners"]["runner_tiers"], "example")
+        self.assert_seed_tiers(EX.resolve(EX.modules["runners"]["runner_tiers"]), "example")
 
     def assert_seed_tiers(self, tiers, where):
         self.assertEqual(set(tiers), set(SEED_TIERS), f"{where}: the seed's tiers")
@@ -594,6 +596,13 @@ class RenderedConfig(unittest.TestCase):
         option = re.fullmatch(r"Option<(.+)>", rust_type)
         if option:
             return self.check(value, option.group(1), where)
+        btree = re.fullmatch(r"(?:std::collections::)?BTreeMap<String, (.+)>", rust_type)
+        if btree:
+            self.assertIsInstance(value, dict, where)
+            for key, item in value.items():
+                self.assertIsInstance(key, str, where)
+                self.check(item, btree.group(1), f"{where}.{key}")
+            return
         vec = re.fullmatch(r"Vec<(.+)>", rust_type)
         if vec:
             self.assertIsInstance(value, list, where)
@@ -625,6 +634,11 @@ class RenderedConfig(unittest.TestCase):
         self.assertEqual([t["name"] for t in rendered["tiers"]], ["small", "medium", "large"], "plan order")
         self.assertGreater(rendered["reconciler"]["orphan_grace_seconds"], 60, "grace outlasts the timeout")
         self.assertLess(len(json.dumps(rendered)), 3000, "room beside the other variables in Lambda's 4 KB")
+        ec2 = rendered["provider"]["ec2"]
+        self.assertEqual(ec2["ami_ids"], {"x64": "ami-0123456789abcdef0"}, "the image of each configured architecture")
+        self.assertNotIn("ami_id", ec2, "no single AMI: ghr picks each tier's by its runner_architecture")
+        for tier in rendered["tiers"]:
+            self.assertIn(tier["runner_architecture"], ec2["ami_ids"], f"tier {tier['name']} has its image")
 
     def test_rendered_toml_fits_the_model_and_matches(self):
         toml = tomllib.loads((FIXTURES / "ghr.seed.toml").read_text())
@@ -633,6 +647,59 @@ class RenderedConfig(unittest.TestCase):
         drop_nulls = lambda tier: {k: v for k, v in tier.items() if v is not None}  # noqa: E731
         self.assertEqual(toml["tiers"], [drop_nulls(t) for t in rendered["tiers"]], "same tiers as GHR_CONFIG_JSON")
         self.assertEqual(toml["store"], rendered["store"])
+        ec2 = {k: v for k, v in rendered["provider"]["ec2"].items() if v is not None}
+        self.assertEqual(toml["provider"], {"kind": "ec2", "ec2": ec2}, "same EC2 provider and images as GHR_CONFIG_JSON")
+        text_toml = (FIXTURES / "ghr.seed.toml").read_text()
+        self.assertIn('\nami_ids = { x64 = "ami-0123456789abcdef0" }\n', text_toml, "images as an inline table")
+
+
+class Images(unittest.TestCase):
+    """Every configured architecture's image reaches ghr (provider.ec2.ami_ids), and every tier has one."""
+
+    def test_module_passes_every_configured_image(self):
+        self.assertEqual(MOD.modules["ghr_config"]["ami_ids"], "${local.runner_ami_ids}")
+        ami_ids = MOD.locals["runner_ami_ids"]
+        self.assertIn("for arch, ami in var.ami_id", ami_ids, "built from every entry of var.ami_id")
+        self.assertIn("if", ami_ids, "null entries are left out")
+        self.assertEqual(CFG.locals["config"]["provider"]["ec2"]["ami_ids"], "${var.ami_ids}")
+        self.assertNotIn("ami_id", CFG.locals["config"]["provider"]["ec2"], "no single-AMI choice")
+        self.assertIn("ami_ids", CFG.locals["toml_lines"], "ghr.toml carries the images too")
+        everything = "".join(path.read_text() for path in MOD.files)
+        for gone in ("runner_ami_id ", "runner_ami_id\n", "runner_architectures", "one_architecture_for_every_tier"):
+            self.assertNotIn(gone, everything, "the single-AMI choice and its mixed-architecture warning are gone")
+
+    def test_every_tiers_architecture_needs_its_image(self):
+        for tf, variable, key in ((MOD, "ami_id", "ami_id"), (CFG, "ami_ids", "ami_ids")):
+            validations = blocks(tf.variables[variable], "validation")
+            checked = [v for v in validations if "runner_architecture" in v["condition"]]
+            self.assertTrue(checked, f"{variable} is validated against every tier's runner_architecture")
+            message = checked[0]["error_message"]
+            self.assertIn("tier", message, f"{variable}: the error names the tier")
+            self.assertIn("set %s.${tier.runner_architecture}" % key, message, f"{variable}: and the key to set")
+
+    def test_launches_may_use_every_configured_image(self):
+        inputs = text(MOD.locals["launch_input_arns"])
+        self.assertIn("for ami in values(local.runner_ami_ids)", inputs, "RunInstances on every configured image")
+        self.assertIn("::image/${ami}", inputs)
+        template = MOD.of_type("aws_launch_template")["runner"]
+        self.assertEqual(template["image_id"], '${try(local.runner_ami_ids["x64"], local.runner_ami_ids["arm64"])}')
+        runners = (MODULE / "runners.tf").read_text()
+        self.assertIn("ghr overrides it on every launch", runners, "the template's image is only a default")
+
+    def test_outputs_show_each_tiers_image(self):
+        runners = text(MOD.outputs["runners"]["value"])
+        self.assertIn("local.runner_ami_ids[var.runner_tiers[tier].runner_architecture]", runners)
+        self.assertEqual(MOD.outputs["runner_binaries"]["value"]["ami_ids"], "${local.runner_ami_ids}")
+
+    def test_example_finds_an_image_per_tier_architecture(self):
+        runner_ami = EX.data[("aws_ami", "runner")]
+        self.assertIn("local.runner_architectures", text(runner_ami["for_each"]), "only the architectures in use")
+        self.assertEqual(set(EX.locals["runner_ami_names"]), {"x64", "arm64"})
+        ami_id = EX.modules["runners"]["ami_id"]
+        self.assertEqual(set(ami_id), {"x64", "arm64"})
+        for arch, value in ami_id.items():
+            self.assertIn('data.aws_ami.runner["%s"].id' % arch, value, f"example ami_id.{arch}")
+        self.assertIn("runner_architecture", EX.locals["runner_architectures"])
 
 
 class CleanUp(unittest.TestCase):

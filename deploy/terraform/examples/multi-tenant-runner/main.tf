@@ -1,4 +1,4 @@
-# ghr's serverless shape with the seed's three tiers: a VPC (vpc.tf), a runner AMI found by name, and the module.
+# ghr's serverless shape with the seed's three tiers: a VPC (vpc.tf), the runner AMIs found by name, and the module.
 
 resource "random_id" "random" {
   byte_length = 4
@@ -11,41 +11,8 @@ locals {
   # The functions' zip, as scripts/lambda-build.sh writes it (from the repository root).
   lambda_zip = "${path.module}/../../../../target/lambda/ghr-lambda/bootstrap.zip"
 
-  # A runner image of your own: Amazon Linux 2023 with the GitHub Actions runner unpacked in
-  # /opt/actions-runner and nothing started at boot (ghr's user data starts the runner). The seed's pre-baked
-  # AMI does not fit: its boot script waits for a config in SSM and terminates the instance without one.
-  runner_ami_name = "ghr-runner-al2023-x86_64-*"
-}
-
-data "aws_ami" "runner_x64" {
-  most_recent = true
-  owners      = ["self"]
-
-  filter {
-    name   = "name"
-    values = [local.runner_ami_name]
-  }
-  filter {
-    name   = "state"
-    values = ["available"]
-  }
-}
-
-module "runners" {
-  source = "../../modules/multi-tenant-runner"
-
-  prefix     = local.environment
-  aws_region = var.aws_region
-  github_app = var.github_app
-
-  vpc_id     = aws_vpc.main.id
-  subnet_ids = aws_subnet.private[*].id
-  ami_id = {
-    x64 = data.aws_ami.runner_x64.id
-  }
-
-  lambda_zip = local.lambda_zip
-
+  # The seed's tiers. An arm64 tier (runner_architecture = "arm64", Graviton instance types) needs nothing else:
+  # the arm64 image is looked up below as soon as one is configured.
   runner_tiers = {
     small = {
       runner_os           = "linux"
@@ -69,6 +36,51 @@ module "runners" {
       labels              = ["self-hosted", "linux", "x64", "large"]
     }
   }
+  runner_architectures = toset([for tier in values(local.runner_tiers) : tier.runner_architecture])
+
+  # A runner image of your own per architecture the tiers use: Amazon Linux 2023 with the GitHub Actions runner
+  # unpacked in /opt/actions-runner and nothing started at boot (ghr's user data starts the runner). The seed's
+  # pre-baked AMI does not fit: its boot script waits for a config in SSM and terminates the instance without one.
+  runner_ami_names = {
+    x64   = "ghr-runner-al2023-x86_64-*"
+    arm64 = "ghr-runner-al2023-arm64-*"
+  }
+}
+
+# The newest image of each architecture some tier runs on (an architecture no tier uses needs no image).
+data "aws_ami" "runner" {
+  for_each    = { for arch, name in local.runner_ami_names : arch => name if contains(local.runner_architectures, arch) }
+  most_recent = true
+  owners      = ["self"]
+
+  filter {
+    name   = "name"
+    values = [each.value]
+  }
+  filter {
+    name   = "state"
+    values = ["available"]
+  }
+}
+
+module "runners" {
+  source = "../../modules/multi-tenant-runner"
+
+  prefix     = local.environment
+  aws_region = var.aws_region
+  github_app = var.github_app
+
+  vpc_id     = aws_vpc.main.id
+  subnet_ids = aws_subnet.private[*].id
+  # Every tier boots its architecture's image (ghr's provider.ec2.ami_ids).
+  ami_id = {
+    x64   = try(data.aws_ami.runner["x64"].id, null)
+    arm64 = try(data.aws_ami.runner["arm64"].id, null)
+  }
+
+  lambda_zip = local.lambda_zip
+
+  runner_tiers        = local.runner_tiers
   default_tenant_tier = "small"
 
   create_service_linked_role_spot = true

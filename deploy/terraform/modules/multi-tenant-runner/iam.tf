@@ -22,9 +22,10 @@ locals {
     "${local.ec2_arn}:network-interface/*",
     "${local.ec2_arn}:spot-instances-request/*",
   ]
-  # The existing resources a launch uses: this module's images, subnets, security group and launch template.
+  # The existing resources a launch uses: every configured architecture's image (a tier may boot any of them),
+  # the subnets, security group and launch template.
   launch_input_arns = concat(
-    [for ami in compact([var.ami_id.x64, var.ami_id.arm64]) : "arn:${local.partition}:ec2:${local.region}::image/${ami}"],
+    [for ami in values(local.runner_ami_ids) : "arn:${local.partition}:ec2:${local.region}::image/${ami}"],
     [for subnet in var.subnet_ids : "${local.ec2_arn}:subnet/${subnet}"],
     ["${local.ec2_arn}:security-group/${aws_security_group.runner.id}"],
     ["${local.ec2_arn}:launch-template/${aws_launch_template.runner.id}"],

@@ -32,10 +32,10 @@ locals {
 
   ssm_root = "/github-action-runners/${var.prefix}"
 
-  # ghr's EC2 provider launches every tier from one AMI (provider.ec2.ami_id): the x64 image, or the arm64 one
-  # when every tier is arm64. Mixed architectures need the provider to pick the image per tier (check below).
-  runner_architectures = distinct([for tier in values(var.runner_tiers) : tier.runner_architecture])
-  runner_ami_id        = alltrue([for arch in local.runner_architectures : arch == "arm64"]) ? var.ami_id.arm64 : var.ami_id.x64
+  # The runner image of every configured architecture (the non-null entries of var.ami_id): ghr's EC2 provider
+  # boots each tier from its runner_architecture's image (provider.ec2.ami_ids); variables.tf checks that every
+  # tier's architecture has one.
+  runner_ami_ids = { for arch, ami in var.ami_id : arch => ami if try(trimspace(ami), "") != "" }
 }
 
 module "ghr_config" {
@@ -50,7 +50,7 @@ module "ghr_config" {
   tier_access         = var.tier_access
   global_max_runners  = var.global_max_runners
   function_timeout    = var.lambda_timeout
-  ami_id              = local.runner_ami_id
+  ami_ids             = local.runner_ami_ids
   launch_template_id  = aws_launch_template.runner.id
   subnet_ids          = var.subnet_ids
   security_group_ids  = [aws_security_group.runner.id]
@@ -91,12 +91,4 @@ locals {
 
   # Lambda accepts 4 KB of environment per function: GHR_CONFIG_JSON grows with the tiers.
   lambda_env_max_bytes = 4096
-}
-
-# One AMI for every tier (see local.runner_ami_id): warn when the tiers mix architectures.
-check "one_architecture_for_every_tier" {
-  assert {
-    condition     = length(local.runner_architectures) == 1
-    error_message = "runner_tiers mixes x64 and arm64, but ghr's EC2 provider launches every tier from one AMI (provider.ec2.ami_id, here ami_id.x64): the arm64 tiers' instances cannot start until the provider picks the AMI per architecture."
-  }
 }

@@ -59,7 +59,9 @@ output "runners" {
       scale_up_function  = aws_lambda_function.scale_up[tier].function_name
       scale_up_log_group = aws_cloudwatch_log_group.function["scale-up-${tier}"].name
       instance_types     = var.runner_tiers[tier].instance_types
-      ami_id             = local.runner_ami_id
+      # The image this tier's runners boot: its architecture's (provider.ec2.ami_ids).
+      ami_id             = local.runner_ami_ids[var.runner_tiers[tier].runner_architecture]
+      architecture       = var.runner_tiers[tier].runner_architecture
       launch_template_id = aws_launch_template.runner.id
       security_group_id  = aws_security_group.runner.id
       instance_profile   = aws_iam_instance_profile.runner.name
@@ -82,7 +84,7 @@ output "runner_binaries" {
   value = {
     source     = "ami"
     s3_bucket  = null
-    ami_ids    = var.ami_id
+    ami_ids    = local.runner_ami_ids # per architecture: what ghr gets as provider.ec2.ami_ids
     runner_dir = "/opt/actions-runner"
   }
 }

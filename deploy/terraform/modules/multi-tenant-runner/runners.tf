@@ -52,11 +52,13 @@ resource "aws_iam_instance_profile" "runner" {
 
 # Launch settings of every runner: IMDSv2 only, one hop (containers cannot reach IMDS), tags not exposed
 # through IMDS, encrypted root volume, terminate on power-off. The functions pass the AMI, instance type,
-# subnet, security group, profile, tags and user data on each launch.
+# subnet, security group, profile, tags and user data on each launch. The image here is only the template's
+# default (the x64 image, else the arm64 one): ghr overrides it on every launch with the image of the tier's
+# runner_architecture (provider.ec2.ami_ids), so x64 and arm64 tiers share this template.
 resource "aws_launch_template" "runner" {
   name                                 = "${var.prefix}-action-runner"
   description                          = "ghr runners of ${var.prefix}"
-  image_id                             = local.runner_ami_id
+  image_id                             = try(local.runner_ami_ids["x64"], local.runner_ami_ids["arm64"])
   instance_initiated_shutdown_behavior = "terminate"
   update_default_version               = true
 

@@ -202,21 +202,20 @@ variable "subnet_ids" {
 variable "ami_id" {
   description = <<-EOT
     Runner image per architecture (with the Actions runner in /opt/actions-runner and nothing started at boot).
-    ghr's EC2 provider takes one AMI today (provider.ec2.ami_id): x64 serves every tier, or arm64 when every
-    tier is arm64; mixing architectures needs that provider to choose the image per tier (see the README).
+    Every tier's runner_architecture needs its image here: ghr's EC2 provider boots each tier from its
+    architecture's AMI (provider.ec2.ami_ids), so x64 and arm64 tiers share one deployment.
   EOT
   type = object({
     x64   = optional(string)
     arm64 = optional(string)
   })
 
+  # try(coalesce(...), "") is the image, or "" when the key is null or empty (coalesce fails on those).
   validation {
-    condition = (
-      alltrue([for t in values(var.runner_tiers) : t.runner_architecture == "arm64"])
-      ? var.ami_id.arm64 != null
-      : var.ami_id.x64 != null
-    )
-    error_message = "ami_id: set x64 (or arm64 when every tier is arm64): the runners' image."
+    condition = alltrue([
+      for tier in values(var.runner_tiers) : trimspace(try(coalesce(var.ami_id[tier.runner_architecture]), "")) != ""
+    ])
+    error_message = "ami_id has no image for ${join("; ", [for name, tier in var.runner_tiers : "tier \"${name}\" runs on ${tier.runner_architecture}: set ami_id.${tier.runner_architecture}" if trimspace(try(coalesce(var.ami_id[tier.runner_architecture]), "")) == ""])}."
   }
 }
 

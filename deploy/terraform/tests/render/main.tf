@@ -40,7 +40,7 @@ module "config" {
   tier_access         = "up_to_plan"
   global_max_runners  = 100
   function_timeout    = 60
-  ami_id              = "ami-0123456789abcdef0"
+  ami_ids             = { x64 = "ami-0123456789abcdef0" }
   launch_template_id  = "lt-0123456789abcdef0"
   subnet_ids          = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
   security_group_ids  = ["sg-0123456789abcdef0"]

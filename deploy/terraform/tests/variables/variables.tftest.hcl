@@ -59,36 +59,98 @@ run "seed_default_tier_with_custom_tiers" {
   expect_failures = [var.default_tenant_tier]
 }
 
-run "all_arm64_needs_the_arm64_image" {
+run "arm64_tier_needs_the_arm64_image" {
   command = plan
   variables {
     runner_tiers = {
-      graviton = {
+      small = {
+        runner_os           = "linux"
+        runner_architecture = "x64"
+        instance_types      = ["t3.medium"]
+        max_runners         = 2
+        labels              = ["self-hosted", "linux", "x64", "small"]
+      }
+      "arm64-medium" = {
         runner_os           = "linux"
         runner_architecture = "arm64"
-        instance_types      = ["t4g.large"]
+        instance_types      = ["t4g.large", "m6g.large"]
         max_runners         = 5
-        labels              = ["self-hosted", "linux", "arm64"]
+        labels              = ["self-hosted", "linux", "arm64", "medium"]
       }
     }
-    default_tenant_tier = "graviton"
+  }
+  # Only ami_id.x64 (the file's default): the arm64 tier has no image.
+  expect_failures = [var.ami_id]
+}
+
+run "x64_and_arm64_tiers_with_both_images" {
+  command = plan
+  variables {
+    runner_tiers = {
+      small = {
+        runner_os           = "linux"
+        runner_architecture = "x64"
+        instance_types      = ["t3.medium"]
+        max_runners         = 2
+        labels              = ["self-hosted", "linux", "x64", "small"]
+      }
+      "arm64-medium" = {
+        runner_os           = "linux"
+        runner_architecture = "arm64"
+        instance_types      = ["t4g.large", "m6g.large"]
+        max_runners         = 5
+        labels              = ["self-hosted", "linux", "arm64", "medium"]
+      }
+    }
+    ami_id = { x64 = "ami-0123456789abcdef0", arm64 = "ami-0fedcba9876543210" }
+  }
+}
+
+run "x64_tier_needs_the_x64_image" {
+  command = plan
+  variables {
+    runner_tiers = {
+      small = {
+        runner_os           = "linux"
+        runner_architecture = "x64"
+        instance_types      = ["t3.medium"]
+        max_runners         = 2
+        labels              = ["self-hosted", "linux", "x64", "small"]
+      }
+      "arm64-medium" = {
+        runner_os           = "linux"
+        runner_architecture = "arm64"
+        instance_types      = ["t4g.large", "m6g.large"]
+        max_runners         = 5
+        labels              = ["self-hosted", "linux", "arm64", "medium"]
+      }
+    }
+    ami_id = { arm64 = "ami-0fedcba9876543210" }
   }
   expect_failures = [var.ami_id]
 }
 
-run "all_arm64_with_its_image" {
+run "blank_image_is_no_image" {
+  command = plan
+  variables {
+    ami_id = { x64 = " " }
+  }
+  expect_failures = [var.ami_id]
+}
+
+run "all_arm64_with_its_image_only" {
   command = plan
   variables {
     runner_tiers = {
-      graviton = {
+      "arm64-medium" = {
         runner_os           = "linux"
         runner_architecture = "arm64"
-        instance_types      = ["t4g.large"]
+        instance_types      = ["t4g.large", "m6g.large"]
         max_runners         = 5
-        labels              = ["self-hosted", "linux", "arm64"]
+        labels              = ["self-hosted", "linux", "arm64", "medium"]
       }
     }
-    default_tenant_tier = "graviton"
+    default_tenant_tier = "arm64-medium"
     ami_id              = { arm64 = "ami-0fedcba9876543210" }
   }
 }

@@ -44,11 +44,12 @@ locals {
     reconciler = {
       orphan_grace_seconds = local.orphan_grace_seconds
     }
+    # Every tier boots its runner_architecture's image from ami_ids (ghr's image_for): no single ami_id.
     provider = {
       kind = "ec2"
       ec2 = {
         region               = var.aws_region
-        ami_id               = var.ami_id
+        ami_ids              = var.ami_ids
         launch_template      = var.launch_template_id
         subnets              = var.subnet_ids
         security_groups      = var.security_group_ids
@@ -60,8 +61,8 @@ locals {
   }
 }
 
-# The same store and tiers as a ghr.toml for the operator's `ghr` CLI (`ghr tenants ... --config ghr.toml`):
-# without it the CLI knows only the built-in small/medium/large tiers. JSON strings, numbers and arrays of
+# The same store, tiers and EC2 provider as a ghr.toml for the operator's `ghr` CLI (`ghr tenants ... --config
+# ghr.toml`): without it the CLI knows only the built-in small/medium/large tiers. JSON strings, numbers and arrays of
 # strings are valid TOML values.
 locals {
   toml_lines = concat(
@@ -79,6 +80,23 @@ locals {
       "tier_access = ${jsonencode(var.tier_access)}",
     ],
     var.global_max_runners == null ? [] : ["global_max_runners = ${var.global_max_runners}"],
+    [
+      "",
+      "[provider]",
+      "kind = \"ec2\"",
+      "",
+      "[provider.ec2]",
+      "region = ${jsonencode(var.aws_region)}",
+      # An inline table; its keys are x64 and arm64 (validated), bare TOML keys.
+      "ami_ids = { ${join(", ", [for arch, ami in var.ami_ids : "${arch} = ${jsonencode(ami)}"])} }",
+    ],
+    var.launch_template_id == null ? [] : ["launch_template = ${jsonencode(var.launch_template_id)}"],
+    [
+      "subnets = ${jsonencode(var.subnet_ids)}",
+      "security_groups = ${jsonencode(var.security_group_ids)}",
+    ],
+    var.instance_profile == null ? [] : ["iam_instance_profile = ${jsonencode(var.instance_profile)}"],
+    ["capacity = ${jsonencode(var.capacity)}"],
     flatten([
       for tier in local.tiers : concat(
         [

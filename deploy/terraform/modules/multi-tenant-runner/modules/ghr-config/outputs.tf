@@ -16,6 +16,6 @@ output "tier_order" {
 }
 
 output "toml" {
-  description = "The store and tiers as a ghr.toml for the ghr CLI."
+  description = "The store, tiers and EC2 provider as a ghr.toml for the ghr CLI."
   value       = local.toml
 }

@@ -60,13 +60,22 @@ variable "function_timeout" {
   type        = number
 }
 
-variable "ami_id" {
-  description = "The runners' image (ghr's EC2 provider takes one today)."
-  type        = string
+variable "ami_ids" {
+  description = "The runners' images by tier architecture (x64, arm64): provider.ec2.ami_ids, ghr picks each tier's."
+  type        = map(string)
+
+  validation {
+    condition     = alltrue([for arch, ami in var.ami_ids : contains(["x64", "arm64"], arch) && trimspace(ami) != ""])
+    error_message = "ami_ids maps x64 and/or arm64 to an AMI id."
+  }
+  validation {
+    condition     = alltrue([for tier in values(var.runner_tiers) : contains(keys(var.ami_ids), tier.runner_architecture)])
+    error_message = "ami_ids has no image for ${join("; ", [for name, tier in var.runner_tiers : "tier \"${name}\" (${tier.runner_architecture}): set ami_ids.${tier.runner_architecture}" if !contains(keys(var.ami_ids), tier.runner_architecture)])}."
+  }
 }
 
 variable "launch_template_id" {
-  description = "The runners' launch template (IMDSv2, encrypted root volume)."
+  description = "The runners' launch template (IMDSv2, encrypted root volume); ghr sets the image on each launch."
   type        = string
 }
 

@@ -32,7 +32,7 @@ variables {
   onboarding          = "automatic"
   tier_access         = "up_to_plan"
   function_timeout    = 60
-  ami_id              = "ami-0123456789abcdef0"
+  ami_ids             = { x64 = "ami-0123456789abcdef0" }
   launch_template_id  = "lt-0123456789abcdef0"
   subnet_ids          = ["subnet-a", "subnet-b"]
   security_group_ids  = ["sg-1"]
@@ -70,6 +70,14 @@ run "seed_tiers_in_plan_order" {
   assert {
     condition     = jsondecode(output.json).reconciler.orphan_grace_seconds > var.function_timeout
     error_message = "the orphan grace must outlast the function timeout"
+  }
+  assert {
+    condition     = jsondecode(output.json).provider.ec2.ami_ids == { x64 = "ami-0123456789abcdef0" }
+    error_message = "provider.ec2.ami_ids carries the image of each configured architecture"
+  }
+  assert {
+    condition     = !contains(keys(jsondecode(output.json).provider.ec2), "ami_id")
+    error_message = "no single provider.ec2.ami_id: every tier boots its architecture's image"
   }
 }
 
@@ -115,6 +123,7 @@ run "custom_and_arm64_tiers_need_only_the_map" {
       }
     }
     default_tenant_tier = "starter"
+    ami_ids             = { x64 = "ami-0123456789abcdef0", arm64 = "ami-0fedcba9876543210" }
   }
 
   assert {
@@ -125,6 +134,49 @@ run "custom_and_arm64_tiers_need_only_the_map" {
     condition     = output.config.tenants.default_tier == "starter" && output.config.tiers[1].runner_architecture == "arm64"
     error_message = "custom tiers and the default tier flow into GHR_CONFIG_JSON"
   }
+  assert {
+    condition     = jsondecode(output.json).provider.ec2.ami_ids == { x64 = "ami-0123456789abcdef0", arm64 = "ami-0fedcba9876543210" }
+    error_message = "x64 and arm64 tiers share one deployment: both images reach provider.ec2.ami_ids"
+  }
+  assert {
+    condition     = strcontains(output.toml, "ami_ids = { arm64 = \"ami-0fedcba9876543210\", x64 = \"ami-0123456789abcdef0\" }")
+    error_message = "ghr.toml carries the images as an inline table"
+  }
+}
+
+run "arm64_tier_needs_the_arm64_image" {
+  command = plan
+
+  variables {
+    runner_tiers = {
+      small = {
+        runner_os           = "linux"
+        runner_architecture = "x64"
+        instance_types      = ["t3.medium"]
+        max_runners         = 2
+        labels              = ["self-hosted", "linux", "x64", "small"]
+      }
+      "arm64-medium" = {
+        runner_os           = "linux"
+        runner_architecture = "arm64"
+        instance_types      = ["t4g.large"]
+        max_runners         = 5
+        labels              = ["self-hosted", "linux", "arm64", "medium"]
+      }
+    }
+  }
+
+  expect_failures = [var.ami_ids]
+}
+
+run "ami_ids_keys_are_architectures" {
+  command = plan
+
+  variables {
+    ami_ids = { x64 = "ami-0123456789abcdef0", amd64 = "ami-0fedcba9876543210" }
+  }
+
+  expect_failures = [var.ami_ids]
 }
 
 run "default_tier_must_be_a_tier" {
@@ -151,5 +203,13 @@ run "ghr_toml_for_the_cli" {
   assert {
     condition     = strcontains(output.toml, "name = \"small\"\nlabels = [\"self-hosted\",\"linux\",\"x64\",\"small\"]")
     error_message = "tier keys, one per line"
+  }
+  assert {
+    condition     = strcontains(output.toml, "[provider]\nkind = \"ec2\"\n\n[provider.ec2]\nregion = \"eu-west-1\"\nami_ids = { x64 = \"ami-0123456789abcdef0\" }\n")
+    error_message = "ghr.toml names the EC2 provider and its images per architecture, as GHR_CONFIG_JSON"
+  }
+  assert {
+    condition     = strcontains(output.toml, "launch_template = \"lt-0123456789abcdef0\"\nsubnets = [\"subnet-a\",\"subnet-b\"]")
+    error_message = "ghr.toml carries the rest of provider.ec2"
   }
 }
