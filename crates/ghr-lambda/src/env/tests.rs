@@ -313,3 +313,16 @@ fn the_terraform_modules_rendering_of_the_seed_example_starts_every_function() {
         assert_eq!(env.config.raw.environment, "my-saas");
     }
 }
+
+/// The `ghr.toml` the module renders for the CLI (the `ghr_toml` output) is the same configuration as the functions'.
+#[test]
+fn the_terraform_modules_ghr_toml_matches_the_functions_configuration() {
+    const TOML: &str = include_str!("../../../../deploy/terraform/tests/fixtures/ghr.seed.toml");
+    const JSON: &str = include_str!("../../../../deploy/terraform/tests/fixtures/ghr-config.seed.json");
+    let toml = Config::parse(TOML, "ghr.toml", &|_| None).unwrap();
+    let json = Config::parse_json(JSON, CONFIG_SOURCE, &|_| None).unwrap();
+    assert_eq!(toml.catalog.names(), json.catalog.names());
+    assert_eq!(toml.raw.store.url, json.raw.store.url);
+    assert_eq!(toml.raw.provider.ec2.ami_ids, json.raw.provider.ec2.ami_ids);
+    assert_eq!(toml.raw.environment, json.raw.environment);
+}
