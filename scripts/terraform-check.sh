@@ -53,6 +53,8 @@ die() {
     say "error: $*"
     exit 1
 }
+# shellcheck source=scripts/lib/venv.sh
+source "$repo_root/scripts/lib/venv.sh"
 
 # The CLI configuration named by the environment may not exist here; terraform needs none.
 export TF_CLI_CONFIG_FILE=/dev/null TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1
@@ -109,32 +111,11 @@ for pair in "ghr-config.json:ghr-config.seed.json" "ghr.toml:ghr.seed.toml"; do
     fi
 done
 
-if [[ ! -x "$venv/bin/python" ]]; then
-    command -v "$python" >/dev/null || die "$python not found; install Python 3 or set PYTHON"
-    say "creating Python venv in $venv"
-    "$python" -m venv "$venv" || die "could not create a venv in $venv"
-fi
-if [[ ! -x "$venv/bin/checkov" ]]; then
-    say "installing '$CHECKOV_SPEC' into $venv (takes about a minute and a half)"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$CHECKOV_SPEC" >&2 ||
-        die "pip install '$CHECKOV_SPEC' failed"
-fi
-if [[ ! -x "$venv/bin/moto_server" ]]; then
-    say "installing '$moto_spec' into $venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$moto_spec" >&2 ||
-        die "pip install '$moto_spec' failed"
-fi
-if [[ ! -x "$venv/bin/aws" ]]; then
-    say "installing '$awscli_spec' into $venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$awscli_spec" >&2 ||
-        die "pip install '$awscli_spec' failed"
-fi
-if [[ ! -f "$hcl2_dir/hcl2/__init__.py" ]]; then
-    say "installing '$HCL2_SPEC' into $hcl2_dir"
-    # With its own dependencies (lark, regex): the directory is complete on its own.
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --target "$hcl2_dir" "$HCL2_SPEC" >&2 ||
-        die "pip install '$HCL2_SPEC' failed"
-fi
+venv_install "$venv/bin/checkov" "$CHECKOV_SPEC"
+venv_install "$venv/bin/moto_server" "$moto_spec"
+venv_install "$venv/bin/aws" "$awscli_spec"
+# With its own dependencies (lark, regex): the directory is complete on its own.
+venv_install "$hcl2_dir/hcl2/__init__.py" "$HCL2_SPEC" --target "$hcl2_dir"
 
 # Skipped checkov checks, each for a reason that holds for this design:
 skips=(
