@@ -6,6 +6,7 @@
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use ghr_lambda::env::{Function, LambdaEnv};
+use ghr_lambda::handlers::budget::Budget;
 use ghr_lambda::handlers::{scale_down, scale_up, tenant_manager, webhook};
 use ghr_lambda::wiring::{self, Cold, EngineParts, Role};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -81,7 +82,8 @@ async fn serve(cold: Arc<Cold>) -> Result<(), Error> {
                 let cold = cold.clone();
                 async move {
                     let Role::Engine(parts) = &cold.role else { unreachable!("the role is fixed at cold start") };
-                    invoke(&cold, parts, event.payload).await
+                    let budget = Budget::from_deadline_ms(event.context.deadline);
+                    invoke(&cold, parts, event.payload, budget).await
                 }
             });
             lambda_runtime::run(handler).await
@@ -90,20 +92,20 @@ async fn serve(cold: Arc<Cold>) -> Result<(), Error> {
 }
 
 /// One invocation of an engine function.
-async fn invoke(cold: &Cold, parts: &EngineParts, payload: Value) -> Result<Value, Error> {
+async fn invoke(cold: &Cold, parts: &EngineParts, payload: Value, budget: Budget) -> Result<Value, Error> {
     let function = cold.env.function;
     if payload.get("Records").is_some() {
         let event: SqsEvent = serde_json::from_value(payload).map_err(|e| format!("not an SQS event: {e}"))?;
         let response = match function {
-            Function::ScaleUp => scale_up::handle(cold, parts, event).await,
-            Function::TenantManager => tenant_manager::handle(cold, parts, event).await,
-            Function::ScaleDown => scale_down::handle_batch(cold, parts, event).await,
+            Function::ScaleUp => scale_up::handle(cold, parts, event, budget).await,
+            Function::TenantManager => tenant_manager::handle(cold, parts, event, budget).await,
+            Function::ScaleDown => scale_down::handle_batch(cold, parts, event, budget).await,
             Function::Webhook => return Err("the webhook function takes HTTP events".into()),
         };
         return Ok(serde_json::to_value(response)?);
     }
     if function == Function::ScaleDown && payload.get("detail-type").is_some() {
-        return Ok(scale_down::scheduled(cold, parts).await);
+        return Ok(scale_down::scheduled(cold, parts, budget).await);
     }
     Err(format!(
         "{} takes SQS events{}",

@@ -7,13 +7,16 @@
 //! poll, retention, counter repair), run under the store's lease so that overlapping schedules never run two
 //! passes; the full dispatch pass after it is the backstop for any wake-up that was lost.
 
+use super::budget::Budget;
 use super::scale_up;
 use super::sqs_batch::{self, BatchOutcome};
 use crate::wiring::{Cold, EngineParts};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use ghr_core::ids::RunnerName;
 use ghr_core::ports::{LeaseRequest, RECONCILER_LEASE};
 use ghr_engine::error::ErrorChain;
 use ghr_engine::queue::Work;
+use ghr_engine::teardown::TeardownCause;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -21,17 +24,17 @@ use std::time::Duration;
 /// How long a runner teardown that failed (the store or EC2 unavailable) waits before it is tried again.
 pub const TEARDOWN_RETRY_DELAY: Duration = Duration::from_secs(30);
 
-/// Handle one batch of the teardown queue.
-pub async fn handle_batch(cold: &Cold, parts: &EngineParts, event: SqsEvent) -> SqsBatchResponse {
+/// Handle one batch of the teardown queue, its work over by `budget`.
+pub async fn handle_batch(cold: &Cold, parts: &EngineParts, event: SqsEvent, budget: Budget) -> SqsBatchResponse {
     let mut outcome = BatchOutcome::default();
     for received in sqs_batch::read(&event) {
         match received.work {
-            Ok(Work::TeardownRunner { runner, cause }) => match parts.teardown.terminate_runner(&runner, cause).await {
+            Ok(Work::TeardownRunner { runner, cause }) => match terminate(parts, &runner, cause, budget).await {
                 Ok(done) => {
                     tracing::info!(runner = %runner, cause = cause.as_str(), terminated = done, "runner teardown")
                 }
                 Err(error) => {
-                    tracing::error!(runner = %runner, error = %ErrorChain(&error), "runner teardown failed: sent again, delayed");
+                    tracing::error!(runner = %runner, %error, "runner teardown failed: sent again, delayed");
                     outcome.retry_after(
                         &received.message_id,
                         Work::TeardownRunner { runner, cause },
@@ -47,20 +50,46 @@ pub async fn handle_batch(cold: &Cold, parts: &EngineParts, event: SqsEvent) -> 
     outcome.finish(cold.queue.as_ref(), also).await
 }
 
-/// The scheduled pass: the reconciler under the lease, then a full dispatch pass. Answers what it did.
-pub async fn scheduled(cold: &Cold, parts: &EngineParts) -> Value {
+/// One runner's teardown within `budget`.
+async fn terminate(
+    parts: &EngineParts,
+    runner: &RunnerName,
+    cause: TeardownCause,
+    budget: Budget,
+) -> Result<bool, String> {
+    if budget.spent() {
+        return Err("no time left in this invocation".into());
+    }
+    match tokio::time::timeout_at(budget.until(), parts.teardown.terminate_runner(runner, cause)).await {
+        Ok(done) => done.map_err(|error| ErrorChain(&error).to_string()),
+        Err(_) => Err("it outlived the invocation's budget".into()),
+    }
+}
+
+/// The scheduled pass: the reconciler under the lease, then a full dispatch pass, both over by `budget`. Answers
+/// what it did.
+pub async fn scheduled(cold: &Cold, parts: &EngineParts, budget: Budget) -> Value {
     let now = parts.ports.clock.now();
     let holder = cold.settings.replica_id.clone();
     let request =
         LeaseRequest { name: RECONCILER_LEASE.to_owned(), holder: holder.clone(), ttl: cold.env.timeout, now };
     let reconciler = match parts.ports.store.lease_acquire(request).await {
         Ok(lease) if lease.held_by(&holder) => {
-            let report = parts.reconciler.pass(now).await;
+            let pass = tokio::time::timeout_at(budget.until(), parts.reconciler.pass(now)).await;
             if let Err(error) = parts.ports.store.lease_release(RECONCILER_LEASE, &holder).await {
                 tracing::warn!(error = %error, "could not give the reconciler lease back; it runs out by itself");
             }
-            tracing::info!(?report, "reconciler pass");
-            json!({ "ran": true, "errors": report.errors.len(), "report": format!("{report:?}") })
+            match pass {
+                Ok(report) => {
+                    tracing::info!(?report, "reconciler pass");
+                    json!({ "ran": true, "errors": report.errors.len(), "report": format!("{report:?}") })
+                }
+                Err(_) => {
+                    // Every rule is safe to run again: the next schedule starts over.
+                    tracing::error!("the reconciler pass outlived the invocation's budget and was abandoned");
+                    json!({ "ran": false, "error": "abandoned: it outlived the invocation's budget" })
+                }
+            }
         }
         Ok(lease) => {
             tracing::info!(holder = %lease.holder, "another reconciler pass is under way; this one is skipped");
@@ -72,7 +101,10 @@ pub async fn scheduled(cold: &Cold, parts: &EngineParts) -> Value {
         }
     };
     parts.wake.notify_one();
-    let dispatch = match scale_up::dispatch(parts, &cold.settings, &BTreeMap::new()).await {
+    let step = tokio::time::timeout_at(budget.until(), scale_up::dispatch(parts, &cold.settings, &BTreeMap::new()))
+        .await
+        .unwrap_or_else(|_| Err("the pass outlived the invocation's budget".into()));
+    let dispatch = match step {
         Ok(step) => {
             let retried: BTreeSet<_> = step
                 .retries
@@ -90,7 +122,10 @@ pub async fn scheduled(cold: &Cold, parts: &EngineParts) -> Value {
         }
         Err(error) => {
             tracing::error!(%error, "the scheduled dispatch pass failed; the next one retries");
-            send_outbox(cold, parts.outbox.take().await).await;
+            // The failed pass put its marks back: the next schedule covers them, so they are not sent.
+            let also =
+                parts.outbox.take().await.into_iter().filter(|work| !matches!(work, Work::Dispatch { .. })).collect();
+            send_outbox(cold, also).await;
             json!({ "error": error })
         }
     };

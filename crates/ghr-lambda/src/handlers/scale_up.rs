@@ -7,6 +7,7 @@
 //! wake-up), never by a retried message, and never from a dead-letter queue. A launch that fails (no capacity,
 //! GitHub refusing the JIT config) re-sends the tenant's wake-up delayed by the launch backoff.
 
+use super::budget::Budget;
 use super::sqs_batch::{self, BatchOutcome};
 use crate::wiring::{Cold, EngineParts};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
@@ -24,8 +25,8 @@ use std::time::Duration;
 /// unavailable): the first launch backoff, at least.
 pub const PASS_RETRY_DELAY: Duration = Duration::from_secs(10);
 
-/// Handle one batch of the tier queue.
-pub async fn handle(cold: &Cold, parts: &EngineParts, event: SqsEvent) -> SqsBatchResponse {
+/// Handle one batch of the tier queue, its work over by `budget`.
+pub async fn handle(cold: &Cold, parts: &EngineParts, event: SqsEvent, budget: Budget) -> SqsBatchResponse {
     let mut outcome = BatchOutcome::default();
     let mut asked: Vec<(String, Option<InstallationId>, Option<TierName>, u32)> = Vec::new();
     for received in sqs_batch::read(&event) {
@@ -55,7 +56,11 @@ pub async fn handle(cold: &Cold, parts: &EngineParts, event: SqsEvent) -> SqsBat
             *entry = (*entry).max(*attempt);
             attempts
         });
-    match dispatch(parts, &cold.settings, &attempts).await {
+    let step =
+        tokio::time::timeout_at(budget.until(), dispatch(parts, &cold.settings, &attempts)).await.unwrap_or_else(
+            |_| Err("the pass outlived the invocation's budget (a store or API that does not answer)".into()),
+        );
+    match step {
         Ok(step) => {
             tracing::info!(reserved = step.report.reserved, covered = step.report.covered, waiting = ?step.report.waiting, retries = step.retries.len(), "scale-up pass");
             let retried: BTreeSet<InstallationId> = step
@@ -79,7 +84,9 @@ pub async fn handle(cold: &Cold, parts: &EngineParts, event: SqsEvent) -> SqsBat
                     PASS_RETRY_DELAY.max(backoff_delay(cold.settings.retry_base, cold.settings.retry_max, attempt + 1));
                 outcome.retry_after(&message_id, Work::Dispatch { tenant, tier, attempt: attempt + 1 }, delay);
             }
-            let also = parts.outbox.take().await;
+            // A failed pass puts its tenants' marks back; the delayed retries above stand for them.
+            let also =
+                parts.outbox.take().await.into_iter().filter(|work| !matches!(work, Work::Dispatch { .. })).collect();
             outcome.finish(cold.queue.as_ref(), also).await
         }
     }
