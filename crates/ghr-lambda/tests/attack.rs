@@ -1,0 +1,345 @@
+//! Adversarial tests of the serverless deployment, through the Lambda runtime interface as the end-to-end tests
+//! drive it: several scale-up containers of every tier at once against one tenant's limit, a function killed in
+//! the middle of a launch, an uninstall racing a launch, hostile SQS bodies and webhook requests, and webhooks
+//! redelivered after their runner was torn down. Each states the promise it attacks.
+//!
+//! Start moto first: `eval "$(scripts/moto.sh start)"`.
+
+#[allow(dead_code)]
+#[path = "support/attack.rs"]
+mod attack_support;
+#[allow(dead_code)]
+mod support;
+
+use attack_support::{dispatch_body, env_with_config, failed_ids, kill_function, sqs_event, webhook_secret};
+use ghr_cloud_ec2::TAG_TENANT_ID;
+use ghr_core::job::JobStatus;
+use ghr_testkit::webhook::SignedDelivery;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use support::event_source::{self, INVOKE_TIMEOUT, past_visibility};
+use support::runtime_api::InvokeError;
+use support::stack::{MEDIUM, SMALL, Stack};
+use support::wait_for;
+
+/// A job long enough to outlive the test.
+const LONG_JOB: Duration = Duration::from_secs(120);
+/// GitHub's answer delay that keeps a launch in flight (its token and JIT config calls) long enough to act.
+const SLOW_GITHUB: Duration = Duration::from_secs(3);
+/// The replacement containers' function timeout: short, so that their reconciler may release a dead launch's
+/// reservation soon (`orphan_grace_seconds` and `bootstrap_timeout_seconds` must be longer).
+const SHORT_TIMEOUT_SECONDS: u64 = 2;
+/// The replacements' `orphan_grace_seconds` and `bootstrap_timeout_seconds`.
+const SHORT_GRACE_SECONDS: u64 = 3;
+/// How long the job of a killed launch may take to get its instance, reconciler included.
+const RECOVERY_WITHIN: Duration = Duration::from_secs(40);
+
+/// A tenant whose plan allows small and medium jobs, limited to `limit` runners.
+async fn tenant_with_limit(stack: &Stack, org: &str, limit: u32) -> ghr_core::ids::InstallationId {
+    let tenant = stack.install(org).await;
+    stack.drain().await;
+    stack.moto.set_tenant_limit(stack.tenants_table(), tenant.0, MEDIUM, limit).await;
+    tenant
+}
+
+/// The tenant's live runner records.
+async fn live_runners(stack: &Stack, tenant: ghr_core::ids::InstallationId) -> Vec<ghr_core::runner::Runner> {
+    stack.runners(tenant).await.into_iter().filter(|r| r.state.is_live()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_scale_up_containers_of_two_tiers_never_exceed_a_tenants_limit() {
+    const LIMIT: u32 = 2;
+    let stack = Stack::start("atk-conc").await;
+    let acme = tenant_with_limit(&stack, "acme", LIMIT).await;
+    for tier in [SMALL, MEDIUM, SMALL, MEDIUM, SMALL, MEDIUM] {
+        stack.queue_job(acme, tier, LONG_JOB).await;
+    }
+    // Two containers of each tier's scale-up, each taking its own batch naming the tenant at the same moment.
+    let small2 = stack
+        .start_function(&format!("{}-small-scale-up-b", stack.prefix), &stack.function_env("scale-up", Some(SMALL)))
+        .await;
+    let medium2 = stack
+        .start_function(&format!("{}-medium-scale-up-b", stack.prefix), &stack.function_env("scale-up", Some(MEDIUM)))
+        .await;
+    for round in 0..3 {
+        let event = |tag: &str, tier: &str| sqs_event(&format!("{tag}-{round}"), &[dispatch_body(acme.0, tier)]);
+        let (a, b, c, d) = tokio::join!(
+            stack.scale_up[SMALL].invoke(event("s1", SMALL), INVOKE_TIMEOUT),
+            small2.invoke(event("s2", SMALL), INVOKE_TIMEOUT),
+            stack.scale_up[MEDIUM].invoke(event("m1", MEDIUM), INVOKE_TIMEOUT),
+            medium2.invoke(event("m2", MEDIUM), INVOKE_TIMEOUT),
+        );
+        for answer in [a, b, c, d] {
+            let answer = answer.expect("every container answers");
+            assert!(failed_ids(&answer).is_empty(), "round {round}: a wake-up was failed: {answer}");
+        }
+        let live = live_runners(&stack, acme).await;
+        assert!(
+            live.len() <= LIMIT as usize,
+            "round {round}: {} live runners over the limit {LIMIT}: {live:?}",
+            live.len()
+        );
+    }
+    stack.drain().await;
+    let active = stack.active_instances().await;
+    assert_eq!(active.len(), LIMIT as usize, "the limit is used, never exceeded: {active:?}");
+    assert_eq!(live_runners(&stack, acme).await.len(), LIMIT as usize);
+    stack.finish(&BTreeMap::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uninstall_racing_an_in_flight_launch_leaves_no_instance_of_the_deleted_tenant() {
+    let stack = Stack::start("atk-unin").await;
+    let acme = stack.install("acme").await;
+    stack.drain().await;
+    stack.queue_job(acme, SMALL, LONG_JOB).await;
+    stack.emulator.set_latency(SLOW_GITHUB);
+    let small_queue = stack.tier_queue(SMALL).to_owned();
+    let (poll, ()) = tokio::join!(stack.poll(&small_queue), async {
+        // The reservation is written before the launch asks GitHub for its JIT config: uninstall right then.
+        wait_for("the launch reserved its runner", async || !stack.runners(acme).await.is_empty()).await;
+        stack.emulator.uninstall(acme).await.expect("uninstalling the App");
+        let polls = event_source::drain(&stack.moto.sqs, &[(stack.tenant_events_queue(), &stack.tenant_manager)]).await;
+        assert!(!polls.is_empty(), "the tenant manager took the tenant's teardown while the launch ran");
+    });
+    assert!(poll.failed.is_empty(), "the launch's wake-up is never failed: {poll:?}");
+    stack.emulator.set_latency(Duration::ZERO);
+    stack.drain().await;
+    stack.schedule().await;
+    stack.drain().await;
+    let left: Vec<_> = stack
+        .active_instances()
+        .await
+        .into_iter()
+        .filter(|i| i.tags.get(TAG_TENANT_ID) == Some(&acme.0.to_string()))
+        .collect();
+    assert!(left.is_empty(), "an instance of the uninstalled tenant still runs: {left:?}");
+    assert!(live_runners(&stack, acme).await.is_empty(), "no live runner of a deleted tenant");
+    stack.finish(&BTreeMap::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scale_up_killed_mid_launch_loses_no_job_and_leaks_no_slot_or_instance() {
+    let stack = Stack::start("atk-kill").await;
+    let acme = tenant_with_limit(&stack, "acme", 1).await;
+    let job = stack.queue_job(acme, SMALL, LONG_JOB).await;
+    stack.emulator.set_latency(SLOW_GITHUB);
+    let small_queue = stack.tier_queue(SMALL).to_owned();
+    let victim = stack.scale_up[SMALL].name.clone();
+    let (poll, ()) = tokio::join!(stack.poll(&small_queue), async {
+        wait_for("the launch reserved its runner", async || !stack.runners(acme).await.is_empty()).await;
+        kill_function(&victim);
+    });
+    assert!(
+        matches!(&poll.answer, Some(Err(InvokeError::Exited(_)))),
+        "the killed container never answered: {:?}",
+        poll.answer
+    );
+    stack.emulator.set_latency(Duration::ZERO);
+
+    // Lambda starts new containers; the reconciler's bootstrap timeout is short so the test can see it act.
+    let short = |config: &mut Value| {
+        config["reconciler"] =
+            json!({ "bootstrap_timeout_seconds": SHORT_GRACE_SECONDS, "orphan_grace_seconds": SHORT_GRACE_SECONDS })
+    };
+    let replacement = |function: &str, tier: Option<&str>| {
+        let mut env = env_with_config(&stack, function, tier, short);
+        env.insert(ghr_lambda::env::ENV_FUNCTION_TIMEOUT.to_owned(), SHORT_TIMEOUT_SECONDS.to_string());
+        env
+    };
+    let scale_up = stack.start_function(&format!("{victim}-b"), &replacement("scale-up", Some(SMALL))).await;
+    let scale_down =
+        stack.start_function(&format!("{}-scale-down-b", stack.prefix), &replacement("scale-down", None)).await;
+    let mappings = [
+        (small_queue.as_str(), &scale_up),
+        (stack.teardown_queue(), &scale_down),
+        (stack.tenant_events_queue(), &stack.tenant_manager),
+    ];
+    let started = tokio::time::Instant::now();
+    loop {
+        past_visibility().await;
+        let polls = event_source::drain(&stack.moto.sqs, &mappings).await;
+        assert!(event_source::failed_ids(&polls).is_empty(), "a live container failed a message: {polls:?}");
+        let answer = scale_down
+            .invoke(event_source::scheduled_event("atk-kill-schedule"), INVOKE_TIMEOUT)
+            .await
+            .expect("the scheduled pass answers");
+        event_source::drain(&stack.moto.sqs, &mappings).await;
+        let live = live_runners(&stack, acme).await;
+        let launched = live.iter().any(|r| r.intended_job == Some(job) && r.instance_id.is_some());
+        if launched && stack.active_instances().await.len() == 1 {
+            break;
+        }
+        assert!(
+            started.elapsed() < RECOVERY_WITHIN,
+            "the killed launch's job never got an instance within {RECOVERY_WITHIN:?}: live runners {live:?}, \
+             instances {:?}, last schedule {answer}",
+            stack.active_instances().await
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(stack.job(job).await.status, JobStatus::Queued, "the job waits for its booting runner");
+    assert_eq!(live_runners(&stack, acme).await.len(), 1, "the dead reservation gave its slot back");
+    stack.finish(&BTreeMap::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_foreign_and_garbage_messages_fails_only_the_poison_and_still_serves_the_real_job() {
+    let stack = Stack::start("atk-sqs").await;
+    let acme = stack.install("acme").await;
+    stack.drain().await;
+    let job = stack.queue_job(acme, SMALL, LONG_JOB).await;
+    let small_queue = stack.tier_queue(SMALL).to_owned();
+    let harmless = [
+        dispatch_body(4_242_424_242, SMALL),
+        dispatch_body(acme.0, "gpu-not-in-the-catalog"),
+        json!({ "v": 1, "work": "dispatch", "tenant": acme.0, "tier": SMALL, "attempt": u32::MAX }).to_string(),
+        json!({ "v": 1, "work": "dispatch", "tenant": u64::MAX >> 12 }).to_string(),
+    ];
+    let poison = [
+        json!({ "v": 1, "work": "teardown_tenant", "tenant": acme.0, "cause": "tenant_deleted" }).to_string(),
+        format!("{{\"v\":1,\"work\":\"dispatch\",\"pad\":\"{}\"}}", "x".repeat(200 * 1024)),
+    ];
+    for body in harmless.iter().chain(&poison) {
+        stack.moto.send_raw(&small_queue, body).await;
+    }
+    let poll = stack.poll(&small_queue).await;
+    assert_eq!(poll.received.len(), 1 + harmless.len() + poison.len(), "{:?}", poll.received);
+    let mut failed: Vec<&str> = poll
+        .received
+        .iter()
+        .zip(&poll.bodies)
+        .filter(|(id, _)| poll.failed.contains(id))
+        .map(|(_, body)| body.as_str())
+        .collect();
+    failed.sort();
+    let mut expected: Vec<&str> = poison.iter().map(String::as_str).collect();
+    expected.sort();
+    assert!(failed == expected, "only the poison is failed, got {} failed: {:.200?}", failed.len(), failed);
+    let live = live_runners(&stack, acme).await;
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert_eq!(live[0].intended_job, Some(job), "the real job was served in the same batch");
+
+    // A teardown naming another deployment's runner, and a tenant teardown for a tenant nobody knows: done,
+    // nothing of this deployment touched.
+    let foreign =
+        json!({ "v": 1, "work": "teardown_runner", "runner": "ghr-prod-1234-small-7", "cause": "job_completed" });
+    stack.moto.send_raw(stack.teardown_queue(), &foreign.to_string()).await;
+    let stranger = json!({ "v": 1, "work": "teardown_tenant", "tenant": 4_242_424_242u64, "cause": "tenant_deleted" });
+    stack.moto.send_raw(stack.tenant_events_queue(), &stranger.to_string()).await;
+    for url in [stack.teardown_queue().to_owned(), stack.tenant_events_queue().to_owned()] {
+        let poll = stack.poll(&url).await;
+        assert_eq!((poll.received.len(), poll.failed.len()), (1, 0), "{url}: {poll:?}");
+    }
+    assert_eq!(stack.active_instances().await.len(), 1, "the tenant's instance still runs");
+    stack.finish(&BTreeMap::new()).await;
+}
+
+/// The payload 2.0 event of a webhook request, its body base64-encoded when `encoded`.
+fn webhook_request(headers: &[(&str, String)], body: &[u8], encoded: bool) -> Value {
+    let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+    let mut event = support::apigw::webhook_event(&headers, body);
+    if encoded {
+        use base64::Engine as _;
+        event["body"] = Value::from(base64::engine::general_purpose::STANDARD.encode(body));
+        event["isBase64Encoded"] = Value::from(true);
+    }
+    event
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_webhook_requests_get_their_status_and_write_nothing() {
+    let stack = Stack::start("atk-hook").await;
+    let secret = webhook_secret(&stack).await;
+    let ping = json!({ "zen": "Keep it logically awesome.", "hook_id": 1 });
+    let status = |answer: Result<Value, InvokeError>| {
+        let answer = answer.expect("the webhook function answers");
+        support::apigw::read_answer(&answer).status
+    };
+    let invoke = |event: Value| stack.webhook.invoke(event, INVOKE_TIMEOUT);
+
+    // A signed delivery whose body API Gateway hands over base64-encoded is the same delivery.
+    let signed = SignedDelivery::new("ping", &ping, &secret);
+    let plain = status(invoke(webhook_request(&signed.headers(), &signed.body, false)).await);
+    let again = SignedDelivery::new("ping", &ping, &secret);
+    let encoded = status(invoke(webhook_request(&again.headers(), &again.body, true)).await);
+    assert!((200..300).contains(&plain), "a signed ping is accepted: {plain}");
+    assert_eq!(encoded, plain, "a base64-encoded body is decoded before the signature is checked");
+
+    let cases: Vec<(&str, Vec<(&str, String)>, Vec<u8>, u16)> = {
+        let base = SignedDelivery::new("workflow_job", &json!({ "action": "queued" }), &secret);
+        let without = |name: &str| base.headers().into_iter().filter(|(k, _)| *k != name).collect::<Vec<_>>();
+        let form_body = b"payload=%7B%7D".to_vec();
+        let form = SignedDelivery::from_body("workflow_job", form_body.clone(), &secret);
+        let form_headers: Vec<(&str, String)> = form
+            .headers()
+            .into_iter()
+            .map(
+                |(k, v)| if k == "content-type" { (k, "application/x-www-form-urlencoded".to_owned()) } else { (k, v) },
+            )
+            .collect();
+        let garbage = SignedDelivery::from_body("workflow_job", vec![0xff, 0x00, 0xfe, b'{'], &secret);
+        vec![
+            ("no signature", without("x-hub-signature-256"), base.body.clone(), 401),
+            ("form content type", form_headers, form_body, 415),
+            ("no event header", without("x-github-event"), base.body.clone(), 400),
+            ("no delivery header", without("x-github-delivery"), base.body.clone(), 400),
+            ("binary garbage", garbage.headers(), garbage.body.clone(), 400),
+        ]
+    };
+    for (name, headers, body, expected) in cases {
+        for encoded in [false, true] {
+            let got = status(invoke(webhook_request(&headers, &body, encoded)).await);
+            assert_eq!(got, expected, "{name} (base64: {encoded})");
+        }
+    }
+    for url in stack.tier_queues().into_iter().chain([stack.teardown_queue(), stack.tenant_events_queue()]) {
+        assert_eq!(stack.moto.queue_depth(url).await, 0, "nothing was queued on {url}");
+    }
+    assert!(stack.emulator.installations().is_empty());
+    stack.finish(&BTreeMap::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_redelivered_after_the_teardown_start_nothing_and_free_nothing_twice() {
+    let stack = Stack::start("atk-redo").await;
+    let acme = tenant_with_limit(&stack, "acme", 1).await;
+    let job = stack.queue_job(acme, SMALL, Duration::ZERO).await;
+    stack.drain().await;
+    let active = stack.active_instances().await;
+    assert_eq!(active.len(), 1, "{active:?}");
+    let runner = stack.boot(&active[0].id).await;
+    tokio::time::timeout(Duration::from_secs(20), runner).await.expect("the runner ran").expect("task").expect("run");
+    stack.wait_for_message("the completed job's teardown is queued", stack.teardown_queue()).await;
+    stack.drain().await;
+    assert!(stack.active_instances().await.is_empty());
+    assert_eq!(stack.job(job).await.status, JobStatus::Completed);
+
+    // GitHub redelivers every job delivery (queued, in progress, completed), twice, in reverse order.
+    let job_deliveries: Vec<u64> = stack
+        .emulator
+        .deliveries()
+        .into_iter()
+        .filter(|d| d.event == "workflow_job" && !d.redelivery)
+        .map(|d| d.id)
+        .collect();
+    assert!(job_deliveries.len() >= 2, "{job_deliveries:?}");
+    for _ in 0..2 {
+        for id in job_deliveries.iter().rev() {
+            stack.emulator.redeliver(*id).await.expect("redelivering");
+        }
+    }
+    stack.drain().await;
+    stack.schedule().await;
+    stack.drain().await;
+    assert!(stack.active_instances().await.is_empty(), "a redelivered `queued` started a completed job again");
+    assert_eq!(stack.job(job).await.status, JobStatus::Completed);
+    assert!(live_runners(&stack, acme).await.is_empty());
+    // The slot was freed once: a new job still starts at limit 1.
+    stack.queue_job(acme, SMALL, LONG_JOB).await;
+    stack.drain().await;
+    assert_eq!(stack.active_instances().await.len(), 1, "the tenant's one slot is free");
+    stack.finish(&BTreeMap::new()).await;
+}
