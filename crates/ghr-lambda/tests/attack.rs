@@ -8,6 +8,8 @@
 #[allow(dead_code)]
 #[path = "support/attack.rs"]
 mod attack_support;
+#[path = "support/slow_proxy.rs"]
+mod slow_proxy;
 #[allow(dead_code)]
 mod support;
 
@@ -16,6 +18,7 @@ use ghr_cloud_ec2::TAG_TENANT_ID;
 use ghr_core::job::JobStatus;
 use ghr_testkit::webhook::SignedDelivery;
 use serde_json::{Value, json};
+use slow_proxy::SlowProxy;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use support::event_source::{self, INVOKE_TIMEOUT, past_visibility};
@@ -27,8 +30,9 @@ use support::wait_for;
 const LONG_JOB: Duration = Duration::from_secs(120);
 /// GitHub's answer delay that keeps a launch in flight (its token and JIT config calls) long enough to act.
 const SLOW_GITHUB: Duration = Duration::from_secs(3);
-/// The replacement containers' function timeout: short, so that their reconciler may release a dead launch's
-/// reservation soon (`orphan_grace_seconds` and `bootstrap_timeout_seconds` must be longer).
+/// How long EC2's answers are held back from the container that is killed after EC2 started its instance.
+const SLOW_EC2: Duration = Duration::from_secs(8);
+/// The replacement containers' function timeout.
 const SHORT_TIMEOUT_SECONDS: u64 = 2;
 /// The replacements' `orphan_grace_seconds` and `bootstrap_timeout_seconds`.
 const SHORT_GRACE_SECONDS: u64 = 3;
@@ -140,21 +144,40 @@ async fn a_scale_up_killed_mid_launch_loses_no_job_and_leaks_no_slot_or_instance
     stack.emulator.set_latency(Duration::ZERO);
 
     // Lambda starts new containers; the reconciler's bootstrap timeout is short so the test can see it act.
-    let short = |config: &mut Value| {
+    let scale_up =
+        stack.start_function(&format!("{victim}-b"), &replacement_env(&stack, "scale-up", Some(SMALL))).await;
+    let scale_down = stack
+        .start_function(&format!("{}-scale-down-b", stack.prefix), &replacement_env(&stack, "scale-down", None))
+        .await;
+    recover(&stack, acme, job, &scale_up, &scale_down).await;
+    assert_eq!(stack.job(job).await.status, JobStatus::Queued, "the job waits for its booting runner");
+    assert_eq!(live_runners(&stack, acme).await.len(), 1, "the dead reservation gave its slot back");
+    stack.finish(&BTreeMap::new()).await;
+}
+
+/// The environment of a replacement container: a short function timeout, so that its reconciler may release a
+/// dead launch's reservation soon (`orphan_grace_seconds` and `bootstrap_timeout_seconds` must be longer).
+fn replacement_env(stack: &Stack, function: &str, tier: Option<&str>) -> BTreeMap<String, String> {
+    let mut env = env_with_config(stack, function, tier, |config| {
         config["reconciler"] =
             json!({ "bootstrap_timeout_seconds": SHORT_GRACE_SECONDS, "orphan_grace_seconds": SHORT_GRACE_SECONDS })
-    };
-    let replacement = |function: &str, tier: Option<&str>| {
-        let mut env = env_with_config(&stack, function, tier, short);
-        env.insert(ghr_lambda::env::ENV_FUNCTION_TIMEOUT.to_owned(), SHORT_TIMEOUT_SECONDS.to_string());
-        env
-    };
-    let scale_up = stack.start_function(&format!("{victim}-b"), &replacement("scale-up", Some(SMALL))).await;
-    let scale_down =
-        stack.start_function(&format!("{}-scale-down-b", stack.prefix), &replacement("scale-down", None)).await;
+    });
+    env.insert(ghr_lambda::env::ENV_FUNCTION_TIMEOUT.to_owned(), SHORT_TIMEOUT_SECONDS.to_string());
+    env
+}
+
+/// Run the replacement containers (mappings, then the schedule) until the job has a recorded instance and that
+/// instance is the only one running; fail after [`RECOVERY_WITHIN`].
+async fn recover(
+    stack: &Stack,
+    tenant: ghr_core::ids::InstallationId,
+    job: ghr_core::ids::JobId,
+    scale_up: &support::function::Function,
+    scale_down: &support::function::Function,
+) {
     let mappings = [
-        (small_queue.as_str(), &scale_up),
-        (stack.teardown_queue(), &scale_down),
+        (stack.tier_queue(SMALL), scale_up),
+        (stack.teardown_queue(), scale_down),
         (stack.tenant_events_queue(), &stack.tenant_manager),
     ];
     let started = tokio::time::Instant::now();
@@ -163,25 +186,62 @@ async fn a_scale_up_killed_mid_launch_loses_no_job_and_leaks_no_slot_or_instance
         let polls = event_source::drain(&stack.moto.sqs, &mappings).await;
         assert!(event_source::failed_ids(&polls).is_empty(), "a live container failed a message: {polls:?}");
         let answer = scale_down
-            .invoke(event_source::scheduled_event("atk-kill-schedule"), INVOKE_TIMEOUT)
+            .invoke(event_source::scheduled_event("attack-schedule"), INVOKE_TIMEOUT)
             .await
             .expect("the scheduled pass answers");
         event_source::drain(&stack.moto.sqs, &mappings).await;
-        let live = live_runners(&stack, acme).await;
-        let launched = live.iter().any(|r| r.intended_job == Some(job) && r.instance_id.is_some());
-        if launched && stack.active_instances().await.len() == 1 {
-            break;
+        let live = live_runners(stack, tenant).await;
+        let active = stack.active_instances().await;
+        let recorded = live.iter().find(|r| r.intended_job == Some(job)).and_then(|r| r.instance_id.clone());
+        if let Some(instance) = &recorded
+            && active.len() == 1
+            && active[0].id == instance.to_string()
+        {
+            return;
         }
         assert!(
             started.elapsed() < RECOVERY_WITHIN,
-            "the killed launch's job never got an instance within {RECOVERY_WITHIN:?}: live runners {live:?}, \
-             instances {:?}, last schedule {answer}",
-            stack.active_instances().await
+            "no single recorded instance for the job within {RECOVERY_WITHIN:?}: live runners {live:?}, instances \
+             {active:?}, last schedule {answer}"
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    assert_eq!(stack.job(job).await.status, JobStatus::Queued, "the job waits for its booting runner");
-    assert_eq!(live_runners(&stack, acme).await.len(), 1, "the dead reservation gave its slot back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scale_up_killed_after_ec2_started_the_instance_leaks_nothing_and_the_job_still_runs() {
+    let stack = Stack::start("atk-kil2").await;
+    let acme = tenant_with_limit(&stack, "acme", 1).await;
+    let job = stack.queue_job(acme, SMALL, LONG_JOB).await;
+    // This container reaches EC2 through a proxy that holds every answer back: RunInstances takes effect, the
+    // function does not hear of it before it dies.
+    let proxy = SlowProxy::start(&stack.moto.endpoint).await;
+    let through_proxy = env_with_config(&stack, "scale-up", Some(SMALL), |config| {
+        config["provider"]["ec2"]["endpoint_url"] = json!(proxy.url())
+    });
+    let victim = stack.start_function(&format!("{}-small-scale-up-v", stack.prefix), &through_proxy).await;
+    proxy.set_delay(SLOW_EC2);
+    let event = sqs_event("victim", &[dispatch_body(acme.0, SMALL)]);
+    let (answer, ()) = tokio::join!(victim.invoke(event, INVOKE_TIMEOUT), async {
+        wait_for("EC2 started the instance", async || !stack.active_instances().await.is_empty()).await;
+        kill_function(&victim.name);
+    });
+    assert!(matches!(answer, Err(InvokeError::Exited(_))), "the killed container never answered: {answer:?}");
+    let live = live_runners(&stack, acme).await;
+    assert!(live.iter().all(|r| r.instance_id.is_none()), "the instance was never recorded: {live:?}");
+    proxy.set_delay(Duration::ZERO);
+
+    let scale_up = stack
+        .start_function(
+            &format!("{}-small-scale-up-b", stack.prefix),
+            &replacement_env(&stack, "scale-up", Some(SMALL)),
+        )
+        .await;
+    let scale_down = stack
+        .start_function(&format!("{}-scale-down-b", stack.prefix), &replacement_env(&stack, "scale-down", None))
+        .await;
+    recover(&stack, acme, job, &scale_up, &scale_down).await;
+    assert_eq!(live_runners(&stack, acme).await.len(), 1, "one slot, one runner");
     stack.finish(&BTreeMap::new()).await;
 }
 
@@ -237,6 +297,9 @@ async fn a_batch_of_foreign_and_garbage_messages_fails_only_the_poison_and_still
     stack.finish(&BTreeMap::new()).await;
 }
 
+/// A hostile request: its name, headers, body and the status it must get.
+type HostileCase = (&'static str, Vec<(&'static str, String)>, Vec<u8>, u16);
+
 /// The payload 2.0 event of a webhook request, its body base64-encoded when `encoded`.
 fn webhook_request(headers: &[(&str, String)], body: &[u8], encoded: bool) -> Value {
     let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
@@ -268,7 +331,7 @@ async fn hostile_webhook_requests_get_their_status_and_write_nothing() {
     assert!((200..300).contains(&plain), "a signed ping is accepted: {plain}");
     assert_eq!(encoded, plain, "a base64-encoded body is decoded before the signature is checked");
 
-    let cases: Vec<(&str, Vec<(&str, String)>, Vec<u8>, u16)> = {
+    let cases: Vec<HostileCase> = {
         let base = SignedDelivery::new("workflow_job", &json!({ "action": "queued" }), &secret);
         let without = |name: &str| base.headers().into_iter().filter(|(k, _)| *k != name).collect::<Vec<_>>();
         let form_body = b"payload=%7B%7D".to_vec();
