@@ -406,3 +406,35 @@ async fn webhooks_redelivered_after_the_teardown_start_nothing_and_free_nothing_
     assert_eq!(stack.active_instances().await.len(), 1, "the tenant's one slot is free");
     stack.finish(&BTreeMap::new()).await;
 }
+
+/// GitHub gives up on a webhook delivery after this long and records it failed (no automatic redelivery).
+const GITHUB_DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the proxy holds SQS's answers back: SQS hangs.
+const HUNG: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_answers_within_githubs_timeout_while_sqs_hangs() {
+    let stack = Stack::start("atk-hang").await;
+    let proxy = SlowProxy::start(&stack.moto.endpoint).await;
+    let mut env = stack.function_env("webhook", None);
+    env.insert("AWS_ENDPOINT_URL_SQS".to_owned(), proxy.url());
+    let webhook = std::sync::Arc::new(stack.start_function(&format!("{}-webhook-slow-sqs", stack.prefix), &env).await);
+    let http = support::apigw::HttpApi::start(webhook.clone()).await;
+    stack.emulator.set_webhook_target(http.webhook_url(), webhook_secret(&stack).await);
+    let acme = stack.install("acme").await;
+    stack.drain().await;
+
+    proxy.set_delay(HUNG);
+    let sent = tokio::time::Instant::now();
+    let job = stack.queue_job(acme, SMALL, LONG_JOB).await;
+    let took = sent.elapsed();
+    let delivery = stack.emulator.deliveries().into_iter().last().expect("the queued webhook was sent");
+    // Nothing is lost either way: intake committed the job before the wake-up was tried.
+    assert_eq!(stack.job(job).await.status, JobStatus::Queued, "the job is in the store");
+    assert!(
+        took < GITHUB_DELIVERY_TIMEOUT && (200..300).contains(&delivery.status_code),
+        "the webhook answered after {took:?} (GitHub gives up after {GITHUB_DELIVERY_TIMEOUT:?}): {delivery:?}"
+    );
+    proxy.set_delay(Duration::ZERO);
+    stack.finish(&BTreeMap::new()).await;
+}
