@@ -16,6 +16,7 @@ mod support;
 use attack_support::{dispatch_body, env_with_config, failed_ids, kill_function, sqs_event, webhook_secret};
 use ghr_cloud_ec2::TAG_TENANT_ID;
 use ghr_core::job::JobStatus;
+use ghr_core::reason::Reason;
 use ghr_testkit::webhook::SignedDelivery;
 use serde_json::{Value, json};
 use slow_proxy::SlowProxy;
@@ -412,18 +413,27 @@ const GITHUB_DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the proxy holds SQS's answers back: SQS hangs.
 const HUNG: Duration = Duration::from_secs(60);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_webhook_answers_within_githubs_timeout_while_sqs_hangs() {
-    let stack = Stack::start("atk-hang").await;
+/// A deployment whose webhook function reaches `service` (`AWS_ENDPOINT_URL_<SERVICE>`) through a proxy that
+/// will hang; GitHub delivers to it. Returns the stack, the proxy, the tenant, and keeps the function alive.
+async fn webhook_through_proxy(
+    name: &str,
+    service_endpoint_var: &str,
+) -> (Stack, SlowProxy, ghr_core::ids::InstallationId, support::apigw::HttpApi) {
+    let stack = Stack::start(name).await;
     let proxy = SlowProxy::start(&stack.moto.endpoint).await;
     let mut env = stack.function_env("webhook", None);
-    env.insert("AWS_ENDPOINT_URL_SQS".to_owned(), proxy.url());
-    let webhook = std::sync::Arc::new(stack.start_function(&format!("{}-webhook-slow-sqs", stack.prefix), &env).await);
-    let http = support::apigw::HttpApi::start(webhook.clone()).await;
+    env.insert(service_endpoint_var.to_owned(), proxy.url());
+    let webhook = std::sync::Arc::new(stack.start_function(&format!("{}-webhook-proxied", stack.prefix), &env).await);
+    let http = support::apigw::HttpApi::start(webhook).await;
     stack.emulator.set_webhook_target(http.webhook_url(), webhook_secret(&stack).await);
     let acme = stack.install("acme").await;
     stack.drain().await;
+    (stack, proxy, acme, http)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_answers_within_githubs_timeout_while_sqs_hangs() {
+    let (stack, proxy, acme, _http) = webhook_through_proxy("atk-hang", "AWS_ENDPOINT_URL_SQS").await;
     proxy.set_delay(HUNG);
     let sent = tokio::time::Instant::now();
     let job = stack.queue_job(acme, SMALL, LONG_JOB).await;
@@ -436,5 +446,84 @@ async fn the_webhook_answers_within_githubs_timeout_while_sqs_hangs() {
         "the webhook answered after {took:?} (GitHub gives up after {GITHUB_DELIVERY_TIMEOUT:?}): {delivery:?}"
     );
     proxy.set_delay(Duration::ZERO);
+    stack.finish(&BTreeMap::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_answers_within_githubs_timeout_while_dynamodb_hangs() {
+    let (stack, proxy, acme, _http) = webhook_through_proxy("atk-hdyn", "AWS_ENDPOINT_URL_DYNAMODB").await;
+    proxy.set_delay(HUNG);
+    let sent = tokio::time::Instant::now();
+    let job = stack.queue_job(acme, SMALL, LONG_JOB).await;
+    let took = sent.elapsed();
+    let delivery = stack.emulator.deliveries().into_iter().last().expect("the queued webhook was sent");
+    proxy.set_delay(Duration::ZERO);
+    // The store could not take the job: the right answer is an error GitHub records (and a redelivery recovers),
+    // given before GitHub gives up.
+    assert!(
+        took < GITHUB_DELIVERY_TIMEOUT && delivery.status_code >= 500 && delivery.status_code != 502,
+        "the webhook answered after {took:?} (GitHub gives up after {GITHUB_DELIVERY_TIMEOUT:?}): {delivery:?}"
+    );
+    stack.emulator.redeliver(delivery.id).await.expect("redelivering");
+    assert_eq!(stack.job(job).await.status, JobStatus::Queued, "the redelivery recorded the job");
+    stack.finish(&BTreeMap::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_freed_on_one_tier_starts_the_tenants_job_waiting_on_another_tier_within_seconds() {
+    let stack = Stack::start("atk-xtier").await;
+    let acme = tenant_with_limit(&stack, "acme", 1).await;
+    let first = stack.queue_job(acme, SMALL, Duration::ZERO).await;
+    stack.drain().await;
+    let waiting = stack.queue_job(acme, MEDIUM, LONG_JOB).await;
+    stack.drain().await;
+    let active = stack.active_instances().await;
+    assert_eq!(active.len(), 1, "{active:?}");
+    let runner = stack.boot(&active[0].id).await;
+    tokio::time::timeout(Duration::from_secs(20), runner).await.expect("the runner ran").expect("task").expect("run");
+    assert_eq!(stack.job(first).await.status, JobStatus::Completed);
+    stack.wait_for_message("the completed job's teardown is queued", stack.teardown_queue()).await;
+    // No schedule: the teardown that frees the small slot must wake the medium job.
+    let freed = tokio::time::Instant::now();
+    stack.drain().await;
+    let live = live_runners(&stack, acme).await;
+    assert!(
+        live.iter().any(|r| r.intended_job == Some(waiting) && r.instance_id.is_some()),
+        "the medium job did not get the freed slot ({:?} after it freed): {live:?}",
+        freed.elapsed()
+    );
+    stack.finish(&BTreeMap::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_of_a_tenant_whose_item_was_deleted_by_hand_waits_in_the_store_with_its_reason() {
+    let stack = Stack::start("atk-gone").await;
+    let acme = stack.install("acme").await;
+    stack.drain().await;
+    // `aws dynamodb delete-item --table-name <prefix>-tenants --key '{"installation_id": {"N": "..."}}'`
+    stack
+        .moto
+        .dynamodb
+        .delete_item()
+        .table_name(stack.tenants_table())
+        .key("installation_id", aws_sdk_dynamodb::types::AttributeValue::N(acme.0.to_string()))
+        .send()
+        .await
+        .expect("DeleteItem");
+    let job = stack.queue_job(acme, SMALL, LONG_JOB).await;
+    let delivery = stack.emulator.deliveries().into_iter().last().expect("the queued webhook was sent");
+    assert!((200..300).contains(&delivery.status_code), "{delivery:?}");
+    stack.drain().await;
+    stack.schedule().await;
+    stack.drain().await;
+    // The job is kept, waiting with its reason, and no runner starts for a tenant ghr no longer has.
+    let recorded = stack.job(job).await;
+    assert_eq!(
+        (recorded.status, recorded.wait_reason),
+        (JobStatus::Queued, Some(Reason::UnknownTenant)),
+        "{recorded:?}"
+    );
+    assert!(stack.active_instances().await.is_empty());
+    assert!(stack.moto.tenant_item(stack.tenants_table(), acme.0).await.is_none(), "nothing re-created the item");
     stack.finish(&BTreeMap::new()).await;
 }
