@@ -527,3 +527,37 @@ async fn a_job_of_a_tenant_whose_item_was_deleted_by_hand_waits_in_the_store_wit
     assert!(stack.moto.tenant_item(stack.tenants_table(), acme.0).await.is_none(), "nothing re-created the item");
     stack.finish(&BTreeMap::new()).await;
 }
+
+/// An endpoint nothing listens on: every call is refused at once.
+const CLOSED_ENDPOINT: &str = "http://127.0.0.1:9";
+/// How soon a launch refused by EC2 must be retried successfully once EC2 is back.
+const EC2_RETRY_WITHIN: Duration = Duration::from_secs(40);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_launch_refused_by_ec2_keeps_the_job_and_its_wake_up_and_dead_letters_nothing() {
+    let stack = Stack::start("atk-ec2").await;
+    let acme = tenant_with_limit(&stack, "acme", 1).await;
+    let job = stack.queue_job(acme, SMALL, LONG_JOB).await;
+    let small_queue = stack.tier_queue(SMALL).to_owned();
+    let broken = env_with_config(&stack, "scale-up", Some(SMALL), |config| {
+        config["provider"]["ec2"]["endpoint_url"] = json!(CLOSED_ENDPOINT)
+    });
+    let victim = stack.start_function(&format!("{}-small-scale-up-x", stack.prefix), &broken).await;
+    let poll = event_source::poll_once(&stack.moto.sqs, &small_queue, &victim).await;
+    assert_eq!(poll.received.len(), 1, "{poll:?}");
+    assert!(poll.failed.is_empty(), "a refused launch never fails its message: {poll:?}");
+    assert_eq!(stack.moto.queue_depth(&small_queue).await, 1, "the wake-up was sent again, delayed");
+    assert_eq!(stack.job(job).await.status, JobStatus::Queued);
+    assert!(live_runners(&stack, acme).await.is_empty(), "the failed launch gave its slot back");
+
+    // EC2 is back (a container with a working endpoint takes the retry): the job starts.
+    let started = tokio::time::Instant::now();
+    while !live_runners(&stack, acme).await.iter().any(|r| r.intended_job == Some(job) && r.instance_id.is_some()) {
+        assert!(started.elapsed() < EC2_RETRY_WITHIN, "no launch within {EC2_RETRY_WITHIN:?} of EC2's return");
+        let poll = stack.poll(&small_queue).await;
+        assert!(poll.failed.is_empty(), "a retried wake-up is never failed: {poll:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(stack.active_instances().await.len(), 1);
+    stack.finish(&BTreeMap::new()).await;
+}
