@@ -561,3 +561,34 @@ async fn a_launch_refused_by_ec2_keeps_the_job_and_its_wake_up_and_dead_letters_
     assert_eq!(stack.active_instances().await.len(), 1);
     stack.finish(&BTreeMap::new()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_webhook_arriving_after_its_jobs_completed_webhook_starts_nothing() {
+    let stack = Stack::start("atk-order").await;
+    let acme = stack.install("acme").await;
+    stack.drain().await;
+    // The `queued` delivery is held back; the job is cancelled, so `completed` reaches ghr first.
+    stack.emulator.drop_next_webhooks(1);
+    let job = stack.queue_job(acme, SMALL, LONG_JOB).await;
+    stack.emulator.cancel_job(job).await.expect("cancelling the job");
+    stack.drain().await;
+    let queued = stack
+        .emulator
+        .deliveries()
+        .into_iter()
+        .find(|d| d.dropped && d.action.as_deref() == Some("queued"))
+        .expect("the held-back queued delivery");
+    // Now GitHub redelivers the `queued` one, twice.
+    for _ in 0..2 {
+        let again = stack.emulator.redeliver(queued.id).await.expect("redelivering").expect("a redelivery");
+        assert!((200..300).contains(&again.status_code), "{again:?}");
+    }
+    stack.drain().await;
+    stack.schedule().await;
+    stack.drain().await;
+    assert!(stack.active_instances().await.is_empty(), "a runner was started for a job that had completed");
+    assert!(live_runners(&stack, acme).await.is_empty());
+    let recorded = stack.job(job).await;
+    assert_eq!(recorded.status, JobStatus::Completed, "the late `queued` does not reopen the job: {recorded:?}");
+    stack.finish(&BTreeMap::new()).await;
+}
