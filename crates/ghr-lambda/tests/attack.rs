@@ -592,3 +592,56 @@ async fn a_queued_webhook_arriving_after_its_jobs_completed_webhook_starts_nothi
     assert_eq!(recorded.status, JobStatus::Completed, "the late `queued` does not reopen the job: {recorded:?}");
     stack.finish(&BTreeMap::new()).await;
 }
+
+/// How long the test watches the tier queue for wake-ups a failed pass sends at once.
+const STORM_WATCH: Duration = Duration::from_secs(3);
+/// How many more rounds of the mapping the test runs while the store stays down.
+const STORM_ROUNDS: usize = 4;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_failed_by_an_unreachable_store_sends_only_its_delayed_retry_not_an_immediate_wake_up_too() {
+    let stack = Stack::start("atk-storm").await;
+    let acme = stack.install("acme").await;
+    stack.drain().await;
+    let small_queue = stack.tier_queue(SMALL).to_owned();
+    let proxy = SlowProxy::start(&stack.moto.endpoint).await;
+    let mut env = stack.function_env("scale-up", Some(SMALL));
+    env.insert("AWS_ENDPOINT_URL_DYNAMODB".to_owned(), proxy.url());
+    let victim = stack.start_function(&format!("{}-small-scale-up-s", stack.prefix), &env).await;
+    // A first batch while the store answers (the container's first, full, pass), then DynamoDB goes away.
+    let warm = victim.invoke(sqs_event("warm", &[dispatch_body(acme.0, SMALL)]), INVOKE_TIMEOUT).await;
+    assert!(failed_ids(&warm.expect("the warm-up batch is answered")).is_empty());
+    stack.drain().await;
+    proxy.set_refusing(true);
+
+    let answer = victim.invoke(sqs_event("down", &[dispatch_body(acme.0, SMALL)]), INVOKE_TIMEOUT).await;
+    let answer = answer.expect("the batch is answered");
+    assert!(failed_ids(&answer).is_empty(), "an unreachable store fails no message: {answer}");
+    // Expected: one delayed retry of the wake-up (the pass retry delay), nothing visible at once. An
+    // immediate wake-up too would be taken at once, fail again and send another pair: a message storm that
+    // grows while the store is down.
+    let mut immediate = Vec::new();
+    let watch = tokio::time::Instant::now();
+    while watch.elapsed() < STORM_WATCH {
+        immediate.extend(stack.moto.peek(&small_queue).await);
+        if !immediate.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let depth = stack.moto.queue_depth(&small_queue).await;
+    // Let the mapping run on a few rounds, as Lambda would while the store stays down: the queue grows.
+    let mut depths = vec![depth];
+    for _ in 0..STORM_ROUNDS {
+        event_source::poll_once(&stack.moto.sqs, &small_queue, &victim).await;
+        depths.push(stack.moto.queue_depth(&small_queue).await);
+    }
+    proxy.set_refusing(false);
+    assert!(
+        immediate.is_empty() && depth == 1,
+        "a failed pass sent {depth} messages, {} of them visible at once: {immediate:?}; queue depth after each \
+         further round: {depths:?}",
+        immediate.len()
+    );
+    stack.finish(&BTreeMap::new()).await;
+}

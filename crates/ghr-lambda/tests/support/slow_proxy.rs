@@ -17,6 +17,7 @@ const CHUNK: usize = 16 * 1024;
 pub struct SlowProxy {
     pub addr: SocketAddr,
     delay_ms: Arc<AtomicU64>,
+    refusing: Arc<AtomicBool>,
     server: JoinHandle<()>,
 }
 
@@ -33,24 +34,36 @@ impl SlowProxy {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("binding the proxy");
         let addr = listener.local_addr().expect("the proxy's address");
         let delay_ms = Arc::new(AtomicU64::new(0));
+        let refusing = Arc::new(AtomicBool::new(false));
         let delay = delay_ms.clone();
+        let refuse = refusing.clone();
         let server = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
+                if refuse.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
                 let target = target.clone();
                 let delay = delay.clone();
+                let refuse = refuse.clone();
                 tokio::spawn(async move {
                     if let Ok(upstream) = TcpStream::connect(&target).await {
-                        relay(client, upstream, delay).await;
+                        relay(client, upstream, delay, refuse).await;
                     }
                 });
             }
         });
-        SlowProxy { addr, delay_ms, server }
+        SlowProxy { addr, delay_ms, refusing, server }
     }
 
     /// The endpoint URL to give a client.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Drop every connection, new and open (the service is unreachable), or forward again.
+    pub fn set_refusing(&self, refusing: bool) {
+        self.refusing.store(refusing, Ordering::SeqCst);
     }
 
     /// Hold each answer back by `delay` (zero: forward at once).
@@ -60,10 +73,13 @@ impl SlowProxy {
 }
 
 /// Forward both ways; the first bytes of the answer to each request wait for the delay.
-async fn relay(client: TcpStream, upstream: TcpStream, delay_ms: Arc<AtomicU64>) {
+async fn relay(client: TcpStream, upstream: TcpStream, delay_ms: Arc<AtomicU64>, refusing: Arc<AtomicBool>) {
     let (mut client_read, mut client_write) = client.into_split();
     let (mut upstream_read, mut upstream_write) = upstream.into_split();
     let fresh = Arc::new(AtomicBool::new(false));
+    // Once the client side is closed (or refused), the answer side stops too.
+    let refused = Arc::new(AtomicBool::new(false));
+    let closed = refused.clone();
     let asked = fresh.clone();
     let up = async move {
         let mut buffer = vec![0u8; CHUNK];
@@ -72,12 +88,16 @@ async fn relay(client: TcpStream, upstream: TcpStream, delay_ms: Arc<AtomicU64>)
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
+            if refusing.load(Ordering::SeqCst) {
+                break;
+            }
             asked.store(true, Ordering::SeqCst);
             if upstream_write.write_all(&buffer[..n]).await.is_err() {
                 break;
             }
         }
         let _ = upstream_write.shutdown().await;
+        refused.store(true, Ordering::SeqCst);
     };
     let down = async move {
         let mut buffer = vec![0u8; CHUNK];
@@ -86,6 +106,9 @@ async fn relay(client: TcpStream, upstream: TcpStream, delay_ms: Arc<AtomicU64>)
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
+            if closed.load(Ordering::SeqCst) {
+                break;
+            }
             if fresh.swap(false, Ordering::SeqCst) {
                 let delay = delay_ms.load(Ordering::SeqCst);
                 if delay > 0 {
