@@ -645,3 +645,40 @@ async fn a_pass_failed_by_an_unreachable_store_sends_only_its_delayed_retry_not_
     );
     stack.finish(&BTreeMap::new()).await;
 }
+
+/// The function timeout of the scale-up container whose store hangs.
+const VICTIM_TIMEOUT_SECONDS: u64 = 5;
+/// What Lambda would allow beyond it before the invocation counts as timed out (none; a little for the test).
+const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scale_up_batch_is_answered_within_the_function_timeout_while_dynamodb_hangs() {
+    let stack = Stack::start("atk-slow").await;
+    let acme = stack.install("acme").await;
+    stack.drain().await;
+    let proxy = SlowProxy::start(&stack.moto.endpoint).await;
+    let mut env = stack.function_env("scale-up", Some(SMALL));
+    env.insert("AWS_ENDPOINT_URL_DYNAMODB".to_owned(), proxy.url());
+    env.insert(ghr_lambda::env::ENV_FUNCTION_TIMEOUT.to_owned(), VICTIM_TIMEOUT_SECONDS.to_string());
+    let victim = stack.start_function(&format!("{}-small-scale-up-h", stack.prefix), &env).await;
+    let warm = victim.invoke(sqs_event("warm", &[dispatch_body(acme.0, SMALL)]), INVOKE_TIMEOUT).await;
+    assert!(failed_ids(&warm.expect("the warm-up batch is answered")).is_empty());
+    stack.drain().await;
+
+    proxy.set_delay(HUNG);
+    // On Lambda an invocation past its timeout fails its whole batch, every receive of it: after
+    // maxReceiveCount the tenant's wake-ups are dead-lettered. The function must give up on the store in time
+    // and answer with delayed retries instead.
+    let limit = Duration::from_secs(VICTIM_TIMEOUT_SECONDS) + DEADLINE_MARGIN;
+    let started = tokio::time::Instant::now();
+    let answer = victim.invoke(sqs_event("hung", &[dispatch_body(acme.0, SMALL)]), limit).await;
+    proxy.set_delay(Duration::ZERO);
+    match answer {
+        Ok(answer) => assert!(failed_ids(&answer).is_empty(), "a hung store fails no message: {answer}"),
+        Err(error) => panic!(
+            "the batch got no answer within the function timeout ({VICTIM_TIMEOUT_SECONDS}s) after {:?}: {error}",
+            started.elapsed()
+        ),
+    }
+    stack.finish(&BTreeMap::new()).await;
+}
