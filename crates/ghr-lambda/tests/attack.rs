@@ -13,7 +13,10 @@ mod slow_proxy;
 #[allow(dead_code)]
 mod support;
 
-use attack_support::{dispatch_body, env_with_config, failed_ids, kill_function, sqs_event, webhook_secret};
+use attack_support::{
+    dispatch_body, env_with_config, failed_ids, kill_function, live_runners, recover, replacement_env, sqs_event,
+    webhook_request, webhook_secret, webhook_through_proxy,
+};
 use ghr_cloud_ec2::TAG_TENANT_ID;
 use ghr_core::job::JobStatus;
 use ghr_core::reason::Reason;
@@ -22,7 +25,7 @@ use serde_json::{Value, json};
 use slow_proxy::SlowProxy;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use support::event_source::{self, INVOKE_TIMEOUT, past_visibility};
+use support::event_source::{self, INVOKE_TIMEOUT};
 use support::runtime_api::InvokeError;
 use support::stack::{MEDIUM, SMALL, Stack};
 use support::wait_for;
@@ -33,12 +36,6 @@ const LONG_JOB: Duration = Duration::from_secs(120);
 const SLOW_GITHUB: Duration = Duration::from_secs(3);
 /// How long EC2's answers are held back from the container that is killed after EC2 started its instance.
 const SLOW_EC2: Duration = Duration::from_secs(8);
-/// The replacement containers' function timeout.
-const SHORT_TIMEOUT_SECONDS: u64 = 2;
-/// The replacements' `orphan_grace_seconds` and `bootstrap_timeout_seconds`.
-const SHORT_GRACE_SECONDS: u64 = 3;
-/// How long the job of a killed launch may take to get its instance, reconciler included.
-const RECOVERY_WITHIN: Duration = Duration::from_secs(40);
 
 /// A tenant whose plan allows small and medium jobs, limited to `limit` runners.
 async fn tenant_with_limit(stack: &Stack, org: &str, limit: u32) -> ghr_core::ids::InstallationId {
@@ -46,11 +43,6 @@ async fn tenant_with_limit(stack: &Stack, org: &str, limit: u32) -> ghr_core::id
     stack.drain().await;
     stack.moto.set_tenant_limit(stack.tenants_table(), tenant.0, MEDIUM, limit).await;
     tenant
-}
-
-/// The tenant's live runner records.
-async fn live_runners(stack: &Stack, tenant: ghr_core::ids::InstallationId) -> Vec<ghr_core::runner::Runner> {
-    stack.runners(tenant).await.into_iter().filter(|r| r.state.is_live()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,59 +148,6 @@ async fn a_scale_up_killed_mid_launch_loses_no_job_and_leaks_no_slot_or_instance
     stack.finish(&BTreeMap::new()).await;
 }
 
-/// The environment of a replacement container: a short function timeout, so that its reconciler may release a
-/// dead launch's reservation soon (`orphan_grace_seconds` and `bootstrap_timeout_seconds` must be longer).
-fn replacement_env(stack: &Stack, function: &str, tier: Option<&str>) -> BTreeMap<String, String> {
-    let mut env = env_with_config(stack, function, tier, |config| {
-        config["reconciler"] =
-            json!({ "bootstrap_timeout_seconds": SHORT_GRACE_SECONDS, "orphan_grace_seconds": SHORT_GRACE_SECONDS })
-    });
-    env.insert(ghr_lambda::env::ENV_FUNCTION_TIMEOUT.to_owned(), SHORT_TIMEOUT_SECONDS.to_string());
-    env
-}
-
-/// Run the replacement containers (mappings, then the schedule) until the job has a recorded instance and that
-/// instance is the only one running; fail after [`RECOVERY_WITHIN`].
-async fn recover(
-    stack: &Stack,
-    tenant: ghr_core::ids::InstallationId,
-    job: ghr_core::ids::JobId,
-    scale_up: &support::function::Function,
-    scale_down: &support::function::Function,
-) {
-    let mappings = [
-        (stack.tier_queue(SMALL), scale_up),
-        (stack.teardown_queue(), scale_down),
-        (stack.tenant_events_queue(), &stack.tenant_manager),
-    ];
-    let started = tokio::time::Instant::now();
-    loop {
-        past_visibility().await;
-        let polls = event_source::drain(&stack.moto.sqs, &mappings).await;
-        assert!(event_source::failed_ids(&polls).is_empty(), "a live container failed a message: {polls:?}");
-        let answer = scale_down
-            .invoke(event_source::scheduled_event("attack-schedule"), INVOKE_TIMEOUT)
-            .await
-            .expect("the scheduled pass answers");
-        event_source::drain(&stack.moto.sqs, &mappings).await;
-        let live = live_runners(stack, tenant).await;
-        let active = stack.active_instances().await;
-        let recorded = live.iter().find(|r| r.intended_job == Some(job)).and_then(|r| r.instance_id.clone());
-        if let Some(instance) = &recorded
-            && active.len() == 1
-            && active[0].id == instance.to_string()
-        {
-            return;
-        }
-        assert!(
-            started.elapsed() < RECOVERY_WITHIN,
-            "no single recorded instance for the job within {RECOVERY_WITHIN:?}: live runners {live:?}, instances \
-             {active:?}, last schedule {answer}"
-        );
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scale_up_killed_after_ec2_started_the_instance_leaks_nothing_and_the_job_still_runs() {
     let stack = Stack::start("atk-kil2").await;
@@ -300,18 +239,6 @@ async fn a_batch_of_foreign_and_garbage_messages_fails_only_the_poison_and_still
 
 /// A hostile request: its name, headers, body and the status it must get.
 type HostileCase = (&'static str, Vec<(&'static str, String)>, Vec<u8>, u16);
-
-/// The payload 2.0 event of a webhook request, its body base64-encoded when `encoded`.
-fn webhook_request(headers: &[(&str, String)], body: &[u8], encoded: bool) -> Value {
-    let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
-    let mut event = support::apigw::webhook_event(&headers, body);
-    if encoded {
-        use base64::Engine as _;
-        event["body"] = Value::from(base64::engine::general_purpose::STANDARD.encode(body));
-        event["isBase64Encoded"] = Value::from(true);
-    }
-    event
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_webhook_requests_get_their_status_and_write_nothing() {
@@ -412,24 +339,6 @@ async fn webhooks_redelivered_after_the_teardown_start_nothing_and_free_nothing_
 const GITHUB_DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the proxy holds SQS's answers back: SQS hangs.
 const HUNG: Duration = Duration::from_secs(60);
-
-/// A deployment whose webhook function reaches `service` (`AWS_ENDPOINT_URL_<SERVICE>`) through a proxy that
-/// will hang; GitHub delivers to it. Returns the stack, the proxy, the tenant, and keeps the function alive.
-async fn webhook_through_proxy(
-    name: &str,
-    service_endpoint_var: &str,
-) -> (Stack, SlowProxy, ghr_core::ids::InstallationId, support::apigw::HttpApi) {
-    let stack = Stack::start(name).await;
-    let proxy = SlowProxy::start(&stack.moto.endpoint).await;
-    let mut env = stack.function_env("webhook", None);
-    env.insert(service_endpoint_var.to_owned(), proxy.url());
-    let webhook = std::sync::Arc::new(stack.start_function(&format!("{}-webhook-proxied", stack.prefix), &env).await);
-    let http = support::apigw::HttpApi::start(webhook).await;
-    stack.emulator.set_webhook_target(http.webhook_url(), webhook_secret(&stack).await);
-    let acme = stack.install("acme").await;
-    stack.drain().await;
-    (stack, proxy, acme, http)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webhook_answers_within_githubs_timeout_while_sqs_hangs() {
