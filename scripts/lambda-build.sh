@@ -13,9 +13,9 @@
 #     the venv scripts/moto.sh uses) when it is missing. The PyPI package ships a prebuilt cargo-lambda and zig
 #     (the `ziglang` package, ~400 MB), which cargo-lambda uses as the linker: no other C toolchain is needed and
 #     the binary links against glibc 2.30 or older (Amazon Linux 2023 has 2.34);
-#   - for --arm64 only: Rust's standard library for aarch64-unknown-linux-gnu
-#     (`rustup target add aarch64-unknown-linux-gnu`, a download from static.rust-lang.org); the script adds it
-#     with rustup when it is missing and stops, saying so, when it cannot.
+#   - for --arm64 only: Rust's standard library for aarch64-unknown-linux-gnu, added once with
+#     `rustup target add aarch64-unknown-linux-gnu` (a download from static.rust-lang.org); without it the script
+#     stops and says so. zig links the aarch64 binary: no cross gcc is needed.
 #
 # A release build compiles the AWS SDK (EC2, SSM, DynamoDB, SQS) with optimisations: about 16 minutes on two
 # cores and 8 GB of memory at its peak; later builds recompile only ghr's crates.
@@ -90,11 +90,11 @@ ensure_arm64_std() {
     if rustup target list --installed | grep -qx "$ARM64_TARGET"; then
         return 0
     fi
-    say "Rust's standard library for $ARM64_TARGET is not installed: rustup target add $ARM64_TARGET"
-    rustup target add "$ARM64_TARGET" >&2 ||
-        die "could not add the $ARM64_TARGET target (rustup downloads rust-std-$ARM64_TARGET from \
-static.rust-lang.org; without that download an arm64 build is not possible here). Everything else an arm64 \
-build needs (cargo-lambda, zig as the cross linker) is in $venv"
+    # Not added behind the operator's back (cargo-lambda would): it is a download into the shared toolchain.
+    die "--arm64 needs Rust's standard library for $ARM64_TARGET, which this toolchain lacks. Add it once with
+    rustup target add $ARM64_TARGET
+(a download of rust-std-$ARM64_TARGET from static.rust-lang.org), then run this again. Everything else an arm64
+build needs is here: cargo-lambda and zig, its cross linker, are in $venv"
 }
 
 ensure_cargo_lambda
