@@ -12,9 +12,11 @@
 # 4. the DynamoDB store's tests (its conformance suite) and the seed README's `aws dynamodb` commands against
 #    `ghr serve`, then the simulation on DynamoDB (GHR_SIM_DYNAMODB_SEEDS seeds, default 15), all on the moto AWS
 #    emulator, which this script installs (with the AWS CLI) and starts itself before the tests;
-# 5. the EC2 provider's tests against moto.
+# 5. the EC2 provider's tests against moto;
+# 6. the serverless functions (ghr-lambda) end to end on moto through a Lambda runtime API stand-in, and the
+#    Terraform module's offline checks (scripts/terraform-check.sh: terraform fmt, checkov, structure tests).
 #
-# Environment: GHR_TEST_SKIP_EC2=1 skips steps 4 and 5 and builds the default members only, without features: no
+# Environment: GHR_TEST_SKIP_EC2=1 skips steps 4, 5 and 6 and builds the default members only, without features: no
 # AWS SDK is compiled (a fast inner loop; CI never sets it).
 #
 # Disk: every build below uses one package selection (`$scope`), so cargo resolves one feature set and builds each
@@ -85,7 +87,7 @@ sim_seeds="${GHR_SIM_SEEDS:-1000}"
 sim_pg_seeds="${GHR_SIM_PG_SEEDS:-50}"
 sim_dynamodb_seeds="${GHR_SIM_DYNAMODB_SEEDS:-15}"
 # The tests that need moto: they run in their own steps below.
-moto_tests='package(ghr-store-dynamodb) or package(ghr-cloud-ec2) or (package(ghr) and binary(dynamodb_seed_cli))'
+moto_tests='package(ghr-store-dynamodb) or package(ghr-cloud-ec2) or package(ghr-lambda) or (package(ghr) and binary(dynamodb_seed_cli))'
 if command -v cargo-nextest >/dev/null 2>&1 || cargo nextest --version >/dev/null 2>&1; then
     step "tests (nextest)"
     cargo nextest run "${scope[@]}" --no-fail-fast -E "not package(ghr-sim) and not ($moto_tests)"
@@ -132,6 +134,14 @@ if [[ "${GHR_TEST_SKIP_EC2:-0}" != "1" ]]; then
     else
         cargo test -p ghr-cloud-ec2 --no-fail-fast
     fi
+    step "serverless functions (ghr-lambda) on moto: through the Lambda runtime API, with the GitHub emulator"
+    if cargo nextest --version >/dev/null 2>&1; then
+        cargo nextest run "${scope[@]}" -E 'package(ghr-lambda)' --no-fail-fast
+    else
+        cargo test -p ghr-lambda --no-fail-fast
+    fi
+    step "Terraform module and example: the offline checks (scripts/terraform-check.sh)"
+    scripts/terraform-check.sh
 fi
 
 du -sh target 2>/dev/null | awk '{print "disk: target/ holds " $1}'

@@ -70,6 +70,9 @@ pub struct Ec2ProviderConfig {
     pub launch_template: Option<LaunchTemplateRef>,
     /// AMI; overrides the launch template's image when both are set.
     pub ami_id: Option<String>,
+    /// AMIs by the tier's `runner_architecture` (`x64`, `arm64`), ahead of [`Self::ami_id`]: one deployment
+    /// serves x64 and Graviton tiers.
+    pub ami_ids: BTreeMap<String, String>,
     /// Subnets tried in order for each instance type; empty uses the launch template's or the default VPC's.
     pub subnet_ids: Vec<String>,
     pub security_group_ids: Vec<String>,
@@ -93,6 +96,7 @@ impl Ec2ProviderConfig {
             environment: environment.into(),
             launch_template: None,
             ami_id: None,
+            ami_ids: BTreeMap::new(),
             subnet_ids: Vec::new(),
             security_group_ids: Vec::new(),
             iam_instance_profile: None,
@@ -101,6 +105,12 @@ impl Ec2ProviderConfig {
             user_data: UserDataConfig::default(),
             extra_tags: BTreeMap::new(),
         }
+    }
+
+    /// The image a runner of `architecture` boots: its architecture's AMI, else `ami_id`; None leaves it to the
+    /// launch template.
+    pub fn image_for(&self, architecture: &str) -> Option<String> {
+        self.ami_ids.get(architecture).or(self.ami_id.as_ref()).cloned()
     }
 
     /// Check what can be checked without calling AWS.
@@ -114,8 +124,17 @@ impl Ec2ProviderConfig {
         if self.environment.len() > MAX_TAG_VALUE_LEN {
             return Err(Ec2ConfigError::Invalid { field: "environment", reason: "longer than 256 characters".into() });
         }
-        if self.launch_template.is_none() && self.ami_id.as_deref().is_none_or(|ami| ami.trim().is_empty()) {
+        if self.launch_template.is_none()
+            && self.ami_id.as_deref().is_none_or(|ami| ami.trim().is_empty())
+            && self.ami_ids.is_empty()
+        {
             return Err(Ec2ConfigError::Missing("launch_template or ami_id"));
+        }
+        if let Some((architecture, _)) = self.ami_ids.iter().find(|(_, ami)| ami.trim().is_empty()) {
+            return Err(Ec2ConfigError::Invalid {
+                field: "ami_ids",
+                reason: format!("the AMI of architecture {architecture:?} is empty"),
+            });
         }
         if let Some(template) = &self.launch_template {
             let value = match &template.selector {
@@ -244,5 +263,20 @@ mod tests {
         config.extra_tags.insert("Project".into(), "ci".into());
         config.extra_tags.insert("cost-center".into(), "42".into());
         assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn a_runner_boots_its_architectures_ami_else_the_default_one() {
+        let mut config = Ec2ProviderConfig::new("us-east-1", "prod");
+        assert_eq!(config.image_for("x64"), None, "left to the launch template");
+        config.ami_id = Some("ami-default".into());
+        config.ami_ids.insert("arm64".into(), "ami-graviton".into());
+        assert_eq!(config.image_for("arm64").as_deref(), Some("ami-graviton"));
+        assert_eq!(config.image_for("x64").as_deref(), Some("ami-default"));
+        config.ami_id = None;
+        assert_eq!(config.image_for("x64"), None);
+        assert!(config.validate().is_ok(), "per-architecture AMIs alone are enough to start");
+        config.ami_ids.insert("x64".into(), " ".into());
+        assert!(matches!(config.validate(), Err(Ec2ConfigError::Invalid { field: "ami_ids", .. })));
     }
 }

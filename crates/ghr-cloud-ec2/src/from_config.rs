@@ -17,6 +17,7 @@ impl Ec2ProviderConfig {
             version: None,
         });
         ec2.ami_id = section.ami_id.clone();
+        ec2.ami_ids = section.ami_ids.clone();
         ec2.subnet_ids = section.subnets.clone();
         ec2.security_group_ids = section.security_groups.clone();
         ec2.iam_instance_profile = section.iam_instance_profile.clone();

@@ -77,13 +77,14 @@ impl Ec2Provider {
     fn run_input(
         &self,
         attempt: &LaunchAttempt,
+        image_id: Option<String>,
         tags: &[(String, String)],
         user_data: &secrecy::SecretString,
     ) -> RunInstanceInput {
         RunInstanceInput {
             client_token: new_client_token(),
             attempt: attempt.clone(),
-            image_id: self.config.ami_id.clone(),
+            image_id,
             launch_template: self.config.launch_template.clone(),
             security_group_ids: self.config.security_group_ids.clone(),
             iam_instance_profile: self.config.iam_instance_profile.clone(),
@@ -150,6 +151,14 @@ impl Provider for Ec2Provider {
                 request.tier
             )));
         }
+        let image_id = self.config.image_for(&request.runner_architecture);
+        if image_id.is_none() && self.config.launch_template.is_none() {
+            return Err(ProviderError::config(format!(
+                "cannot launch runner {runner}: no AMI for architecture {:?} (tier {}): set provider.ec2.ami_ids.{} or \
+                 provider.ec2.ami_id",
+                request.runner_architecture, request.tier, request.runner_architecture
+            )));
+        }
         let script = render_user_data(&self.config.user_data, runner, &request.jit_config)
             .map_err(|err| user_data_error(runner, err))?;
         let user_data = encode_user_data(&script);
@@ -162,7 +171,7 @@ impl Provider for Ec2Provider {
         );
         let mut no_capacity = Vec::with_capacity(plan.len());
         for attempt in &plan {
-            let input = self.run_input(attempt, &tags, &user_data);
+            let input = self.run_input(attempt, image_id.clone(), &tags, &user_data);
             let err = match self.api.run_instance(&input).await {
                 Ok(launched) => {
                     tracing::info!(runner = %runner, instance_id = %launched.id, attempt = %attempt, "launched runner instance");
@@ -316,6 +325,7 @@ mod tests {
 
     fn request(instance_types: &[&str], jit: &str) -> LaunchRequest {
         LaunchRequest {
+            runner_architecture: "x64".into(),
             runner_name: RunnerName::new("ghr-prod-1-small-1"),
             installation_id: InstallationId(1),
             org_name: OrgName::new("acme"),

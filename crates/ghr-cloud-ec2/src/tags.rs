@@ -93,6 +93,7 @@ mod tests {
 
     fn request() -> LaunchRequest {
         LaunchRequest {
+            runner_architecture: "x64".into(),
             runner_name: RunnerName::new("ghr-prod-42-large-7"),
             installation_id: InstallationId(42),
             org_name: OrgName::new("acme"),

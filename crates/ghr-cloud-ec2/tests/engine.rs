@@ -46,6 +46,7 @@ fn is_gone(state: &str) -> bool {
 /// A launch request as the dispatcher would make for installation `installation` (no runner record behind it).
 fn unrecorded_launch(environment: &str, installation: InstallationId) -> LaunchRequest {
     LaunchRequest {
+        runner_architecture: "x64".into(),
         runner_name: RunnerName::new(format!("ghr-{environment}-{installation}-{SMALL}-1")),
         installation_id: installation,
         org_name: OrgName::new("nobody"),

@@ -66,6 +66,7 @@ impl Fixture {
 
 fn request(runner: &str, instance_types: &[&str]) -> LaunchRequest {
     LaunchRequest {
+        runner_architecture: "x64".into(),
         runner_name: RunnerName::new(runner),
         installation_id: InstallationId(4242),
         org_name: OrgName::new("acme"),

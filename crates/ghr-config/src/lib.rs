@@ -55,11 +55,17 @@ pub struct Config {
 }
 
 impl Config {
-    /// Read and validate a config file; secrets may come from the process environment.
+    /// Read and validate a config file; secrets may come from the process environment. A `.json` file is the
+    /// same keys as one JSON document ([`Config::parse_json`]: what the serverless functions read from their
+    /// environment), so `ghr config check --config F.json` checks a deployment's rendered configuration.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: path.to_path_buf(), source })?;
-        Self::parse(&text, &path.display().to_string(), &|name| std::env::var(name).ok())
+        let env = |name: &str| std::env::var(name).ok();
+        if path.extension().is_some_and(|ext| ext.eq_ignore_ascii_case("json")) {
+            return Self::parse_json(&text, &path.display().to_string(), &env);
+        }
+        Self::parse(&text, &path.display().to_string(), &env)
     }
 
     /// The built-in defaults (used by `ghr demo` and when no file is given to `config check`).
@@ -156,6 +162,22 @@ impl Config {
                 return Err(invalid("provider.ec2.subnets", "list at least one subnet id".into()));
             }
             _ => {}
+        }
+        if raw.provider.kind == ProviderKind::Ec2 {
+            let ec2 = &raw.provider.ec2;
+            let imaged =
+                |arch: &str| ec2.ami_ids.contains_key(arch) || ec2.ami_id.is_some() || ec2.launch_template.is_some();
+            if let Some(tier) = catalog.tiers().iter().find(|tier| !imaged(&tier.runner_architecture)) {
+                return Err(invalid(
+                    "provider.ec2.ami_ids",
+                    format!(
+                        "tier {:?} runs on {}: set provider.ec2.ami_ids.{} (or provider.ec2.ami_id, or a launch_template)",
+                        tier.name.as_str(),
+                        tier.runner_architecture,
+                        tier.runner_architecture
+                    ),
+                ));
+            }
         }
 
         let from_env = |name: &str| env(name).filter(|s| !s.is_empty()).map(SecretString::from);

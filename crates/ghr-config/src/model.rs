@@ -402,6 +402,8 @@ pub struct Ec2Section {
     pub endpoint_url: Option<String>,
     pub launch_template: Option<String>,
     pub ami_id: Option<String>,
+    /// AMIs by tier architecture (`x64`, `arm64`), ahead of `ami_id`.
+    pub ami_ids: std::collections::BTreeMap<String, String>,
     pub subnets: Vec<String>,
     pub security_groups: Vec<String>,
     pub iam_instance_profile: Option<String>,
@@ -418,6 +420,7 @@ impl Default for Ec2Section {
             endpoint_url: None,
             launch_template: None,
             ami_id: None,
+            ami_ids: std::collections::BTreeMap::new(),
             subnets: Vec::new(),
             security_groups: Vec::new(),
             iam_instance_profile: None,

@@ -184,3 +184,51 @@ fn a_json_document_is_checked_like_the_file_and_nulls_mean_defaults() {
         assert!(matches!(Config::parse_json(not_an_object, "GHR_CONFIG", &|_| None), Err(ConfigError::Syntax { .. })));
     }
 }
+
+#[test]
+fn every_ec2_tier_needs_an_image_for_its_architecture() {
+    let base = r#"
+[provider]
+kind = "ec2"
+[provider.ec2]
+subnets = ["subnet-a"]
+ami_id = "ami-x64"
+[[tiers]]
+name = "small"
+labels = ["self-hosted", "small"]
+instance_types = ["t3.medium"]
+max_runners = 2
+[[tiers]]
+name = "arm64-medium"
+labels = ["self-hosted", "arm64", "medium"]
+instance_types = ["t4g.large"]
+max_runners = 5
+runner_architecture = "arm64"
+"#;
+    // `ami_id` serves every architecture (an operator's multi-arch image or a single-arch deployment).
+    assert!(Config::parse(base, "ghr.toml", &|_| None).is_ok());
+    let per_arch = base.replace(r#"ami_id = "ami-x64""#, r#"ami_ids = { x64 = "ami-x64" }"#);
+    let error = Config::parse(&per_arch, "ghr.toml", &|_| None).unwrap_err().to_string();
+    assert_eq!(
+        error,
+        "ghr.toml: key `provider.ec2.ami_ids`: tier \"arm64-medium\" runs on arm64: set provider.ec2.ami_ids.arm64 \
+         (or provider.ec2.ami_id, or a launch_template)"
+    );
+    let both = per_arch.replace(r#"{ x64 = "ami-x64" }"#, r#"{ x64 = "ami-x64", arm64 = "ami-arm" }"#);
+    let config = Config::parse(&both, "ghr.toml", &|_| None).unwrap();
+    assert_eq!(config.raw.provider.ec2.ami_ids["arm64"], "ami-arm");
+}
+
+#[test]
+fn a_json_file_is_loaded_as_json_and_a_toml_file_as_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("lambda.json");
+    std::fs::write(&json, r#"{"environment": "from-json", "tenants": {"default_tier": "medium"}}"#).unwrap();
+    let config = Config::load(&json).unwrap();
+    assert_eq!((config.raw.environment.as_str(), config.raw.tenants.default_tier.as_str()), ("from-json", "medium"));
+    let toml = dir.path().join("ghr.toml");
+    std::fs::write(&toml, "environment = \"from-toml\"\n").unwrap();
+    assert_eq!(Config::load(&toml).unwrap().raw.environment, "from-toml");
+    std::fs::write(&json, "environment = \"toml-in-a-json-file\"\n").unwrap();
+    assert!(matches!(Config::load(&json), Err(ConfigError::Syntax { .. })));
+}

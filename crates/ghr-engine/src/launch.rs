@@ -186,6 +186,7 @@ impl Launcher {
             tenant_tier: runner.tenant_tier.clone(),
             tier: tier.name.clone(),
             instance_types: tier.instance_types.clone(),
+            runner_architecture: tier.runner_architecture.clone(),
             labels: tier.labels.clone(),
             jit_config: jit.encoded_jit_config,
         };

@@ -169,7 +169,8 @@ impl LambdaEnv {
                     return Err(variable(
                         ENV_TIER,
                         format!(
-                            "{tier:?} is not a tier of the catalog: use one of {}",
+                            "{:?} is not a tier of the catalog: use one of {}",
+                            tier.as_str(),
                             config.catalog.names().join(", ")
                         ),
                     ));
@@ -183,7 +184,8 @@ impl LambdaEnv {
             app_key_parameter: get(ENV_APP_KEY_PARAMETER),
             webhook_secret_parameter: get(ENV_WEBHOOK_SECRET_PARAMETER),
             app_key_env: secret_env(ghr_config::ENV_PRIVATE_KEY),
-            webhook_secret_env: secret_env(ghr_config::ENV_WEBHOOK_SECRET),
+            // As `ghr serve` reads it: the variable, else `github.webhook_secret` of the configuration.
+            webhook_secret_env: secret_env(ghr_config::ENV_WEBHOOK_SECRET).or_else(|| config.webhook_secret.clone()),
         };
         let needs_key = function != Function::Webhook;
         if needs_key && secrets.app_key_parameter.is_none() && secrets.app_key_env.is_none() {
@@ -234,7 +236,7 @@ fn queue_urls(get: &dyn Fn(&str) -> Option<String>, config: &Config) -> Result<Q
     if let Some(extra) = tiers.keys().find(|tier| config.catalog.get(tier).is_none()) {
         return Err(variable(
             ENV_TIER_QUEUES,
-            format!("tier {extra:?} is not in the catalog ({})", config.catalog.names().join(", ")),
+            format!("tier {:?} is not in the catalog ({})", extra.as_str(), config.catalog.names().join(", ")),
         ));
     }
     let url = |name: &'static str| get(name).ok_or_else(|| variable(name, "not set: give the queue URL"));

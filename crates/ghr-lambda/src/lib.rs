@@ -22,4 +22,5 @@ pub mod handlers;
 pub mod message;
 pub mod secrets;
 pub mod sqs;
+pub mod testing;
 pub mod wiring;

@@ -77,7 +77,8 @@ pub struct DemoArgs {
 pub enum ConfigCommand {
     /// Validate the file (or the built-in defaults) and print the effective tiers.
     Check {
-        /// Configuration file; the built-in defaults when absent.
+        /// Configuration file (TOML, or the same keys as a `.json` document, as the serverless functions read
+        /// them); the built-in defaults when absent.
         #[arg(long, short)]
         config: Option<PathBuf>,
     },

@@ -76,6 +76,7 @@ async fn orphan_instance_is_terminated_after_the_grace() {
     let stack = start(options).await;
     let name = RunnerName::new(format!("{RUNNER_NAME_PREFIX}-{}-999-{SMALL}-1", stack.settings.environment));
     let request = LaunchRequest {
+        runner_architecture: "x64".into(),
         runner_name: name,
         installation_id: InstallationId(999),
         org_name: OrgName::from("nobody"),

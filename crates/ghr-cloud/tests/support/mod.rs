@@ -98,6 +98,7 @@ impl Drop for Scene {
 
 pub fn request(name: &str) -> LaunchRequest {
     LaunchRequest {
+        runner_architecture: "x64".into(),
         runner_name: RunnerName::from(name),
         installation_id: InstallationId(42),
         org_name: OrgName::from("acme"),

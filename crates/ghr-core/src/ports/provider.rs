@@ -16,6 +16,8 @@ pub struct LaunchRequest {
     /// The runner's size (tag `ghr:tier`).
     pub tier: TierName,
     pub instance_types: Vec<String>,
+    /// The tier's CPU architecture (`x64`, `arm64`): which machine image the runner needs.
+    pub runner_architecture: String,
     pub labels: Vec<String>,
     /// The single-use runner credential. Never logged, never persisted by ghr.
     pub jit_config: SecretString,
