@@ -21,7 +21,8 @@
 # cores and 8 GB of memory at its peak; later builds recompile only ghr's crates.
 #
 # Output: target/lambda/ghr-lambda/bootstrap.zip (the zip the Terraform module deploys; under CARGO_TARGET_DIR
-# when it is set), whose only member is the executable `bootstrap`. The last line printed is the zip's path.
+# when it is set), whose only member is the executable `bootstrap`, and that binary unpacked beside it
+# (target/lambda/ghr-lambda/bootstrap, what the benches run). The last line printed is the zip's path.
 #
 # Environment:
 #   GHR_MOTO_VENV          Python venv holding cargo-lambda (default: .venv in the repository root)
@@ -127,7 +128,7 @@ zip_path="$target_dir/lambda/$BINARY/bootstrap.zip"
 # The zip must hold exactly one executable named `bootstrap`: the provided.al2023 runtime runs nothing else.
 # Python reads the zip (no `unzip` needed): the member names and the Unix mode bits of `bootstrap`.
 check="$("$venv/bin/python" - "$zip_path" <<'PYTHON'
-import stat, sys, zipfile
+import os, shutil, stat, sys, zipfile
 with zipfile.ZipFile(sys.argv[1]) as archive:
     members = archive.infolist()
     names = [m.filename for m in members]
@@ -141,6 +142,11 @@ with zipfile.ZipFile(sys.argv[1]) as archive:
     if magic[:4] != b"\x7fELF":
         sys.exit("'bootstrap' is not an ELF executable")
     machine = int.from_bytes(magic[18:20], "little")
+    # The binary beside the zip, as Lambda unpacks it (the benches run it from there).
+    target = os.path.join(os.path.dirname(sys.argv[1]), "bootstrap")
+    with archive.open(members[0]) as binary, open(target, "wb") as out:
+        shutil.copyfileobj(binary, out)
+    os.chmod(target, mode & 0o777)
     print({0x3E: "x86_64", 0xB7: "arm64"}.get(machine, f"machine {machine:#x}"), members[0].file_size, oct(mode & 0o777))
 PYTHON
 )" || die "$zip_path is not a deployable Lambda zip"

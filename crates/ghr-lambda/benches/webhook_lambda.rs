@@ -232,7 +232,7 @@ impl Bench {
                 self.log_tail()
             ));
         };
-        let cpu = process.cpu()?;
+        let cpu = process.cpu_of_live_threads()?;
         let rss_kib = process.peak_rss_kib()?;
         if outcome.kind != OutcomeKind::Response || outcome.id.as_deref() != Some(id.as_str()) {
             return Err(format!("cold start: {:?} {}; {}", outcome.kind, outcome.body, self.log_tail()));
@@ -417,7 +417,7 @@ fn report(cold: &[ColdStart], warm: &Warm) {
     row("cold start: spawn → first event answered", &totals);
     row("… of which init: spawn → first `invocation/next`", &inits);
     row("… of which the first invocation", &firsts);
-    row("CPU (user + sys) of the process at its first answer", &cpus);
+    row("CPU of the process (its threads' run time) at its first answer", &cpus);
     row("warm delivery: event handed → answered (wall)", &warm.latencies);
     println!();
     let count = u32::try_from(warm.count).unwrap_or(u32::MAX);

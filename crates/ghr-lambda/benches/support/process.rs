@@ -66,6 +66,20 @@ impl FunctionProcess {
         cpu_of(self.pid())
     }
 
+    /// CPU time of the process's live threads, to the nanosecond (`/proc/<pid>/task/*/schedstat`): exact while no
+    /// thread has exited, as at a cold start's first answer (`/proc/<pid>/stat` counts in 10 ms ticks).
+    pub fn cpu_of_live_threads(&self) -> Result<Duration, String> {
+        let dir = format!("/proc/{}/task", self.pid());
+        let tasks = std::fs::read_dir(&dir).map_err(|e| format!("reading {dir}: {e}"))?;
+        let mut total = 0_u64;
+        for task in tasks.flatten() {
+            let path = task.path().join("schedstat");
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+            total += text.split_whitespace().next().and_then(|ns| ns.parse::<u64>().ok()).unwrap_or(0);
+        }
+        Ok(Duration::from_nanos(total))
+    }
+
     /// Peak resident memory so far, in KiB.
     pub fn peak_rss_kib(&self) -> Result<u64, String> {
         peak_rss_kib(self.pid())
