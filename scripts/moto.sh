@@ -37,6 +37,8 @@ die() {
     say "error: $*"
     exit 1
 }
+# shellcheck source=scripts/lib/venv.sh
+source "$repo_root/scripts/lib/venv.sh"
 
 answers() { curl --silent --fail --max-time 2 --output /dev/null "$url/moto-api/"; }
 
@@ -50,22 +52,8 @@ running_pid() {
 }
 
 ensure_venv() {
-    if [[ ! -x "$venv/bin/python" ]]; then
-        command -v "$python" >/dev/null || die "$python not found; install Python 3 or set PYTHON"
-        say "creating Python venv in $venv"
-        "$python" -m venv "$venv" || die "could not create a venv in $venv"
-    fi
-    if [[ ! -x "$venv/bin/moto_server" ]]; then
-        say "installing '$spec' into $venv (takes about a minute)"
-        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$spec" >&2 ||
-            die "pip install '$spec' failed"
-    fi
-    # Installed once: a venv that has it already needs no network.
-    if [[ ! -x "$venv/bin/aws" ]]; then
-        say "installing '$awscli_spec' into $venv"
-        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$awscli_spec" >&2 ||
-            die "pip install '$awscli_spec' failed"
-    fi
+    venv_install "$venv/bin/moto_server" "$spec"
+    venv_install "$venv/bin/aws" "$awscli_spec"
 }
 
 start() {

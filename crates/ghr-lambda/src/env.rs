@@ -13,7 +13,7 @@ use std::time::Duration;
 /// Which function this process is: `webhook`, `tenant-manager`, `scale-up` or `scale-down`.
 pub const ENV_FUNCTION: &str = "GHR_FUNCTION";
 /// ghr's configuration: ghr.toml's keys as one JSON object (see [`Config::parse_json`]).
-pub const ENV_CONFIG: &str = "GHR_CONFIG";
+pub const ENV_CONFIG: &str = "GHR_CONFIG_JSON";
 /// The tier queues: a JSON object of tier name → queue URL, one per tier of the catalog.
 pub const ENV_TIER_QUEUES: &str = "GHR_TIER_QUEUES";
 /// The queue of runner teardowns (consumed by scale-down).
@@ -30,7 +30,7 @@ pub const ENV_FUNCTION_TIMEOUT: &str = "GHR_FUNCTION_TIMEOUT_SECONDS";
 /// A scale-up function's tier: the queue it consumes.
 pub const ENV_TIER: &str = "GHR_TIER";
 /// Where [`ENV_CONFIG`] is named in messages.
-pub const CONFIG_SOURCE: &str = "GHR_CONFIG";
+pub const CONFIG_SOURCE: &str = "GHR_CONFIG_JSON";
 
 /// The default function timeout (the seed's `lambda_timeout`).
 pub const DEFAULT_FUNCTION_TIMEOUT: Duration = Duration::from_secs(60);

@@ -85,10 +85,10 @@ impl Outbox {
 /// Terraform module creates them), the engine.
 pub async fn cold_start(env: LambdaEnv) -> anyhow::Result<Cold> {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    let ssm = secrets::client(&sdk);
     let Secrets { app_private_key, webhook_secret } =
         secrets::load(&ssm, &env.secrets).await.context("loading the function's secrets")?;
-    let queue: Arc<dyn WorkQueue> = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), env.queues.clone()));
+    let queue: Arc<dyn WorkQueue> = Arc::new(SqsQueue::new(crate::sqs::client(&sdk), env.queues.clone()));
     let config = &env.config;
     let store_url = config.raw.store.url.trim();
     let store: Arc<dyn Store> = Arc::new(

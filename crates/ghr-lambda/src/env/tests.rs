@@ -11,7 +11,7 @@ const EVENTS_QUEUE: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/acm
 const APP_KEY_PARAMETER: &str = "/acme/github-app-key";
 const WEBHOOK_PARAMETER: &str = "/acme/webhook-secret";
 
-/// GHR_CONFIG as the Terraform module renders it, for two tiers.
+/// GHR_CONFIG_JSON as the Terraform module renders it, for two tiers.
 fn config() -> Value {
     json!({
         "environment": "acme",
@@ -170,40 +170,40 @@ fn every_wrong_environment_names_the_variable_and_the_fix() {
             &[(ENV_FUNCTION, Some("scale_up"))],
             "GHR_FUNCTION: \"scale_up\" is not a function: use one of webhook,",
         ),
-        case(Webhook, &[(ENV_CONFIG, None)], "GHR_CONFIG: not set: give ghr's configuration as a JSON object"),
-        checked(Webhook, "{", "GHR_CONFIG: EOF while parsing"),
-        checked(Webhook, "[]", "GHR_CONFIG: expected a JSON object of ghr.toml's keys"),
+        case(Webhook, &[(ENV_CONFIG, None)], "GHR_CONFIG_JSON: not set: give ghr's configuration as a JSON object"),
+        checked(Webhook, "{", "GHR_CONFIG_JSON: EOF while parsing"),
+        checked(Webhook, "[]", "GHR_CONFIG_JSON: expected a JSON object of ghr.toml's keys"),
         checked(
             ScaleDown,
             &config().to_string().replace("environment", "enviroment"),
-            "GHR_CONFIG: unknown field `enviroment`",
+            "GHR_CONFIG_JSON: unknown field `enviroment`",
         ),
         checked(
             ScaleDown,
             &config_with("/tenants/default_tier", json!("gold")),
-            "GHR_CONFIG: key `tenants.default_tier`: tier \"gold\" is not in the catalog",
+            "GHR_CONFIG_JSON: key `tenants.default_tier`: tier \"gold\" is not in the catalog",
         ),
         checked(
             ScaleDown,
             &config_with("/tiers/1/max_runners", json!(0)),
-            "GHR_CONFIG: key `tiers`: tier \"large\" has max_runners = 0: use a positive limit",
+            "GHR_CONFIG_JSON: key `tiers`: tier \"large\" has max_runners = 0: use a positive limit",
         ),
         checked(
             ScaleDown,
             &config_with("/environment", json!("a b")),
-            "GHR_CONFIG: key `environment`: \"a b\" is not a valid deployment name",
+            "GHR_CONFIG_JSON: key `environment`: \"a b\" is not a valid deployment name",
         ),
         checked(
             ScaleDown,
             &config_with("/provider/ec2/subnets", json!([])),
-            "GHR_CONFIG: key `provider.ec2.subnets`: list at least one subnet id",
+            "GHR_CONFIG_JSON: key `provider.ec2.subnets`: list at least one subnet id",
         ),
-        config_case(Webhook, sqlite, "GHR_CONFIG: key `store.url`: the functions keep their state in DynamoDB"),
-        config_case(ScaleUp, process, "GHR_CONFIG: key `provider.kind`: the functions launch EC2 runners"),
+        config_case(Webhook, sqlite, "GHR_CONFIG_JSON: key `store.url`: the functions keep their state in DynamoDB"),
+        config_case(ScaleUp, process, "GHR_CONFIG_JSON: key `provider.kind`: the functions launch EC2 runners"),
         config_case(
             TenantManager,
             config_with("/github/app_id", Value::Null),
-            "GHR_CONFIG: key `github.app_id`: set the GitHub App id",
+            "GHR_CONFIG_JSON: key `github.app_id`: set the GitHub App id",
         ),
         case(
             ScaleUp,
@@ -250,13 +250,13 @@ fn every_wrong_environment_names_the_variable_and_the_fix() {
     cases.push(case(
         ScaleDown,
         &[(ENV_FUNCTION_TIMEOUT, Some("300"))],
-        "GHR_CONFIG: key `reconciler.orphan_grace_seconds`: 300 is not longer than the function timeout (300s)",
+        "GHR_CONFIG_JSON: key `reconciler.orphan_grace_seconds`: 300 is not longer than the function timeout (300s)",
     ));
     let default_grace = config_with("/reconciler", json!({}));
     cases.push(case(
         ScaleUp,
         &[(ENV_CONFIG, Some(&default_grace)), (ENV_FUNCTION_TIMEOUT, Some("120"))],
-        "GHR_CONFIG: key `reconciler.orphan_grace_seconds`: 120 is not longer than the function timeout (120s)",
+        "GHR_CONFIG_JSON: key `reconciler.orphan_grace_seconds`: 120 is not longer than the function timeout (120s)",
     ));
     for function in [TenantManager, ScaleUp, ScaleDown] {
         cases.push(case(function, &[(ENV_APP_KEY_PARAMETER, None)], "GHR_APP_KEY_PARAMETER: not set: name the SSM parameter holding the App private key (or set GHR_GITHUB_PRIVATE_KEY)"));
@@ -289,4 +289,40 @@ fn a_bad_timeout_says_what_is_allowed() {
     vars.insert(ENV_FUNCTION_TIMEOUT, "901".into());
     let message = read(&vars).unwrap_err().to_string();
     assert_eq!(message, "GHR_FUNCTION_TIMEOUT_SECONDS: \"901\": give the Lambda timeout, 1 to 900 seconds");
+}
+
+/// The configuration the Terraform module renders for the seed's example (a fixture `scripts/terraform-check.sh`
+/// keeps equal to the rendering) is one the functions accept, with the seed's tiers in plan order.
+#[test]
+fn the_terraform_modules_rendering_of_the_seed_example_starts_every_function() {
+    const RENDERED: &str = include_str!("../../../../deploy/terraform/tests/fixtures/ghr-config.seed.json");
+    let rendered: Value = serde_json::from_str(RENDERED).unwrap();
+    let tiers: Vec<String> =
+        rendered["tiers"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect();
+    let queues: serde_json::Map<String, Value> =
+        tiers.iter().map(|t| (t.clone(), Value::from(format!("https://sqs.example/{t}")))).collect();
+    for function in Function::ALL {
+        let mut vars = valid(function);
+        vars.insert(ENV_CONFIG, RENDERED.to_owned());
+        vars.insert(ENV_TIER_QUEUES, Value::Object(queues.clone()).to_string());
+        vars.insert(ENV_TIER, tiers[0].clone());
+        vars.insert(ENV_FUNCTION_TIMEOUT, "60".to_owned());
+        let env = LambdaEnv::from_lookup(&|name| vars.get(name).cloned())
+            .unwrap_or_else(|error| panic!("{}: {error}", function.as_str()));
+        assert_eq!(env.config.catalog.names(), vec!["small", "medium", "large"], "the seed's plan order");
+        assert_eq!(env.config.raw.environment, "my-saas");
+    }
+}
+
+/// The `ghr.toml` the module renders for the CLI (the `ghr_toml` output) is the same configuration as the functions'.
+#[test]
+fn the_terraform_modules_ghr_toml_matches_the_functions_configuration() {
+    const TOML: &str = include_str!("../../../../deploy/terraform/tests/fixtures/ghr.seed.toml");
+    const JSON: &str = include_str!("../../../../deploy/terraform/tests/fixtures/ghr-config.seed.json");
+    let toml = Config::parse(TOML, "ghr.toml", &|_| None).unwrap();
+    let json = Config::parse_json(JSON, CONFIG_SOURCE, &|_| None).unwrap();
+    assert_eq!(toml.catalog.names(), json.catalog.names());
+    assert_eq!(toml.raw.store.url, json.raw.store.url);
+    assert_eq!(toml.raw.provider.ec2.ami_ids, json.raw.provider.ec2.ami_ids);
+    assert_eq!(toml.raw.environment, json.raw.environment);
 }

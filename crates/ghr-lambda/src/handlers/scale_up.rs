@@ -141,3 +141,25 @@ pub fn without_retried(work: Vec<Work>, retried: &BTreeSet<InstallationId>) -> V
         .filter(|item| !matches!(item, Work::Dispatch { tenant: Some(id), .. } if retried.contains(id)))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tenant_with_a_delayed_retry_gets_no_immediate_wake_up_too() {
+        let outbox = vec![
+            Work::dispatch(InstallationId(1), None),
+            Work::dispatch(InstallationId(2), Some(TierName::from("small"))),
+            Work::Dispatch { tenant: None, tier: None, attempt: 0 },
+        ];
+        let kept = without_retried(outbox, &BTreeSet::from([InstallationId(1)]));
+        assert_eq!(
+            kept,
+            vec![
+                Work::dispatch(InstallationId(2), Some(TierName::from("small"))),
+                Work::Dispatch { tenant: None, tier: None, attempt: 0 }
+            ]
+        );
+    }
+}

@@ -87,3 +87,76 @@ impl BatchOutcome {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use ghr_core::ids::{InstallationId, RunnerName};
+    use ghr_engine::queue::QueueError;
+    use ghr_engine::teardown::TeardownCause;
+    use std::sync::Mutex;
+
+    /// A queue that records what it was given and refuses the items `refuse` matches.
+    #[derive(Default)]
+    struct Recording {
+        sent: Mutex<Vec<(Work, Duration)>>,
+        refuse: Option<fn(&Work) -> bool>,
+    }
+
+    #[async_trait]
+    impl WorkQueue for Recording {
+        async fn send(&self, work: Vec<Work>, delay: Duration) -> Result<(), QueueError> {
+            let refuse = self.refuse.unwrap_or(|_| false);
+            let (unsent, sent): (Vec<Work>, Vec<Work>) = work.into_iter().partition(refuse);
+            self.sent.lock().unwrap().extend(sent.into_iter().map(|w| (w, delay)));
+            if unsent.is_empty() {
+                return Ok(());
+            }
+            Err(QueueError { failed: unsent.len(), total: unsent.len(), message: "refused".into(), unsent })
+        }
+    }
+
+    fn teardown(name: &str) -> Work {
+        Work::TeardownRunner { runner: RunnerName::new(name), cause: TeardownCause::JobCompleted }
+    }
+
+    #[tokio::test]
+    async fn only_poison_and_retries_that_could_not_be_queued_fail_their_message() {
+        let queue = Recording { refuse: Some(|w| *w == teardown("refused")), ..Default::default() };
+        let mut outcome = BatchOutcome::default();
+        outcome.poison("m-poison", &"garbage");
+        outcome.retry_after("m-retried", teardown("ok"), Duration::from_secs(30));
+        outcome.retry_after("m-stuck", teardown("refused"), Duration::from_secs(30));
+        let also = vec![Work::dispatch(InstallationId(5), None)];
+        let response = outcome.finish(&queue, also).await;
+        let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+        assert_eq!(failed, vec!["m-poison", "m-stuck"]);
+        let sent = queue.sent.lock().unwrap().clone();
+        assert_eq!(
+            sent,
+            vec![(teardown("ok"), Duration::from_secs(30)), (Work::dispatch(InstallationId(5), None), Duration::ZERO)]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_outbox_that_cannot_be_sent_fails_no_message() {
+        let queue = Recording { refuse: Some(|_| true), ..Default::default() };
+        let response = BatchOutcome::default().finish(&queue, vec![Work::dispatch(InstallationId(1), None)]).await;
+        assert!(response.batch_item_failures.is_empty(), "the scheduled pass covers a lost wake-up");
+    }
+
+    #[test]
+    fn a_batch_is_read_message_by_message() {
+        let event: SqsEvent = serde_json::from_value(serde_json::json!({"Records": [
+            {"messageId": "a", "body": "{\"v\":1,\"work\":\"dispatch\",\"tenant\":7,\"tier\":\"small\",\"attempt\":0}"},
+            {"messageId": "b", "body": "not json"},
+            {"messageId": "c"},
+            {"body": "{}"}
+        ]}))
+        .unwrap();
+        let read = read(&event);
+        assert_eq!(read.iter().map(|r| r.message_id.as_str()).collect::<Vec<_>>(), vec!["a", "b", "c"]);
+        assert!(read[1].work.is_err() && read[2].work.is_err(), "garbage and an empty body are poison");
+    }
+}

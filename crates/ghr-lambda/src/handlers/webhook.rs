@@ -24,7 +24,7 @@ pub fn router(cold: &Cold, parts: &WebhookParts) -> Router {
     let state = AppState {
         intake: parts.intake.clone(),
         webhook_secret: parts.webhook_secret.clone(),
-        max_body_bytes: usize::try_from(config.raw.server.max_body_bytes).unwrap_or(usize::MAX),
+        max_body_bytes: config.raw.server.max_body_bytes,
         admin_token: None,
         admin: Arc::new(LocalAdmin::new(parts.store.clone(), cold.settings.clone())),
         store: parts.store.clone(),
