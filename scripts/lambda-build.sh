@@ -46,6 +46,8 @@ die() {
     say "error: $*"
     exit 1
 }
+# shellcheck source=lib/venv.sh
+source "$repo_root/scripts/lib/venv.sh"
 usage() {
     say "usage: $0 [--arm64] [--debug]"
     exit 2
@@ -67,16 +69,8 @@ done
 
 # cargo-lambda from PyPI, with zig beside it in the venv.
 ensure_cargo_lambda() {
-    if [[ ! -x "$venv/bin/python" ]]; then
-        command -v "$python" >/dev/null || die "$python not found; install Python 3 or set PYTHON"
-        say "creating Python venv in $venv"
-        "$python" -m venv "$venv" || die "could not create a venv in $venv"
-    fi
-    if [[ ! -x "$venv/bin/cargo-lambda" ]]; then
-        say "installing '$spec' (with zig) into $venv"
-        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$spec" >&2 ||
-            die "pip install '$spec' failed"
-    fi
+    # The PyPI package brings zig (the `ziglang` package) with it.
+    venv_install "$venv/bin/cargo-lambda" "$spec"
     # cargo finds `cargo-lambda` on PATH; cargo-lambda finds zig (python-zig) in the same directory.
     export PATH="$venv/bin:$PATH"
     cargo lambda --version >/dev/null 2>&1 || die "cargo lambda does not run from $venv/bin"
