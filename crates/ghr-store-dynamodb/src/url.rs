@@ -1,7 +1,16 @@
 //! `dynamodb://<table prefix>?region=<region>&endpoint=<url>`: which tables, in which region, through which endpoint.
 
 use crate::error::OpenError;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
+use std::time::Duration;
+
+/// The longest one DynamoDB call may take, its retries included.
+pub const SDK_OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
+/// The longest one attempt of a call may take (DynamoDB answers in milliseconds).
+pub const SDK_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(4);
+/// The longest a connection may take to open.
+pub const SDK_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 use aws_sdk_dynamodb::Client;
 
 /// The URL scheme of the DynamoDB store.
@@ -75,9 +84,16 @@ impl DynamoUrl {
         Ok(parsed)
     }
 
-    /// A client for this URL's region and endpoint, with the SDK's default credentials chain.
+    /// A client for this URL's region and endpoint, with the SDK's default credentials chain, and timeouts: a
+    /// DynamoDB that stops answering fails a call in [`SDK_OPERATION_TIMEOUT`] instead of holding a webhook past
+    /// GitHub's 10 s or a serverless function past its deadline.
     pub async fn client(&self) -> Client {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        let timeouts = TimeoutConfig::builder()
+            .operation_timeout(SDK_OPERATION_TIMEOUT)
+            .operation_attempt_timeout(SDK_ATTEMPT_TIMEOUT)
+            .connect_timeout(SDK_CONNECT_TIMEOUT)
+            .build();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts);
         if let Some(region) = &self.region {
             loader = loader.region(Region::new(region.clone()));
         }

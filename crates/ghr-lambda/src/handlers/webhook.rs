@@ -36,7 +36,15 @@ pub fn router(cold: &Cold, parts: &WebhookParts) -> Router {
     ghr_server::webhook_router(state, &paths)
 }
 
-/// Answer one request, then hand the outbox over.
+/// How long intake may take before the delivery is answered 503. GitHub gives up at 10 s and records the delivery
+/// as failed; the failed-delivery scan redelivers it, and deduplication makes that safe whether or not this attempt
+/// was recorded.
+pub const INTAKE_DEADLINE: Duration = Duration::from_secs(6);
+/// How long handing the outbox to SQS may take before the answer goes out anyway: the job is durable, and the
+/// scheduled pass starts it.
+pub const OUTBOX_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Answer one request, then hand the outbox over, within GitHub's 10 s.
 pub async fn handle(
     cold: &Cold,
     parts: &WebhookParts,
@@ -45,12 +53,22 @@ pub async fn handle(
 ) -> Result<Response<Body>, Error> {
     let (head, body) = request.into_parts();
     let request = axum::http::Request::from_parts(head, axum::body::Body::from(body.to_vec()));
-    let response = router.oneshot(request).await?;
+    let response = match tokio::time::timeout(INTAKE_DEADLINE, router.oneshot(request)).await {
+        Ok(response) => response?,
+        Err(_) => return store_timeout(),
+    };
     let work = parts.outbox.take().await;
-    if !work.is_empty()
-        && let Err(error) = cold.queue.send(work, Duration::ZERO).await
-    {
-        tracing::error!(error = %error, "wake-ups could not be queued; the scheduled pass starts those jobs");
+    if !work.is_empty() {
+        match tokio::time::timeout(OUTBOX_DEADLINE, cold.queue.send(work, Duration::ZERO)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::error!(error = %error, "wake-ups could not be queued; the scheduled pass starts those jobs")
+            }
+            Err(_) => tracing::error!(
+                deadline = ?OUTBOX_DEADLINE,
+                "SQS did not take the wake-ups in time; the scheduled pass starts those jobs"
+            ),
+        }
     }
     let (head, body) = response.into_parts();
     let bytes = axum::body::to_bytes(body, usize::MAX).await?;
@@ -59,4 +77,16 @@ pub async fn handle(
         Err(binary) => Body::Binary(binary.into_bytes()),
     };
     Ok(Response::from_parts(head, body))
+}
+
+/// The answer to a delivery whose intake outlived [`INTAKE_DEADLINE`]: 503, for GitHub to record it as failed.
+fn store_timeout() -> Result<Response<Body>, Error> {
+    tracing::error!(deadline = ?INTAKE_DEADLINE, "the store did not answer in time: the delivery is answered 503, for redelivery");
+    let body = serde_json::json!({
+        "error": "store_timeout",
+        "message": format!(
+            "the store did not answer within {INTAKE_DEADLINE:?}; a redelivery is safe (deliveries are deduplicated)"
+        ),
+    });
+    Ok(Response::builder().status(503).header("content-type", "application/json").body(Body::Text(body.to_string()))?)
 }
