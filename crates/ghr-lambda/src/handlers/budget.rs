@@ -43,6 +43,16 @@ impl Budget {
     pub fn spent(self) -> bool {
         Instant::now() >= self.until
     }
+
+    /// Run `work` if time is left, abandoning it at the budget's end; either way the error says why.
+    pub async fn run<T>(self, work: impl Future<Output = Result<T, String>>) -> Result<T, String> {
+        if self.spent() {
+            return Err("no time left in this invocation".into());
+        }
+        tokio::time::timeout_at(self.until, work)
+            .await
+            .unwrap_or_else(|_| Err("it outlived the invocation's budget (a store or API that does not answer)".into()))
+    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use ghr_engine::error::ErrorChain;
 use ghr_engine::launch::LaunchOutcome;
 use ghr_engine::queue::Work;
 use ghr_engine::settings::EngineSettings;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// How long a batch waits before its work is tried again when the pass itself failed (the store or GitHub
@@ -56,25 +56,15 @@ pub async fn handle(cold: &Cold, parts: &EngineParts, event: SqsEvent, budget: B
             *entry = (*entry).max(*attempt);
             attempts
         });
-    let step =
-        tokio::time::timeout_at(budget.until(), dispatch(parts, &cold.settings, &attempts)).await.unwrap_or_else(
-            |_| Err("the pass outlived the invocation's budget (a store or API that does not answer)".into()),
-        );
-    match step {
+    match budget.run(dispatch(parts, &cold.settings, &attempts)).await {
         Ok(step) => {
             tracing::info!(reserved = step.report.reserved, covered = step.report.covered, waiting = ?step.report.waiting, retries = step.retries.len(), "scale-up pass");
-            let retried: BTreeSet<InstallationId> = step
-                .retries
-                .iter()
-                .filter_map(|(work, _)| if let Work::Dispatch { tenant, .. } = work { *tenant } else { None })
-                .collect();
+            let also = step.without_retried(parts.outbox.take().await);
             // Launch retries ride on the first message that named their tenant (or the first of the batch).
-            for (work, delay) in step.retries {
-                let tenant = if let Work::Dispatch { tenant, .. } = &work { *tenant } else { None };
-                let carrier = asked.iter().find(|(_, t, ..)| *t == tenant).unwrap_or(&asked[0]);
+            for (tenant, (work, delay)) in step.retries {
+                let carrier = asked.iter().find(|(_, t, ..)| *t == Some(tenant)).unwrap_or(&asked[0]);
                 outcome.retry_after(&carrier.0, work, delay);
             }
-            let also = without_retried(parts.outbox.take().await, &retried);
             outcome.finish(cold.queue.as_ref(), also).await
         }
         Err(error) => {
@@ -85,9 +75,7 @@ pub async fn handle(cold: &Cold, parts: &EngineParts, event: SqsEvent, budget: B
                 outcome.retry_after(&message_id, Work::Dispatch { tenant, tier, attempt: attempt + 1 }, delay);
             }
             // A failed pass puts its tenants' marks back; the delayed retries above stand for them.
-            let also =
-                parts.outbox.take().await.into_iter().filter(|work| !matches!(work, Work::Dispatch { .. })).collect();
-            outcome.finish(cold.queue.as_ref(), also).await
+            outcome.finish(cold.queue.as_ref(), teardowns_only(parts.outbox.take().await)).await
         }
     }
 }
@@ -95,8 +83,25 @@ pub async fn handle(cold: &Cold, parts: &EngineParts, event: SqsEvent, budget: B
 /// What a dispatch step did: the pass's report and the delayed wake-ups of tenants whose launch failed.
 pub struct DispatchStep {
     pub report: PassReport,
-    /// Each with its delay (the launch backoff).
-    pub retries: Vec<(Work, Duration)>,
+    /// By tenant: the wake-up and its delay (the launch backoff).
+    pub retries: BTreeMap<InstallationId, (Work, Duration)>,
+}
+
+impl DispatchStep {
+    /// The outbox without the immediate wake-ups of tenants whose delayed retry this step queues (a failed launch
+    /// marks its tenant; the retry carries the backoff instead).
+    pub fn without_retried(&self, outbox: Vec<Work>) -> Vec<Work> {
+        outbox
+            .into_iter()
+            .filter(|item| !matches!(item, Work::Dispatch { tenant: Some(id), .. } if self.retries.contains_key(id)))
+            .collect()
+    }
+}
+
+/// The outbox of a failed pass: only its teardowns. The pass put its tenants' marks back, and the retry (or the
+/// next schedule) stands for them.
+pub fn teardowns_only(outbox: Vec<Work>) -> Vec<Work> {
+    outbox.into_iter().filter(|work| !matches!(work, Work::Dispatch { .. })).collect()
 }
 
 /// One dispatch pass over what is marked on the dispatcher's wake-up (everything on a container's first pass),
@@ -138,15 +143,7 @@ pub async fn dispatch(
             );
         }
     }
-    Ok(DispatchStep { report, retries: retries.into_values().collect() })
-}
-
-/// The outbox without the immediate wake-ups of tenants whose delayed retry is already queued (a failed launch
-/// marks its tenant; the retry carries the backoff instead).
-pub fn without_retried(work: Vec<Work>, retried: &BTreeSet<InstallationId>) -> Vec<Work> {
-    work.into_iter()
-        .filter(|item| !matches!(item, Work::Dispatch { tenant: Some(id), .. } if retried.contains(id)))
-        .collect()
+    Ok(DispatchStep { report, retries })
 }
 
 #[cfg(test)]
@@ -160,7 +157,10 @@ mod tests {
             Work::dispatch(InstallationId(2), Some(TierName::from("small"))),
             Work::Dispatch { tenant: None, tier: None, attempt: 0 },
         ];
-        let kept = without_retried(outbox, &BTreeSet::from([InstallationId(1)]));
+        let retry = (Work::dispatch(InstallationId(1), None), Duration::from_secs(2));
+        let step =
+            DispatchStep { report: PassReport::default(), retries: BTreeMap::from([(InstallationId(1), retry)]) };
+        let kept = step.without_retried(outbox);
         assert_eq!(
             kept,
             vec![

@@ -12,6 +12,9 @@ use ghr_engine::queue::{Work, WorkQueue};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// How long a teardown that failed (the store or EC2 unavailable) waits before it is tried again.
+pub const TEARDOWN_RETRY_DELAY: Duration = Duration::from_secs(30);
+
 /// One received message.
 #[derive(Debug)]
 pub struct Received {

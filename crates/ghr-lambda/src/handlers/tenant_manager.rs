@@ -4,24 +4,23 @@
 //! /aws/lambda/<prefix>-tenant-manager` shows what happened to a tenant's machines.
 
 use super::budget::Budget;
-use super::sqs_batch::{self, BatchOutcome};
+use super::sqs_batch::{self, BatchOutcome, TEARDOWN_RETRY_DELAY};
 use crate::wiring::{Cold, EngineParts};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use ghr_core::ids::InstallationId;
 use ghr_engine::error::ErrorChain;
 use ghr_engine::queue::Work;
-use ghr_engine::teardown::TeardownCause;
-use std::time::Duration;
-
-/// How long a tenant teardown that failed (the store or EC2 unavailable) waits before it is tried again.
-pub const TEARDOWN_RETRY_DELAY: Duration = Duration::from_secs(30);
 
 /// Handle one batch of the tenant-events queue, its work over by `budget`.
 pub async fn handle(cold: &Cold, parts: &EngineParts, event: SqsEvent, budget: Budget) -> SqsBatchResponse {
     let mut outcome = BatchOutcome::default();
     for received in sqs_batch::read(&event) {
         match received.work {
-            Ok(Work::TeardownTenant { tenant, cause }) => match terminate(parts, tenant, cause, budget).await {
+            Ok(Work::TeardownTenant { tenant, cause }) => match budget
+                .run(async {
+                    parts.teardown.terminate_tenant(tenant, cause).await.map_err(|e| ErrorChain(&e).to_string())
+                })
+                .await
+            {
                 Ok(terminated) => {
                     tracing::info!(installation_id = %tenant, cause = cause.as_str(), terminated, "tenant's runners terminated")
                 }
@@ -37,20 +36,4 @@ pub async fn handle(cold: &Cold, parts: &EngineParts, event: SqsEvent, budget: B
     }
     let also = parts.outbox.take().await;
     outcome.finish(cold.queue.as_ref(), also).await
-}
-
-/// One tenant's teardown within `budget`.
-async fn terminate(
-    parts: &EngineParts,
-    tenant: InstallationId,
-    cause: TeardownCause,
-    budget: Budget,
-) -> Result<usize, String> {
-    if budget.spent() {
-        return Err("no time left in this invocation".into());
-    }
-    match tokio::time::timeout_at(budget.until(), parts.teardown.terminate_tenant(tenant, cause)).await {
-        Ok(done) => done.map_err(|error| ErrorChain(&error).to_string()),
-        Err(_) => Err("it outlived the invocation's budget".into()),
-    }
 }
