@@ -253,7 +253,12 @@ impl Teardown {
     /// Terminate every live runner of a tenant. Returns how many were terminated; failures are logged and
     /// left to the reconciler.
     pub async fn terminate_tenant(&self, id: InstallationId, cause: TeardownCause) -> Result<usize, EngineError> {
-        let filter = RunnerFilter { installation_id: Some(id), tier: None, states: RunnerState::LIVE.to_vec() };
+        let filter = RunnerFilter {
+            installation_id: Some(id),
+            tier: None,
+            states: RunnerState::LIVE.to_vec(),
+            ..RunnerFilter::default()
+        };
         let runners = self.ports.store.runner_list(filter).await.doing("listing a tenant's runners")?;
         let mut done = 0;
         for runner in runners {

@@ -1,9 +1,6 @@
 //! `/api/v1`: the admin REST API over [`Admin`], bearer-token protected. Documented in `openapi.json`.
 
 use crate::AppState;
-use crate::admin::{
-    AdminError, ErrorBody, JobsQuery, NewTenantRequest, RunnersQuery, SetTierRequest, TenantAction, UsageQuery,
-};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -11,7 +8,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use ghr_core::ids::JobId;
+use ghr_api::{
+    ApiError, ErrorBody, JobsQuery, NewTenantRequest, ReconcilerStatus, RunnersQuery, SetTierRequest, TenantAction,
+    TenantsQuery, UsageQuery,
+};
+use ghr_core::ids::InstallationId;
 use ghr_core::text::clip_to;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -37,24 +38,35 @@ pub const ROUTES: &[(&str, &str)] = &[
 /// must not echo a megabyte of it back.
 const ANSWER_MESSAGE_MAX_CHARS: usize = 1024;
 
-impl IntoResponse for AdminError {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        // Internal details stay in the logs.
-        let message = match &self {
-            AdminError::Internal(_) => "internal error; see the server logs".to_owned(),
-            other => clip_to(&other.to_string(), ANSWER_MESSAGE_MAX_CHARS).into_owned(),
-        };
-        (status, Json(ErrorBody { error: self.code().to_owned(), message })).into_response()
+/// An [`ApiError`] as an HTTP answer: its status and the JSON [`ErrorBody`].
+#[derive(Debug)]
+pub struct ApiFailure(pub ApiError);
+
+impl From<ApiError> for ApiFailure {
+    fn from(error: ApiError) -> Self {
+        ApiFailure(error)
     }
 }
 
-fn bad_query(rejection: QueryRejection) -> AdminError {
-    AdminError::BadRequest(rejection.body_text())
+impl IntoResponse for ApiFailure {
+    fn into_response(self) -> Response {
+        let error = self.0;
+        let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        // Internal details stay in the logs.
+        let message = match &error {
+            ApiError::Internal(_) => "internal error; see the server logs".to_owned(),
+            other => clip_to(&other.to_string(), ANSWER_MESSAGE_MAX_CHARS).into_owned(),
+        };
+        (status, Json(ErrorBody { error: error.code().to_owned(), message })).into_response()
+    }
 }
 
-fn bad_json(rejection: JsonRejection) -> AdminError {
-    AdminError::BadRequest(rejection.body_text())
+fn bad_query(rejection: QueryRejection) -> ApiError {
+    ApiError::BadRequest(rejection.body_text())
+}
+
+fn bad_json(rejection: JsonRejection) -> ApiError {
+    ApiError::BadRequest(rejection.body_text())
 }
 
 pub fn router(state: AppState) -> Router {
@@ -89,7 +101,7 @@ async fn require_token(State(app): State<AppState>, request: Request, next: Next
     if authorised {
         next.run(request).await
     } else {
-        let mut response = AdminError::Unauthorized.into_response();
+        let mut response = ApiFailure(ApiError::Unauthorized).into_response();
         response
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer realm=\"ghr\""));
@@ -97,33 +109,26 @@ async fn require_token(State(app): State<AppState>, request: Request, next: Next
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StatusQuery {
-    status: Option<String>,
-}
-
 async fn tenants_list(
     State(app): State<AppState>,
-    query: Result<Query<StatusQuery>, QueryRejection>,
-) -> Result<Response, AdminError> {
+    query: Result<Query<TenantsQuery>, QueryRejection>,
+) -> Result<Response, ApiFailure> {
     let Query(query) = query.map_err(bad_query)?;
-    let status = query.status.as_deref().map(crate::admin::parse_status).transpose().map_err(AdminError::BadRequest)?;
-    Ok(Json(app.admin.tenants_list(status).await?).into_response())
+    Ok(Json(app.admin.tenants_list(query).await?).into_response())
 }
 
 async fn tenant_add(
     State(app): State<AppState>,
     body: Result<Json<NewTenantRequest>, JsonRejection>,
-) -> Result<Response, AdminError> {
+) -> Result<Response, ApiFailure> {
     let Json(body) = body.map_err(bad_json)?;
     let tenant = app.admin.tenant_add(body).await?;
     // Jobs of the installation may already wait (`unknown_tenant`): plan for it now.
-    app.dispatcher_wake.tenant(tenant.installation_id);
+    app.dispatcher_wake.tenant(InstallationId(tenant.installation_id));
     Ok((StatusCode::CREATED, Json(tenant)).into_response())
 }
 
-async fn tenant_show(State(app): State<AppState>, Path(tenant): Path<String>) -> Result<Response, AdminError> {
+async fn tenant_show(State(app): State<AppState>, Path(tenant): Path<String>) -> Result<Response, ApiFailure> {
     Ok(Json(app.admin.tenant_show(&tenant).await?).into_response())
 }
 
@@ -131,36 +136,36 @@ async fn tenant_set_tier(
     State(app): State<AppState>,
     Path(tenant): Path<String>,
     body: Result<Json<SetTierRequest>, JsonRejection>,
-) -> Result<Response, AdminError> {
+) -> Result<Response, ApiFailure> {
     let Json(body) = body.map_err(bad_json)?;
     let tenant = app.admin.tenant_set_tier(&tenant, body).await?;
     // A new plan or limit changes what the tenant's waiting jobs may start: plan for it now.
-    app.dispatcher_wake.tenant(tenant.installation_id);
+    app.dispatcher_wake.tenant(InstallationId(tenant.installation_id));
     Ok(Json(tenant).into_response())
 }
 
-async fn tenant_action(app: &AppState, tenant: &str, action: TenantAction) -> Result<Response, AdminError> {
+async fn tenant_action(app: &AppState, tenant: &str, action: TenantAction) -> Result<Response, ApiFailure> {
     let tenant = app.admin.tenant_action(tenant, action).await?;
-    app.dispatcher_wake.tenant(tenant.installation_id);
+    app.dispatcher_wake.tenant(InstallationId(tenant.installation_id));
     Ok(Json(tenant).into_response())
 }
 
-async fn tenant_suspend(State(app): State<AppState>, Path(tenant): Path<String>) -> Result<Response, AdminError> {
+async fn tenant_suspend(State(app): State<AppState>, Path(tenant): Path<String>) -> Result<Response, ApiFailure> {
     tenant_action(&app, &tenant, TenantAction::Suspend).await
 }
 
-async fn tenant_resume(State(app): State<AppState>, Path(tenant): Path<String>) -> Result<Response, AdminError> {
+async fn tenant_resume(State(app): State<AppState>, Path(tenant): Path<String>) -> Result<Response, ApiFailure> {
     tenant_action(&app, &tenant, TenantAction::Resume).await
 }
 
-async fn tenant_approve(State(app): State<AppState>, Path(tenant): Path<String>) -> Result<Response, AdminError> {
+async fn tenant_approve(State(app): State<AppState>, Path(tenant): Path<String>) -> Result<Response, ApiFailure> {
     tenant_action(&app, &tenant, TenantAction::Approve).await
 }
 
 async fn runners_list(
     State(app): State<AppState>,
     query: Result<Query<RunnersQuery>, QueryRejection>,
-) -> Result<Response, AdminError> {
+) -> Result<Response, ApiFailure> {
     let Query(query) = query.map_err(bad_query)?;
     Ok(Json(app.admin.runners_list(query).await?).into_response())
 }
@@ -168,13 +173,13 @@ async fn runners_list(
 async fn jobs_list(
     State(app): State<AppState>,
     query: Result<Query<JobsQuery>, QueryRejection>,
-) -> Result<Response, AdminError> {
+) -> Result<Response, ApiFailure> {
     let Query(query) = query.map_err(bad_query)?;
     Ok(Json(app.admin.jobs_list(query).await?).into_response())
 }
 
-async fn job_show(State(app): State<AppState>, Path(job): Path<String>) -> Result<Response, AdminError> {
-    let id = job.parse::<JobId>().map_err(|_| AdminError::BadRequest(format!("job id {job:?} is not a number")))?;
+async fn job_show(State(app): State<AppState>, Path(job): Path<String>) -> Result<Response, ApiFailure> {
+    let id = job.trim().parse::<u64>().map_err(|_| ApiError::BadRequest(format!("job id {job:?} is not a number")))?;
     Ok(Json(app.admin.job_show(id).await?).into_response())
 }
 
@@ -188,20 +193,20 @@ struct UsageParams {
     format: Option<String>,
 }
 
-fn instant(name: &str, value: Option<String>) -> Result<Option<ghr_core::Timestamp>, AdminError> {
-    crate::admin::parse_instant(name, value.as_deref()).map_err(AdminError::BadRequest)
+fn instant(name: &str, value: Option<String>) -> Result<Option<ghr_core::Timestamp>, ApiError> {
+    ghr_api::model::parse_instant(name, value.as_deref()).map_err(ApiError::BadRequest)
 }
 
 async fn usage(
     State(app): State<AppState>,
     headers: HeaderMap,
     query: Result<Query<UsageParams>, QueryRejection>,
-) -> Result<Response, AdminError> {
+) -> Result<Response, ApiFailure> {
     let Query(params) = query.map_err(bad_query)?;
     let csv = match params.format.as_deref() {
         Some("csv") => true,
         Some("json") => false,
-        Some(other) => return Err(AdminError::BadRequest(format!("unknown format {other:?}: use json or csv"))),
+        Some(other) => return Err(ApiError::BadRequest(format!("unknown format {other:?}: use json or csv")).into()),
         None => headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/csv")),
     };
     let query =
@@ -214,11 +219,14 @@ async fn usage(
     }
 }
 
-async fn reconciler(State(app): State<AppState>) -> Result<Response, AdminError> {
+async fn reconciler(State(app): State<AppState>) -> Result<Response, ApiFailure> {
     let last = app.reconciler.as_ref().and_then(|r| r.last_report());
-    Ok(Json(serde_json::json!({
-        "last_pass_at": last.as_ref().map(|(at, _)| at),
-        "report": last.map(|(_, report)| report),
-    }))
-    .into_response())
+    let status = ReconcilerStatus {
+        last_pass_at: last.as_ref().map(|(at, _)| *at),
+        report: last
+            .map(|(_, report)| serde_json::to_value(report))
+            .transpose()
+            .map_err(|e| ApiError::Internal(format!("cannot encode the reconciler report: {e}")))?,
+    };
+    Ok(Json(status).into_response())
 }

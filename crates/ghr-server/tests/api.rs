@@ -11,14 +11,11 @@ mod support;
 #[path = "api/tenants.rs"]
 mod tenants;
 
-use ghr_config::Onboarding;
-use ghr_core::job::JobStatus;
-use ghr_core::reason::Reason;
-use ghr_core::runner::RunnerState;
-use ghr_core::tenant::TenantStatus;
-use ghr_server::admin::{
-    AdminError, ErrorBody, JobDetail, NewTenantRequest, SetTierRequest, TenantDetail, UsageReport,
+use ghr_api::{
+    ApiError, ErrorBody, JobDetail, JobStatus, NewTenantRequest, Reason, RunnerState, RunnerStates, SetTierRequest,
+    TenantDetail, TenantStatus, UsageReport,
 };
+use ghr_config::Onboarding;
 use ghr_server::api::ROUTES;
 use ghr_server::webhook::{HEADER_DELIVERY, HEADER_SIGNATURE};
 use ghr_testkit::webhook::{SignedDelivery, default_sender, installation_payload, sign};
@@ -189,10 +186,12 @@ fn openapi_types_match_the_rust_types() {
             .map(|v| v.as_str().expect("a string").to_owned())
             .collect()
     };
-    assert_eq!(enum_of("TenantStatus"), TenantStatus::ALL.map(|s| s.as_str().to_owned()));
-    assert_eq!(enum_of("RunnerState"), RunnerState::ALL.map(|s| s.as_str().to_owned()));
-    assert_eq!(enum_of("JobStatus"), JobStatus::ALL.map(|s| s.as_str().to_owned()));
-    assert_eq!(enum_of("Reason"), Reason::ALL.map(|r| r.code().to_owned()));
+    let names = |all: Vec<&'static str>| all.into_iter().map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(enum_of("TenantStatus"), names(TenantStatus::ALL.iter().map(|s| s.as_str()).collect()));
+    assert_eq!(enum_of("RunnerState"), names(RunnerState::ALL.iter().map(|s| s.as_str()).collect()));
+    assert_eq!(enum_of("JobStatus"), names(JobStatus::ALL.iter().map(|s| s.as_str()).collect()));
+    assert_eq!(enum_of("Reason"), names(Reason::ALL.iter().map(|r| r.as_str()).collect()));
+    assert_eq!(enum_of("OrgType"), names(ghr_api::OrgType::ALL.iter().map(|t| t.as_str()).collect()));
     let runners = spec.operation("get", "/api/v1/runners");
     let runner_filter = &runners.body["parameters"]
         .as_array()
@@ -200,11 +199,10 @@ fn openapi_types_match_the_rust_types() {
         .iter()
         .find(|p| p["name"] == "state")
         .expect("a state parameter")["schema"]["enum"];
-    let mut states: Vec<String> = vec!["live".into(), "all".into()];
-    states.extend(RunnerState::ALL.map(|s| s.as_str().to_owned()));
+    let states: Vec<&str> = RunnerStates::ALL.iter().map(|s| s.as_str()).collect();
     assert_eq!(runner_filter, &json!(states));
 
-    // Error bodies: the fields ErrorBody serialises, and a code for every AdminError.
+    // Error bodies: the fields ErrorBody serialises, and a code for every ApiError.
     let body = serde_json::to_value(ErrorBody { error: "x".into(), message: "y".into() }).expect("serialisable");
     let mut errors = Vec::new();
     spec.check(spec.schema("Error"), &json!({"error": "conflict", "message": "y"}), "$", &mut errors);
@@ -213,12 +211,12 @@ fn openapi_types_match_the_rust_types() {
     assert_eq!(spec.required_fields(spec.schema("Error")), fields);
     let codes = enum_of_error(&spec);
     for error in [
-        AdminError::NotFound(String::new()),
-        AdminError::BadRequest(String::new()),
-        AdminError::Conflict(String::new()),
-        AdminError::Unauthorized,
-        AdminError::Internal(String::new()),
-        AdminError::Unavailable(String::new()),
+        ApiError::NotFound(String::new()),
+        ApiError::BadRequest(String::new()),
+        ApiError::Conflict(String::new()),
+        ApiError::Unauthorized,
+        ApiError::Internal(String::new()),
+        ApiError::Unavailable(String::new()),
     ] {
         assert!(codes.contains(error.code()), "error code {} is not documented", error.code());
     }
@@ -226,9 +224,9 @@ fn openapi_types_match_the_rust_types() {
     // Request bodies: every field the Rust type has is documented, and the documented required ones are the
     // ones without a serde default.
     let full = NewTenantRequest {
-        installation_id: ghr_core::ids::InstallationId(1),
+        installation_id: 1,
         org_name: "acme".into(),
-        org_type: ghr_core::tenant::OrgType::User,
+        org_type: ghr_api::OrgType::User,
         tier: Some("small".into()),
     };
     assert_request_fields(
@@ -284,7 +282,7 @@ async fn openapi_schemas_match_real_answers() {
 
     let tenants = h.get("/api/v1/tenants").await.expect(200);
     ok("get", "/api/v1/tenants", &tenants);
-    assert_eq!(tenants.as_array().map(Vec::len), Some(2));
+    assert_eq!(tenants["items"].as_array().map(Vec::len), Some(2));
     let detail = h.get("/api/v1/tenants/acme").await.expect(200);
     ok("get", "/api/v1/tenants/{tenant}", &detail);
     serde_json::from_value::<TenantDetail>(detail).expect("a TenantDetail");

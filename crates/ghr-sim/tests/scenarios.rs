@@ -24,7 +24,12 @@ async fn step(world: &mut World, step: Step) -> String {
 }
 
 async fn runners(world: &World, installation: InstallationId) -> Vec<Runner> {
-    let filter = RunnerFilter { installation_id: Some(installation), tier: None, states: RunnerState::ALL.to_vec() };
+    let filter = RunnerFilter {
+        installation_id: Some(installation),
+        tier: None,
+        states: RunnerState::ALL.to_vec(),
+        ..RunnerFilter::default()
+    };
     world.inner_store.runner_list(filter).await.expect("listing runners")
 }
 

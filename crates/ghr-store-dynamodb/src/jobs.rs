@@ -277,6 +277,9 @@ pub(crate) async fn list(store: &DynamoStore, filter: JobFilter) -> Result<Vec<J
         .await
         .map_err(backend(OP_LIST))?;
     let mut jobs = job_item::decode_jobs(OP_LIST, &items)?;
+    if let Some(before) = filter.before {
+        jobs.retain(|job| (job.received_at, job.job_id) < before);
+    }
     jobs.sort_by_key(|job| std::cmp::Reverse((job.received_at, job.job_id)));
     if let Some(limit) = filter.limit {
         jobs.truncate(usize::try_from(limit).unwrap_or(usize::MAX));

@@ -301,8 +301,12 @@ pub(crate) async fn list(store: &DynamoStore, filter: RunnerFilter) -> Result<Ve
         .filter(|r| filter.installation_id.is_none_or(|id| r.installation_id == id))
         .filter(|r| filter.tier.as_ref().is_none_or(|tier| &r.tier == tier))
         .filter(|r| filter.states.is_empty() || filter.states.contains(&r.state))
+        .filter(|r| filter.after_seq.is_none_or(|after| r.seq > after))
         .collect();
     runners.sort_by_key(|r| r.seq);
+    if let Some(limit) = filter.limit {
+        runners.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    }
     Ok(runners)
 }
 

@@ -1,6 +1,7 @@
 //! Command-line interface definition (clap).
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ghr_api::{JobStatus, Reason, RunnerStates, TenantStatus};
 use std::path::PathBuf;
 
 /// ghr: sell ephemeral GitHub Actions runners to many organisations through one GitHub App.
@@ -44,6 +45,16 @@ pub enum Command {
         #[command(subcommand)]
         command: StoreCommand,
     },
+    /// Named ghr servers (URL and admin token) to run operator commands against, kept in a file only you can read.
+    Context {
+        #[command(subcommand)]
+        command: ContextCommand,
+    },
+    /// Print a shell completion script (e.g. `ghr completions bash > /etc/bash_completion.d/ghr`).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
     /// Play an emulated ephemeral runner against the GitHub emulator (used by `ghr demo` and tests; the
     /// JIT config arrives on stdin).
     #[command(hide = true)]
@@ -84,33 +95,80 @@ pub enum ConfigCommand {
     },
 }
 
-/// Where operator commands find ghr: a running server (`--server`), or a database.
+/// How operator commands print what they read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned columns (the default).
+    Table,
+    /// Aligned columns, with more of them.
+    Wide,
+    /// JSON, as the admin API answers it.
+    Json,
+    /// YAML, the same fields as JSON.
+    Yaml,
+}
+
+/// Where operator commands find ghr — a running server (`--server`, or a context), or a database (`--db` or the
+/// store of `--config`) — and how they print.
 #[derive(Debug, Args, Clone)]
 pub struct Target {
-    /// Base URL of a running ghr server (uses the admin API).
+    /// Base URL of a running ghr server (uses the admin API); the token comes from GHR_ADMIN_TOKEN or the context.
     #[arg(long, env = "GHR_SERVER", global = true)]
     pub server: Option<String>,
-    /// Admin API token (with --server).
-    #[arg(long, env = "GHR_ADMIN_TOKEN", global = true, hide_env_values = true)]
+    /// A named context (`ghr context list`); default: the current one.
+    #[arg(long, env = "GHR_CONTEXT", global = true)]
+    pub context: Option<String>,
+    /// Admin API token. Visible to other users in `ps` and kept in shell history: prefer GHR_ADMIN_TOKEN or a
+    /// context.
+    #[arg(long, global = true, hide = true)]
     pub token: Option<String>,
-    /// Store URL (`sqlite://PATH`); default: the store of --config.
+    /// Store URL (`sqlite://PATH`, `postgres://...`) of an existing store; it is never created or migrated.
     #[arg(long, env = "GHR_DB", global = true)]
     pub db: Option<String>,
     /// Configuration file (for the store URL and the tier catalog); built-in defaults when absent.
     #[arg(long, short, env = "GHR_CONFIG", global = true)]
     pub config: Option<PathBuf>,
-    /// Machine-readable JSON instead of a table.
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table, global = true)]
+    pub output: OutputFormat,
+    /// Tables without their header line (for scripts).
     #[arg(long, global = true)]
+    pub no_headers: bool,
+    /// Same as `-o json`.
+    #[arg(long, global = true, hide = true)]
     pub json: bool,
+}
+
+impl Target {
+    /// The output format, `--json` included.
+    pub fn format(&self) -> OutputFormat {
+        if self.json { OutputFormat::Json } else { self.output }
+    }
+}
+
+/// Paging of list commands: one page of `--limit`, from `--cursor`, or every page with `--all`.
+#[derive(Debug, Args, Clone)]
+pub struct Paging {
+    /// Page size (1 to 1000).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
+    /// Start at this cursor (the `next_cursor` a previous page printed).
+    #[arg(long, conflicts_with = "all")]
+    pub cursor: Option<String>,
+    /// Follow every page.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TenantsCommand {
     /// List tenants.
     List {
-        /// Only tenants with this status (pending, active, suspended, deleted).
-        #[arg(long)]
-        status: Option<String>,
+        /// Only tenants with this status.
+        #[arg(long, value_enum)]
+        status: Option<TenantStatus>,
+        #[command(flatten)]
+        paging: Paging,
         #[command(flatten)]
         target: Target,
     },
@@ -172,11 +230,14 @@ pub enum RunnersCommand {
         /// Installation id or org login.
         #[arg(long)]
         tenant: Option<String>,
+        /// A tier of the catalog (`ghr config check` lists them).
         #[arg(long)]
         tier: Option<String>,
-        /// A runner state, `live` (default) or `all`.
-        #[arg(long)]
-        state: Option<String>,
+        /// Which runners.
+        #[arg(long, value_enum, default_value_t = RunnerStates::Live)]
+        state: RunnerStates,
+        #[command(flatten)]
+        paging: Paging,
         #[command(flatten)]
         target: Target,
     },
@@ -186,16 +247,17 @@ pub enum RunnersCommand {
 pub enum JobsCommand {
     /// List jobs, newest first.
     List {
+        /// Installation id or org login.
         #[arg(long)]
         tenant: Option<String>,
-        /// queued, in_progress or completed.
-        #[arg(long)]
-        status: Option<String>,
-        /// Only jobs waiting for this reason (e.g. tenant_at_limit).
-        #[arg(long)]
-        reason: Option<String>,
-        #[arg(long, default_value_t = 50)]
-        limit: u32,
+        /// Only jobs with this GitHub status.
+        #[arg(long, value_enum)]
+        status: Option<JobStatus>,
+        /// Only jobs waiting for this reason.
+        #[arg(long, value_enum)]
+        reason: Option<Reason>,
+        #[command(flatten)]
+        paging: Paging,
         #[command(flatten)]
         target: Target,
     },
@@ -264,4 +326,31 @@ pub enum StoreCommand {
         #[arg(long, short, env = "GHR_CONFIG")]
         config: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContextCommand {
+    /// Create or replace a context. The admin token is read from standard input (typed without echo on a
+    /// terminal, or piped: `ghr context set prod --server https://ghr.internal < token.txt`), never from the
+    /// command line.
+    Set {
+        name: String,
+        /// Base URL of the ghr server.
+        #[arg(long)]
+        server: String,
+        /// Read the token from this environment variable instead of standard input.
+        #[arg(long)]
+        token_env: Option<String>,
+        /// Do not make it the current context.
+        #[arg(long)]
+        no_use: bool,
+    },
+    /// Make a context the current one.
+    Use { name: String },
+    /// List contexts (the current one is marked with *).
+    List,
+    /// Show a context (its token hidden); the current one when no name is given.
+    Show { name: Option<String> },
+    /// Delete a context.
+    Remove { name: String },
 }

@@ -44,6 +44,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Jobs { command } => commands::jobs::run(command).await,
         Command::Usage(args) => commands::usage::run(args).await,
         Command::Store { command } => commands::store::run(command).await,
+        Command::Context { command } => commands::context::run(command).await,
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "ghr", &mut std::io::stdout());
+            Ok(())
+        }
         Command::EmulatedRunner => emulated_runner::run().await,
     }
 }

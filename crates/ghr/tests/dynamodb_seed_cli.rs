@@ -238,7 +238,12 @@ where
 }
 
 async fn live_runners(store: &DynamoStore, tenant: InstallationId) -> usize {
-    let filter = RunnerFilter { installation_id: Some(tenant), tier: None, states: RunnerState::LIVE.to_vec() };
+    let filter = RunnerFilter {
+        installation_id: Some(tenant),
+        tier: None,
+        states: RunnerState::LIVE.to_vec(),
+        ..RunnerFilter::default()
+    };
     store.runner_list(filter).await.expect("listing runners").len()
 }
 

@@ -19,7 +19,7 @@ fn labels(tier: &str) -> [&str; 4] {
 async fn limits_hold_and_nobody_starves_under_a_burst() {
     let stack = ghr::stack::LocalStack::start(common::options()).await.expect("stack starts");
     let api = ghr_server::admin::LocalAdmin::new(stack.store.clone(), stack.settings.clone());
-    use ghr_server::admin::{Admin, SetTierRequest};
+    use ghr_api::{Admin, SetTierRequest};
 
     let big = stack.emulator.install_org("bigcorp").await.unwrap();
     let small = stack.emulator.install_org("smallco").await.unwrap();

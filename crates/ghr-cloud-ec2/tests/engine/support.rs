@@ -387,8 +387,12 @@ impl Stack {
 
     /// Every runner record of a tenant, oldest first.
     pub async fn runners(&self, installation: InstallationId) -> Vec<Runner> {
-        let filter =
-            RunnerFilter { installation_id: Some(installation), tier: None, states: RunnerState::ALL.to_vec() };
+        let filter = RunnerFilter {
+            installation_id: Some(installation),
+            tier: None,
+            states: RunnerState::ALL.to_vec(),
+            ..RunnerFilter::default()
+        };
         let mut runners = self.store.runner_list(filter).await.expect("listing runners");
         runners.sort_by_key(|r| r.seq);
         runners

@@ -2,7 +2,9 @@
 
 use crate::Timestamp;
 use crate::cost::UsageRow;
-use crate::ids::{DeliveryId, GithubRunnerId, InstallationId, InstanceId, JobId, OrgName, RunnerName, TierName};
+use crate::ids::{
+    DeliveryId, GithubRunnerId, InstallationId, InstanceId, JobId, OrgName, RunnerName, RunnerSeq, TierName,
+};
 use crate::intake::{JobIntake, JobIntakeOutcome};
 use crate::job::{Job, JobChange, JobEvent, JobObservation, JobStatus};
 pub use crate::planner::dispatch::DemandQuery;
@@ -123,6 +125,10 @@ pub struct RunnerFilter {
     pub installation_id: Option<InstallationId>,
     pub tier: Option<TierName>,
     pub states: Vec<RunnerState>,
+    /// Only runners created after this one (a page's cursor): listings are in `seq` order.
+    pub after_seq: Option<RunnerSeq>,
+    /// At most this many.
+    pub limit: Option<u32>,
 }
 
 /// Filter for listing jobs; empty fields match everything. Newest first, at most `limit`.
@@ -131,6 +137,9 @@ pub struct JobFilter {
     pub installation_id: Option<InstallationId>,
     pub status: Option<JobStatus>,
     pub wait_reason: Option<Reason>,
+    /// Only jobs after this (received_at, job_id) in the newest-first order, i.e. strictly older (a page's
+    /// cursor).
+    pub before: Option<(Timestamp, JobId)>,
     pub limit: Option<u32>,
 }
 

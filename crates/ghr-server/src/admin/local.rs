@@ -1,18 +1,24 @@
 //! [`Admin`] on the store and the engine's tenant service: what the HTTP API serves and what the CLI uses
-//! when pointed at a database.
+//! when pointed at a database. Domain records become wire types here (`ghr_api::convert`), and list
+//! operations are paged by [`Cursor`].
 
-use super::{Admin, AdminError, types::*};
+use super::cursor::Cursor;
 use async_trait::async_trait;
 use chrono::{Duration, Utc};
+use ghr_api::convert::usage_line;
+use ghr_api::{
+    Admin, ApiError, DEFAULT_PAGE_LIMIT, JobDetail, JobsQuery, MAX_PAGE_LIMIT, NewTenantRequest, Page, RunnersQuery,
+    SetTierRequest, TenantAction, TenantDetail, TenantsQuery, UsageQuery, UsageReport,
+};
 use ghr_core::cost::price;
 use ghr_core::event::Account;
-use ghr_core::ids::{AccountId, InstallationId, JobId, OrgName};
+use ghr_core::ids::{AccountId, InstallationId, JobId, OrgName, TierName};
 use ghr_core::input::{check_github_id, check_login};
 use ghr_core::job::{Job, JobStatus};
 use ghr_core::ports::{JobFilter, RunnerFilter, Store, StoreError};
 use ghr_core::reason::Reason;
-use ghr_core::runner::{Runner, RunnerState};
-use ghr_core::tenant::{OrgNameTaken, Tenant, TenantStatus, check_max_runners};
+use ghr_core::runner::RunnerState;
+use ghr_core::tenant::{OrgNameTaken, check_max_runners};
 use ghr_engine::EngineError;
 use ghr_engine::settings::EngineSettings;
 use ghr_engine::tenants::{Onboarded, TenantService};
@@ -20,10 +26,6 @@ use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 use std::sync::Arc;
 
-/// Default page size of job listings.
-pub const DEFAULT_JOB_LIMIT: u32 = 100;
-/// Largest page size of job listings.
-pub const MAX_JOB_LIMIT: u32 = 10_000;
 /// Default usage window.
 pub const DEFAULT_USAGE_DAYS: i64 = 30;
 
@@ -46,7 +48,7 @@ impl LocalAdmin {
         self
     }
 
-    async fn installation_of(&self, reference: Option<&str>) -> Result<Option<InstallationId>, AdminError> {
+    async fn installation_of(&self, reference: Option<&str>) -> Result<Option<InstallationId>, ApiError> {
         match reference {
             None => Ok(None),
             Some(r) => Ok(Some(self.tenants.resolve(r).await.map_err(engine_error)?.installation_id)),
@@ -54,30 +56,49 @@ impl LocalAdmin {
     }
 }
 
-fn engine_error(error: EngineError) -> AdminError {
+/// The page size asked for, checked.
+fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    match limit.unwrap_or(DEFAULT_PAGE_LIMIT) {
+        0 => Err(ApiError::BadRequest(format!("limit must be between 1 and {MAX_PAGE_LIMIT}"))),
+        n if n > MAX_PAGE_LIMIT => Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {MAX_PAGE_LIMIT}; follow `next_cursor` for more"
+        ))),
+        n => Ok(n),
+    }
+}
+
+/// A page from `limit + 1` rows read: the extra row only says that another page follows.
+fn page_of<T, W: From<T>>(mut rows: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> Cursor) -> Page<W> {
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = if more { rows.last().map(|last| cursor_of(last).encode()) } else { None };
+    Page { items: rows.into_iter().map(W::from).collect(), next_cursor }
+}
+
+fn engine_error(error: EngineError) -> ApiError {
     if let Some(taken) = OrgNameTaken::find_in(&error) {
-        return AdminError::Conflict(taken.to_string());
+        return ApiError::Conflict(taken.to_string());
     }
     match &error {
-        EngineError::UnknownTenant(_) | EngineError::UnknownTenantRef(_) => AdminError::NotFound(error.to_string()),
-        EngineError::UnknownTier(_) | EngineError::ZeroMaxRunners => AdminError::BadRequest(error.to_string()),
-        EngineError::InvalidTransition { .. } => AdminError::Conflict(error.to_string()),
+        EngineError::UnknownTenant(_) | EngineError::UnknownTenantRef(_) => ApiError::NotFound(error.to_string()),
+        EngineError::UnknownTier(_) | EngineError::ZeroMaxRunners => ApiError::BadRequest(error.to_string()),
+        EngineError::InvalidTransition { .. } => ApiError::Conflict(error.to_string()),
         _ => {
             let message = ghr_engine::error::ErrorChain(&error).to_string();
             tracing::error!(error = %message, "admin operation failed");
-            AdminError::Internal(message)
+            ApiError::Internal(message)
         }
     }
 }
 
-fn bad_input(error: ghr_core::input::InvalidInput) -> AdminError {
-    AdminError::BadRequest(error.to_string())
+fn bad_input(error: ghr_core::input::InvalidInput) -> ApiError {
+    ApiError::BadRequest(error.to_string())
 }
 
-fn store_error(error: StoreError) -> AdminError {
+fn store_error(error: StoreError) -> ApiError {
     let message = ghr_engine::error::ErrorChain(&error).to_string();
     tracing::error!(error = %message, "admin operation failed");
-    AdminError::Internal(message)
+    ApiError::Internal(message)
 }
 
 /// The operator's answer to "why is this job (still) waiting?".
@@ -103,16 +124,23 @@ pub fn explain(job: &Job) -> String {
 
 #[async_trait]
 impl Admin for LocalAdmin {
-    async fn tenants_list(&self, status: Option<TenantStatus>) -> Result<Vec<Tenant>, AdminError> {
-        self.tenants.list(status).await.map_err(engine_error)
+    async fn tenants_list(&self, query: TenantsQuery) -> Result<Page<ghr_api::Tenant>, ApiError> {
+        let limit = page_limit(query.limit)?;
+        let after = Cursor::tenants(query.cursor.as_deref())?;
+        // Tenants are few (one per customer): the page is cut here rather than in each store.
+        let mut tenants = self.tenants.list(query.status.map(Into::into)).await.map_err(engine_error)?;
+        tenants.sort_by_key(|t| t.installation_id);
+        tenants.retain(|t| after.is_none_or(|after| t.installation_id > after));
+        tenants.truncate(limit as usize + 1);
+        Ok(page_of(tenants, limit, |t| Cursor::Tenants(t.installation_id)))
     }
 
-    async fn tenant_show(&self, reference: &str) -> Result<TenantDetail, AdminError> {
+    async fn tenant_show(&self, reference: &str) -> Result<TenantDetail, ApiError> {
         let tenant = self.tenants.resolve(reference).await.map_err(engine_error)?;
         let filter = RunnerFilter {
             installation_id: Some(tenant.installation_id),
-            tier: None,
             states: RunnerState::LIVE.to_vec(),
+            ..RunnerFilter::default()
         };
         let runners = self.store.runner_list(filter).await.map_err(store_error)?;
         let mut live_by_tier = BTreeMap::new();
@@ -131,78 +159,105 @@ impl Admin for LocalAdmin {
                 )
             })
             .collect();
-        Ok(TenantDetail { live_runners: runners.len() as u32, live_by_tier, waiting_jobs, tenant })
+        Ok(TenantDetail {
+            live_runners: u32::try_from(runners.len()).unwrap_or(u32::MAX),
+            live_by_tier,
+            waiting_jobs,
+            tenant: tenant.into(),
+        })
     }
 
-    async fn tenant_add(&self, request: NewTenantRequest) -> Result<Tenant, AdminError> {
-        check_github_id("installation_id", request.installation_id.0).map_err(bad_input)?;
+    async fn tenant_add(&self, request: NewTenantRequest) -> Result<ghr_api::Tenant, ApiError> {
+        check_github_id("installation_id", request.installation_id).map_err(bad_input)?;
         check_login("org_name", &request.org_name).map_err(bad_input)?;
-        let account =
-            Account { login: OrgName::from(request.org_name.as_str()), id: AccountId(0), kind: request.org_type };
-        match self.tenants.add(request.installation_id, &account, request.tier).await.map_err(engine_error)? {
-            Onboarded::Created(t) | Onboarded::Reinstalled(t) => Ok(t),
-            Onboarded::AlreadyKnown(t) => Err(AdminError::Conflict(format!(
+        let account = Account {
+            login: OrgName::from(request.org_name.as_str()),
+            id: AccountId(0),
+            kind: request.org_type.into(),
+        };
+        let id = InstallationId(request.installation_id);
+        let tier = request.tier.map(TierName::new);
+        match self.tenants.add(id, &account, tier).await.map_err(engine_error)? {
+            Onboarded::Created(t) | Onboarded::Reinstalled(t) => Ok(t.into()),
+            Onboarded::AlreadyKnown(t) => Err(ApiError::Conflict(format!(
                 "tenant {} already exists (org {}, status {})",
                 t.installation_id, t.org_name, t.status
             ))),
         }
     }
 
-    async fn tenant_set_tier(&self, reference: &str, request: SetTierRequest) -> Result<Tenant, AdminError> {
+    async fn tenant_set_tier(&self, reference: &str, request: SetTierRequest) -> Result<ghr_api::Tenant, ApiError> {
         if let Some(max_runners) = request.max_runners {
             check_max_runners(max_runners).map_err(bad_input)?;
         }
         let tenant = self.tenants.resolve(reference).await.map_err(engine_error)?;
-        self.tenants.set_tier(tenant.installation_id, request.tier, request.max_runners).await.map_err(engine_error)
+        let tier = TierName::new(request.tier);
+        let updated =
+            self.tenants.set_tier(tenant.installation_id, tier, request.max_runners).await.map_err(engine_error)?;
+        Ok(updated.into())
     }
 
-    async fn tenant_action(&self, reference: &str, action: TenantAction) -> Result<Tenant, AdminError> {
+    async fn tenant_action(&self, reference: &str, action: TenantAction) -> Result<ghr_api::Tenant, ApiError> {
         let id = self.tenants.resolve(reference).await.map_err(engine_error)?.installation_id;
         let result = match action {
             TenantAction::Suspend => self.tenants.suspend(id).await,
             TenantAction::Resume => self.tenants.resume(id).await,
             TenantAction::Approve => self.tenants.approve(id).await,
         };
-        result.map_err(engine_error)
+        result.map(Into::into).map_err(engine_error)
     }
 
-    async fn runners_list(&self, query: RunnersQuery) -> Result<Vec<Runner>, AdminError> {
-        let states = query.states().map_err(AdminError::BadRequest)?;
-        if let Some(tier) = &query.tier {
-            self.settings.catalog.require(tier).map_err(|e| AdminError::BadRequest(e.to_string()))?;
+    async fn runners_list(&self, query: RunnersQuery) -> Result<Page<ghr_api::Runner>, ApiError> {
+        let limit = page_limit(query.limit)?;
+        let after_seq = Cursor::runners(query.cursor.as_deref())?;
+        let tier = query.tier.map(TierName::new);
+        if let Some(tier) = &tier {
+            self.settings.catalog.require(tier).map_err(|e| ApiError::BadRequest(e.to_string()))?;
         }
+        let states = query.state.unwrap_or(ghr_api::RunnerStates::Live).states().into_iter().map(Into::into).collect();
         let installation_id = self.installation_of(query.tenant.as_deref()).await?;
-        let filter = RunnerFilter { installation_id, tier: query.tier, states };
-        self.store.runner_list(filter).await.map_err(store_error)
+        let filter = RunnerFilter { installation_id, tier, states, after_seq, limit: Some(limit + 1) };
+        let runners = self.store.runner_list(filter).await.map_err(store_error)?;
+        Ok(page_of(runners, limit, |r| Cursor::Runners(r.seq)))
     }
 
-    async fn jobs_list(&self, query: JobsQuery) -> Result<Vec<Job>, AdminError> {
-        let limit = query.limit.unwrap_or(DEFAULT_JOB_LIMIT);
-        if limit == 0 || limit > MAX_JOB_LIMIT {
-            return Err(AdminError::BadRequest(format!("limit must be between 1 and {MAX_JOB_LIMIT}")));
-        }
+    async fn jobs_list(&self, query: JobsQuery) -> Result<Page<ghr_api::Job>, ApiError> {
+        let limit = page_limit(query.limit)?;
+        let before = Cursor::jobs(query.cursor.as_deref())?;
         let installation_id = self.installation_of(query.tenant.as_deref()).await?;
-        let filter = JobFilter { installation_id, status: query.status, wait_reason: query.reason, limit: Some(limit) };
-        self.store.job_list(filter).await.map_err(store_error)
+        let filter = JobFilter {
+            installation_id,
+            status: query.status.map(Into::into),
+            wait_reason: query.reason.map(Into::into),
+            before,
+            limit: Some(limit + 1),
+        };
+        let jobs = self.store.job_list(filter).await.map_err(store_error)?;
+        Ok(page_of(jobs, limit, |j| Cursor::Jobs(j.received_at, j.job_id)))
     }
 
-    async fn job_show(&self, id: JobId) -> Result<JobDetail, AdminError> {
+    async fn job_show(&self, id: u64) -> Result<JobDetail, ApiError> {
+        let id = JobId(id);
         let job = self
             .store
             .job_get(id)
             .await
             .map_err(store_error)?
-            .ok_or_else(|| AdminError::NotFound(format!("no job with id {id}")))?;
+            .ok_or_else(|| ApiError::NotFound(format!("no job with id {id}")))?;
         let timeline = self.store.job_timeline(id).await.map_err(store_error)?;
-        Ok(JobDetail { explanation: explain(&job), job, timeline })
+        Ok(JobDetail {
+            explanation: explain(&job),
+            job: job.into(),
+            timeline: timeline.into_iter().map(Into::into).collect(),
+        })
     }
 
-    async fn usage(&self, query: UsageQuery) -> Result<UsageReport, AdminError> {
+    async fn usage(&self, query: UsageQuery) -> Result<UsageReport, ApiError> {
         let now = Utc::now();
         let to = query.to.unwrap_or(now);
         let from = query.from.unwrap_or(to - Duration::days(DEFAULT_USAGE_DAYS));
         if from >= to {
-            return Err(AdminError::BadRequest("`from` must be before `to`".into()));
+            return Err(ApiError::BadRequest("`from` must be before `to`".into()));
         }
         let installation_id = self.installation_of(query.tenant.as_deref()).await?;
         let usage = self.store.usage(from, to, now).await.map_err(store_error)?;
@@ -218,7 +273,7 @@ impl Admin for LocalAdmin {
                     slot.insert(tenant.map(|t| t.org_name.to_string())).clone()
                 }
             };
-            rows.push(UsageLine { org_name, cost });
+            rows.push(usage_line(cost, org_name));
         }
         Ok(UsageReport { from, to, rows })
     }

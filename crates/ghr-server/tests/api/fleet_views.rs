@@ -4,19 +4,23 @@
 use crate::support::fleet::{self, Fleet};
 use crate::support::{Answer, Harness};
 use chrono::{Duration, SecondsFormat, Utc};
-use ghr_server::admin::{JobDetail, UsageReport};
+use ghr_api::{JobDetail, UsageReport};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 fn names(list: &Value) -> Vec<String> {
-    let mut names: Vec<String> =
-        list.as_array().expect("a list").iter().map(|r| r["name"].as_str().expect("a name").to_owned()).collect();
+    let mut names: Vec<String> = list["items"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|r| r["name"].as_str().expect("a name").to_owned())
+        .collect();
     names.sort();
     names
 }
 
 fn job_ids(list: &Value) -> Vec<u64> {
-    list.as_array().expect("a list").iter().map(|j| j["job_id"].as_u64().expect("a job id")).collect()
+    list["items"].as_array().expect("a list").iter().map(|j| j["job_id"].as_u64().expect("a job id")).collect()
 }
 
 fn sorted(mut ids: Vec<u64>) -> Vec<u64> {
@@ -46,12 +50,12 @@ async fn runners_are_listed_by_state_tenant_and_tier() {
     ] {
         assert_eq!(&names(&h.get(&format!("/api/v1/runners{query}")).await.expect(200)), expected, "runners{query}");
     }
-    let runner = &h.get("/api/v1/runners").await.expect(200)[0];
+    let runner = &h.get("/api/v1/runners").await.expect(200)["items"][0];
     assert_eq!((runner["state"].as_str(), runner["tier"].as_str()), (Some("launching"), Some("small")));
     assert!(runner["instance_id"].as_str().is_some_and(|id| id.ends_with(live_runner.as_str())), "{runner}");
 
     let message = h.get("/api/v1/runners?state=bogus").await.expect_error(400, "bad_request");
-    assert!(message.contains("requested, launching") && message.contains("live, all"), "{message}");
+    assert!(message.contains("`live`, `all`, `requested`, `launching`"), "{message}");
     let message = h.get("/api/v1/runners?tier=huge").await.expect_error(400, "bad_request");
     assert!(message.contains("known tiers"), "{message}");
     h.get("/api/v1/runners?colour=red").await.expect_error(400, "bad_request");
@@ -96,7 +100,7 @@ async fn jobs_are_listed_and_explained() {
 
     let not_entitled = show(f.not_entitled.0).await;
     assert!(not_entitled.explanation.starts_with("waiting: tier_not_entitled"), "{}", not_entitled.explanation);
-    assert_eq!(not_entitled.job.tier.as_ref().map(|t| t.as_str()), Some("large"));
+    assert_eq!(not_entitled.job.tier.as_deref(), Some("large"));
 
     let foreign = show(f.foreign.0).await;
     assert!(foreign.explanation.starts_with("not for ghr: no_matching_tier"), "{}", foreign.explanation);
@@ -109,7 +113,7 @@ async fn jobs_are_listed_and_explained() {
 
     let done = show(f.done.0).await;
     assert_eq!(done.explanation, "completed (success)");
-    assert_eq!(done.job.runner_name.as_ref(), Some(&f.gone_runner));
+    assert_eq!(done.job.runner_name.as_deref(), Some(f.gone_runner.as_str()));
     assert!(kinds(&done).ends_with(&["in_progress".to_owned(), "completed".to_owned()]), "{:?}", kinds(&done));
 
     let message = h.get("/api/v1/jobs/abc").await.expect_error(400, "bad_request");
@@ -138,12 +142,9 @@ async fn usage_is_reported_as_json_and_csv() {
     let report: UsageReport = serde_json::from_value(h.get("/api/v1/usage").await.expect(200)).expect("a report");
     assert_eq!(report.rows.len(), 1, "only acme ran runners: {report:?}");
     let row = &report.rows[0];
-    assert_eq!(
-        (row.cost.installation_id, row.org_name.as_deref(), row.cost.tier.as_str()),
-        (f.acme, Some("acme"), "small")
-    );
-    assert_eq!(row.cost.runners, 2);
-    assert!(row.cost.runner_seconds >= 0.0 && row.cost.price_per_hour == Some(0.0416), "{row:?}");
+    assert_eq!((row.installation_id, row.org_name.as_deref(), row.tier.as_str()), (f.acme.0, Some("acme"), "small"));
+    assert_eq!(row.runners, 2);
+    assert!(row.runner_seconds >= 0.0 && row.price_per_hour == Some(0.0416), "{row:?}");
     let window = (report.to - report.from).num_days();
     assert_eq!(window, 30, "the default window");
 

@@ -1,21 +1,18 @@
-//! `RemoteAdmin` against the running server answers exactly like `LocalAdmin` on the server's store, errors
+//! `Client` against the running server answers exactly like `LocalAdmin` on the server's store, errors
 //! included, and reports an unreachable server or a wrong token as such.
 
 use crate::support::{ADMIN_TOKEN, Harness, fleet};
 use chrono::{Duration, Utc};
-use ghr_core::ids::{InstallationId, JobId};
-use ghr_core::job::JobStatus;
-use ghr_core::reason::Reason;
-use ghr_core::tenant::{OrgType, TenantStatus};
-use ghr_server::admin::{
-    Admin, AdminError, JobsQuery, NewTenantRequest, RemoteAdmin, RunnersQuery, SetTierRequest, TenantAction, UsageQuery,
+use ghr_api::{
+    Admin, ApiError, Client, JobStatus, JobsQuery, NewTenantRequest, OrgType, Reason, RunnerStates, RunnersQuery,
+    SetTierRequest, TenantAction, TenantStatus, TenantsQuery, UsageQuery,
 };
 use secrecy::SecretString;
 use std::fmt::Debug;
 
 /// Whether both answers agree; errors agree when their status and message do.
 #[track_caller]
-fn same<T: PartialEq + Debug>(what: &str, remote: Result<T, AdminError>, local: Result<T, AdminError>) -> bool {
+fn same<T: PartialEq + Debug>(what: &str, remote: Result<T, ApiError>, local: Result<T, ApiError>) -> bool {
     match (remote, local) {
         (Ok(remote), Ok(local)) => {
             assert_eq!(remote, local, "{what}");
@@ -29,12 +26,16 @@ fn same<T: PartialEq + Debug>(what: &str, remote: Result<T, AdminError>, local: 
     }
 }
 
-fn runners(tenant: Option<&str>, tier: Option<&str>, state: Option<&str>) -> RunnersQuery {
-    RunnersQuery { tenant: tenant.map(Into::into), tier: tier.map(Into::into), state: state.map(Into::into) }
+fn runners(tenant: Option<&str>, tier: Option<&str>, state: Option<RunnerStates>) -> RunnersQuery {
+    RunnersQuery { tenant: tenant.map(Into::into), tier: tier.map(Into::into), state, ..RunnersQuery::default() }
 }
 
 fn jobs(tenant: Option<&str>, status: Option<JobStatus>, reason: Option<Reason>, limit: Option<u32>) -> JobsQuery {
-    JobsQuery { tenant: tenant.map(Into::into), status, reason, limit }
+    JobsQuery { tenant: tenant.map(Into::into), status, reason, limit, cursor: None }
+}
+
+fn tenants(status: Option<TenantStatus>) -> TenantsQuery {
+    TenantsQuery { status, ..TenantsQuery::default() }
 }
 
 #[tokio::test]
@@ -49,8 +50,8 @@ async fn remote_admin_reads_like_local_admin() {
     for status in [None, Some(TenantStatus::Active), Some(TenantStatus::Suspended), Some(TenantStatus::Deleted)] {
         count(same(
             &format!("tenants {status:?}"),
-            remote.tenants_list(status).await,
-            local.tenants_list(status).await,
+            remote.tenants_list(tenants(status)).await,
+            local.tenants_list(tenants(status)).await,
         ));
     }
     let acme = f.acme.to_string();
@@ -59,10 +60,11 @@ async fn remote_admin_reads_like_local_admin() {
     }
     for query in [
         runners(None, None, None),
-        runners(None, None, Some("all")),
-        runners(None, None, Some("terminated")),
-        runners(Some("Acme"), Some("small"), Some("live")),
-        runners(None, None, Some("bogus")),
+        runners(None, None, Some(RunnerStates::All)),
+        runners(None, None, Some(RunnerStates::Terminated)),
+        runners(Some("Acme"), Some("small"), Some(RunnerStates::Live)),
+        RunnersQuery { limit: Some(1), ..runners(None, None, Some(RunnerStates::All)) },
+        RunnersQuery { cursor: Some("bogus".into()), ..runners(None, None, None) },
         runners(None, Some("huge"), None),
         runners(Some("nobody"), None, None),
     ] {
@@ -75,12 +77,30 @@ async fn remote_admin_reads_like_local_admin() {
         jobs(Some("beta"), None, Some(Reason::TenantSuspended), None),
         jobs(None, None, None, Some(2)),
         jobs(None, None, None, Some(0)),
+        jobs(None, None, None, Some(1001)),
+        JobsQuery { cursor: Some("bogus".into()), ..jobs(None, None, None, None) },
         jobs(Some("nobody"), None, None, None),
     ] {
         let what = format!("{query:?}");
         count(same(&what, remote.jobs_list(query.clone()).await, local.jobs_list(query).await));
     }
-    for job in [f.starting, f.done, f.suspended, f.foreign, f.not_entitled, JobId(424_242)] {
+    // Following the cursors: the same pages both ways, every job once.
+    let (mut cursor, mut seen) = (None, Vec::new());
+    loop {
+        let query = JobsQuery { cursor: cursor.clone(), ..jobs(None, None, None, Some(2)) };
+        let remote_page = remote.jobs_list(query.clone()).await.expect("a page");
+        assert_eq!(remote_page, local.jobs_list(query).await.expect("a page"), "page after {cursor:?}");
+        seen.extend(remote_page.items.iter().map(|j| j.job_id));
+        match remote_page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let all = local.jobs_list(jobs(None, None, None, None)).await.expect("every job");
+    assert_eq!(seen, all.items.iter().map(|j| j.job_id).collect::<Vec<_>>(), "pages of 2 cover every job once");
+    assert!(all.next_cursor.is_none() && seen.len() > 2);
+    for job in [f.starting, f.done, f.suspended, f.foreign, f.not_entitled, ghr_core::ids::JobId(424_242)] {
+        let job = job.0;
         count(same(&format!("job {job}"), remote.job_show(job).await, local.job_show(job).await));
     }
     // A window that ends before the calls, so live runners count the same for both.
@@ -115,7 +135,7 @@ async fn remote_admin_changes_tenants_like_local_admin() {
     let h = Harness::start().await;
     let (remote, local) = (h.remote(), h.local());
     let request = |id: u64, login: &str, org_type: OrgType, tier: Option<&str>| NewTenantRequest {
-        installation_id: InstallationId(id),
+        installation_id: id,
         org_name: login.into(),
         org_type,
         tier: tier.map(Into::into),
@@ -164,15 +184,15 @@ async fn remote_admin_reports_an_unreachable_server_and_a_wrong_token() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
         listener.local_addr().expect("its address")
     };
-    let remote = RemoteAdmin::new(&format!("http://{closed}"), SecretString::from(ADMIN_TOKEN)).expect("a client");
-    let error = remote.tenants_list(None).await.expect_err("nothing listens there");
-    assert!(matches!(error, AdminError::Unavailable(_)), "{error:?}");
+    let remote = Client::new(&format!("http://{closed}"), SecretString::from(ADMIN_TOKEN)).expect("a client");
+    let error = remote.tenants_list(TenantsQuery::default()).await.expect_err("nothing listens there");
+    assert!(matches!(error, ApiError::Unavailable(_)), "{error:?}");
     assert!(error.to_string().contains(&format!("http://{closed}/api/v1/tenants")), "names the URL: {error}");
 
     let h = Harness::start().await;
-    let wrong = RemoteAdmin::new(&h.base, SecretString::from("not-the-token")).expect("a client");
+    let wrong = Client::new(&h.base, SecretString::from("not-the-token")).expect("a client");
     let answers = [
-        wrong.tenants_list(None).await.map(|_| ()),
+        wrong.tenants_list(TenantsQuery::default()).await.map(|_| ()),
         wrong.tenant_show("acme").await.map(|_| ()),
         wrong.tenant_action("acme", TenantAction::Suspend).await.map(|_| ()),
         wrong.runners_list(RunnersQuery::default()).await.map(|_| ()),
@@ -181,14 +201,13 @@ async fn remote_admin_reports_an_unreachable_server_and_a_wrong_token() {
         wrong.reconciler().await.map(|_| ()),
     ];
     for answer in answers {
-        assert!(matches!(answer, Err(AdminError::Unauthorized)), "{answer:?}");
+        assert!(matches!(answer, Err(ApiError::Unauthorized)), "{answer:?}");
     }
 
     // A base URL under which no ghr API is served: the server's own 404 body comes back.
-    let elsewhere =
-        RemoteAdmin::new(&format!("{}/elsewhere/", h.base), SecretString::from(ADMIN_TOKEN)).expect("a client");
-    match elsewhere.tenants_list(None).await {
-        Err(AdminError::NotFound(message)) => assert_eq!(message, "no such route"),
+    let elsewhere = Client::new(&format!("{}/elsewhere/", h.base), SecretString::from(ADMIN_TOKEN)).expect("a client");
+    match elsewhere.tenants_list(TenantsQuery::default()).await {
+        Err(ApiError::NotFound(message)) => assert_eq!(message, "no such route"),
         other => panic!("expected not found, got {other:?}"),
     }
 }

@@ -2,13 +2,13 @@
 //! and the status lifecycle with its refusals.
 
 use crate::support::Harness;
+use ghr_api::TenantDetail;
 use ghr_config::Onboarding;
-use ghr_server::admin::TenantDetail;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 fn ids(list: &Value) -> Vec<u64> {
-    list.as_array().expect("a list").iter().map(|t| t["installation_id"].as_u64().expect("an id")).collect()
+    list["items"].as_array().expect("a list").iter().map(|t| t["installation_id"].as_u64().expect("an id")).collect()
 }
 
 #[tokio::test]
@@ -50,7 +50,18 @@ async fn tenants_are_added_listed_filtered_and_shown() {
     assert_eq!(ids(&h.get("/api/v1/tenants?status=suspended").await.expect(200)), vec![102]);
     assert_eq!(ids(&h.get("/api/v1/tenants?status=pending").await.expect(200)), Vec::<u64>::new());
     let message = h.get("/api/v1/tenants?status=bogus").await.expect_error(400, "bad_request");
-    assert!(message.contains("pending, active, suspended, deleted"), "{message}");
+    assert!(message.contains("`pending`, `active`, `suspended`, `deleted`"), "{message}");
+    // Pages of one, in installation order, until the last page has no cursor.
+    let first = h.get("/api/v1/tenants?limit=1").await.expect(200);
+    assert_eq!(ids(&first), vec![101]);
+    let cursor = first["next_cursor"].as_str().expect("a next page");
+    let second = h.get(&format!("/api/v1/tenants?limit=1&cursor={cursor}")).await.expect(200);
+    assert_eq!(ids(&second), vec![102]);
+    assert!(second.get("next_cursor").is_none(), "the last page: {second}");
+    let message = h.get("/api/v1/tenants?cursor=nonsense").await.expect_error(400, "bad_request");
+    assert!(message.contains("next_cursor"), "{message}");
+    h.get("/api/v1/tenants?limit=0").await.expect_error(400, "bad_request");
+    h.get("/api/v1/tenants?limit=1001").await.expect_error(400, "bad_request");
     h.get("/api/v1/tenants?state=active").await.expect_error(400, "bad_request");
 
     let by_id: TenantDetail = serde_json::from_value(h.get("/api/v1/tenants/101").await.expect(200)).expect("a detail");
@@ -118,7 +129,7 @@ async fn tenant_status_follows_its_lifecycle() {
     h.github.uninstall(gone).await.expect("uninstalling the App");
     let deleted = h.get("/api/v1/tenants?status=deleted").await.expect(200);
     assert_eq!(
-        deleted.as_array().map(|l| l.iter().map(|t| t["org_name"].clone()).collect()),
+        deleted["items"].as_array().map(|l| l.iter().map(|t| t["org_name"].clone()).collect()),
         Some(vec![json!("gone-org")])
     );
     for action in ["suspend", "resume", "approve"] {
@@ -148,8 +159,12 @@ async fn a_raised_limit_or_upgraded_plan_starts_waiting_jobs_at_once() {
     let acme = h.install("acme").await;
     h.put("/api/v1/tenants/acme/tier", &json!({"tier": "small", "max_runners": 1})).await.expect(200);
     let live = async |tier: &str| {
-        let filter =
-            RunnerFilter { installation_id: Some(acme), tier: Some(tier.into()), states: RunnerState::LIVE.to_vec() };
+        let filter = RunnerFilter {
+            installation_id: Some(acme),
+            tier: Some(tier.into()),
+            states: RunnerState::LIVE.to_vec(),
+            ..RunnerFilter::default()
+        };
         h.store.runner_list(filter).await.expect("runner_list").len()
     };
     let reason = async |job| h.store.job_get(job).await.expect("job_get").and_then(|j| j.wait_reason);

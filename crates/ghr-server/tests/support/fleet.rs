@@ -94,7 +94,12 @@ pub async fn runner_where(
     what: &str,
     wanted: impl Fn(&Runner) -> bool,
 ) -> Runner {
-    let filter = RunnerFilter { installation_id: Some(installation), tier: None, states: RunnerState::ALL.to_vec() };
+    let filter = RunnerFilter {
+        installation_id: Some(installation),
+        tier: None,
+        states: RunnerState::ALL.to_vec(),
+        ..RunnerFilter::default()
+    };
     eventually(what, async || {
         let runners = h.store.runner_list(filter.clone()).await.expect("listing runners");
         runners.into_iter().find(|r| wanted(r))

@@ -8,13 +8,14 @@ pub mod openapi;
 pub mod provider;
 pub mod webhooks;
 
+use ghr_api::Client;
 use ghr_config::Config;
 use ghr_core::ids::{InstallationId, JobId};
 use ghr_core::ports::Store;
 use ghr_engine::Ports;
 use ghr_engine::settings::EngineSettings;
 use ghr_github::{AppCredentials, GithubClient, GithubClientConfig};
-use ghr_server::admin::{LocalAdmin, RemoteAdmin};
+use ghr_server::admin::LocalAdmin;
 use ghr_server::{RunningServer, ServerConfig};
 use ghr_store::SqliteStore;
 use ghr_testkit::github::{EmulatorConfig, GithubEmulator, JobSpec};
@@ -169,8 +170,8 @@ impl Harness {
     }
 
     /// The admin operations over HTTP with the right token.
-    pub fn remote(&self) -> RemoteAdmin {
-        RemoteAdmin::new(&self.base, SecretString::from(ADMIN_TOKEN)).expect("a valid server URL and token")
+    pub fn remote(&self) -> Client {
+        Client::new(&self.base, SecretString::from(ADMIN_TOKEN)).expect("a valid server URL and token")
     }
 
     /// Send a request with exactly this `Authorization` header (none when `None`).

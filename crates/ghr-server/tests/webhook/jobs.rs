@@ -7,10 +7,10 @@ use crate::support::webhooks::{
     JobSource, assert_applied, assert_duplicate, assert_ignored, assert_no_launch, deliver, job, timeline_kinds,
 };
 use crate::support::{FOREIGN, Harness, SMALL, eventually};
+use ghr_api::JobDetail;
 use ghr_core::ids::JobId;
 use ghr_core::job::JobStatus;
 use ghr_core::runner::RunnerState;
-use ghr_server::admin::JobDetail;
 
 /// A runner name GitHub would report for a runner that is not ghr's.
 const HOSTED_RUNNER: &str = "GitHub Actions 3";

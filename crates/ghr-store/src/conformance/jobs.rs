@@ -217,8 +217,32 @@ pub async fn job_list_filters(store: Arc<dyn Store>) {
     let limited = JobFilter { limit: Some(2), ..of_70 };
     assert_eq!(ids(ok(store.job_list(limited).await, "")), vec![704, 703], "limit keeps the newest");
     assert_eq!(ok(store.job_get(JobId(799)).await, "job_get"), None);
+
+    // Pages: three more jobs first seen at the same instant; the cursor (received_at, job_id) splits them.
+    for job in [705, 706, 707] {
+        ok(store.job_observe(queued(job, 70, "acme/a", Some("small"), 5)).await, "job_observe");
+    }
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = JobFilter { limit: Some(2), before: cursor, ..JobFilter::default() };
+        let jobs = ok(store.job_list(page).await, "job_list");
+        let Some(last) = jobs.last() else { break };
+        cursor = Some((last.received_at, last.job_id));
+        seen.extend(jobs.iter().map(|job| job.job_id.0));
+        assert!(seen.len() <= 7, "paging must end: {seen:?}");
+    }
+    assert_eq!(seen, vec![707, 706, 705, 704, 703, 702, 701], "pages of 2 cover every job once, newest first");
+    let tied = ok(store.job_list(JobFilter { limit: Some(1), ..JobFilter::default() }).await, "").remove(0);
+    let before_tie = JobFilter {
+        installation_id: Some(InstallationId(70)),
+        status: Some(JobStatus::Queued),
+        before: Some((tied.received_at, tied.job_id)),
+        ..JobFilter::default()
+    };
+    assert_eq!(ids(ok(store.job_list(before_tie).await, "")), vec![706, 705, 704, 701], "a cursor keeps the filters");
     let counts = ok(store.job_counts().await, "job_counts");
-    let expected = [(JobStatus::Queued, 3), (JobStatus::Completed, 1)].into_iter().collect();
+    let expected = [(JobStatus::Queued, 6), (JobStatus::Completed, 1)].into_iter().collect();
     assert_eq!(counts, expected, "jobs per status; statuses with none are absent");
 }
 

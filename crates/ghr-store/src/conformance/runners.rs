@@ -160,13 +160,35 @@ pub async fn runner_list_and_live_counts(store: Arc<dyn Store>) {
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "runner_list is in creation order");
     assert_eq!(names(all), vec![a.name.clone(), b.name.clone(), c.name.clone(), d.name.clone(), e.name.clone()]);
     let of_3 = RunnerFilter { installation_id: Some(InstallationId(3)), ..RunnerFilter::default() };
-    assert_eq!(names(ok(store.runner_list(of_3.clone()).await, "")), vec![a.name.clone(), b.name.clone(), c.name]);
+    assert_eq!(
+        names(ok(store.runner_list(of_3.clone()).await, "")),
+        vec![a.name.clone(), b.name.clone(), c.name.clone()]
+    );
     let small_3 = RunnerFilter { tier: Some(TierName::from("small")), ..of_3.clone() };
     assert_eq!(names(ok(store.runner_list(small_3).await, "")), vec![a.name.clone(), b.name.clone()]);
     let live_3 = RunnerFilter { states: RunnerState::LIVE.to_vec(), ..of_3 };
-    assert_eq!(names(ok(store.runner_list(live_3).await, "")), vec![a.name.clone(), b.name]);
+    assert_eq!(names(ok(store.runner_list(live_3).await, "")), vec![a.name.clone(), b.name.clone()]);
     let requested = RunnerFilter { states: vec![RunnerState::Requested], ..RunnerFilter::default() };
-    assert_eq!(names(ok(store.runner_list(requested).await, "")), vec![a.name, d.name]);
+    assert_eq!(names(ok(store.runner_list(requested).await, "")), vec![a.name.clone(), d.name.clone()]);
+
+    // Pages: `limit` from the start, then `after_seq` of the last one seen, filters kept.
+    let first = RunnerFilter { limit: Some(2), ..RunnerFilter::default() };
+    let page_1 = ok(store.runner_list(first.clone()).await, "runner_list");
+    assert_eq!(names(page_1.clone()), vec![a.name.clone(), b.name.clone()], "a page is the first `limit`");
+    let next = RunnerFilter { after_seq: page_1.last().map(|r| r.seq), ..first };
+    let page_2 = ok(store.runner_list(next.clone()).await, "runner_list");
+    assert_eq!(names(page_2.clone()), vec![c.name.clone(), d.name.clone()], "the next page starts after the cursor");
+    let last = RunnerFilter { after_seq: page_2.last().map(|r| r.seq), ..next };
+    assert_eq!(names(ok(store.runner_list(last).await, "")), vec![e.name.clone()]);
+    let after_a_of_3 = RunnerFilter {
+        installation_id: Some(InstallationId(3)),
+        states: RunnerState::LIVE.to_vec(),
+        after_seq: Some(a.seq),
+        ..RunnerFilter::default()
+    };
+    assert_eq!(names(ok(store.runner_list(after_a_of_3).await, "")), vec![b.name], "a cursor keeps the filters");
+    let past_the_end = RunnerFilter { after_seq: Some(e.seq), ..RunnerFilter::default() };
+    assert!(ok(store.runner_list(past_the_end).await, "").is_empty());
 
     let counts = ok(store.runner_live_counts().await, "runner_live_counts");
     let expected = BTreeMap::from([(InstallationId(3), 2), (InstallationId(4), 1)]);

@@ -222,6 +222,16 @@ fn list_query(filter: &JobFilter) -> Option<QueryBuilder<Postgres>> {
         // The partial indexes on wait_reason need the planner to see it is not NULL.
         query.push(" AND wait_reason IS NOT NULL AND wait_reason = ").push_bind(reason.code());
     }
+    if let Some((received_at, job_id)) = filter.before {
+        let job_key = i64::try_from(job_id.0).unwrap_or(i64::MAX);
+        // A row value: the same index range the order uses, entered at the cursor.
+        query
+            .push(" AND (received_at, job_id) < (")
+            .push_bind(codec::ts(received_at))
+            .push(", ")
+            .push_bind(job_key)
+            .push(")");
+    }
     query.push(" ORDER BY received_at DESC, job_id DESC");
     if let Some(limit) = filter.limit {
         query.push(" LIMIT ").push_bind(i64::from(limit));
@@ -349,11 +359,13 @@ mod tests {
             installation_id: Some(InstallationId(7)),
             status: Some(JobStatus::Queued),
             wait_reason: Some(Reason::GlobalCap),
+            before: Some((chrono::DateTime::UNIX_EPOCH, JobId(9))),
             limit: Some(3),
         };
         let built = list_query(&filter).expect("a listable filter").into_sql();
         let sql = built.as_str();
-        assert!(sql.contains("installation_id = $1") && sql.contains("LIMIT $4"), "{sql}");
+        assert!(sql.contains("installation_id = $1") && sql.contains("LIMIT $6"), "{sql}");
+        assert!(sql.contains("(received_at, job_id) < ($4, $5)"), "{sql}");
         let beyond = JobFilter { installation_id: Some(InstallationId(u64::MAX)), ..JobFilter::default() };
         assert!(list_query(&beyond).is_none(), "an installation id no row can hold matches nothing");
     }

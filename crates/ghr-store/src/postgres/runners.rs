@@ -111,7 +111,13 @@ pub(super) async fn list(pool: &PgPool, filter: RunnerFilter) -> Result<Vec<Runn
     if !filter.states.is_empty() {
         query.push(" AND state = ANY(").push_bind(state_names(&filter.states)).push(")");
     }
+    if let Some(after) = filter.after_seq {
+        query.push(" AND seq > ").push_bind(i64::try_from(after.0).unwrap_or(i64::MAX));
+    }
     query.push(" ORDER BY seq");
+    if let Some(limit) = filter.limit {
+        query.push(" LIMIT ").push_bind(i64::from(limit));
+    }
     let rows = query.build().fetch_all(pool).await.map_err(backend(OP_LIST))?;
     rows.iter().map(|row| runner_from_row(OP_LIST, row)).collect()
 }

@@ -143,6 +143,16 @@ pub(super) fn list_query(filter: &JobFilter) -> Option<QueryBuilder<Sqlite>> {
     if let Some(reason) = filter.wait_reason {
         query.push(" AND wait_reason = ").push_bind(reason.code());
     }
+    if let Some((received_at, job_id)) = filter.before {
+        let job_key = i64::try_from(job_id.0).unwrap_or(i64::MAX);
+        // A row value: the same index range the order uses, entered at the cursor.
+        query
+            .push(" AND (received_at, job_id) < (")
+            .push_bind(codec::ts(received_at))
+            .push(", ")
+            .push_bind(job_key)
+            .push(")");
+    }
     query.push(" ORDER BY received_at DESC, job_id DESC");
     if let Some(limit) = filter.limit {
         query.push(" LIMIT ").push_bind(i64::from(limit));

@@ -34,10 +34,11 @@ async fn every_job_listing_is_an_index_range_in_order() {
     let installations = [None, Some(InstallationId(7))];
     let statuses = [None, Some(JobStatus::Queued), Some(JobStatus::Completed)];
     let reasons = [None, Some(Reason::TenantAtLimit)];
+    let cursors = [None, Some((chrono::DateTime::UNIX_EPOCH, ghr_core::ids::JobId(5)))];
     for installation_id in installations {
         for status in statuses {
-            for wait_reason in reasons {
-                let filter = JobFilter { installation_id, status, wait_reason, limit: Some(100) };
+            for (wait_reason, before) in reasons.into_iter().flat_map(|r| cursors.map(|c| (r, c))) {
+                let filter = JobFilter { installation_id, status, wait_reason, before, limit: Some(100) };
                 let query = jobs::list_query(&filter).expect("a query");
                 let steps = plan(&store, query.sql().as_str()).await;
                 assert_ranged(&steps, &format!("job_list({filter:?})"));

@@ -1,7 +1,9 @@
 //! Operator commands: pick the admin backend (a server or a database), run, print a table or JSON.
 
 pub mod config;
+pub mod context;
 pub mod jobs;
+pub mod output;
 pub mod runners;
 pub mod store;
 pub mod tenants;
@@ -9,12 +11,15 @@ pub mod usage;
 
 use crate::cli::Target;
 use anyhow::bail;
+use ghr_api::{Admin, Client};
 use ghr_config::Config;
 use ghr_engine::EngineSettings;
-use ghr_server::admin::{Admin, LocalAdmin, RemoteAdmin};
+use ghr_server::admin::LocalAdmin;
 use secrecy::SecretString;
-use serde::Serialize;
 use std::sync::Arc;
+
+/// Environment variable with the admin token for `--server`.
+pub const ADMIN_TOKEN_ENV: &str = "GHR_ADMIN_TOKEN";
 
 /// Load `--config` or the built-in defaults.
 pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
@@ -24,31 +29,31 @@ pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
     }
 }
 
-/// The admin backend a command talks to.
+/// The admin backend a command talks to: `--server` (token from GHR_ADMIN_TOKEN); else the database of
+/// `--db`/`--config`; else a context (`--context`, or the current one); else the database of the built-in
+/// defaults.
 pub async fn admin_for(target: &Target) -> anyhow::Result<Arc<dyn Admin>> {
+    let env_token = std::env::var(ADMIN_TOKEN_ENV).ok().filter(|t| !t.is_empty());
+    if target.token.is_some() {
+        eprintln!(
+            "warning: --token puts the admin token in `ps` and in shell history; prefer {ADMIN_TOKEN_ENV} or `ghr \
+             context set`"
+        );
+    }
+    let flag_token = target.token.clone().filter(|t| !t.is_empty());
     if let Some(server) = &target.server {
-        let Some(token) = target.token.clone().filter(|t| !t.is_empty()) else {
-            bail!("--server needs the admin token: pass --token or set GHR_ADMIN_TOKEN");
+        let Some(token) = flag_token.or(env_token) else {
+            bail!("--server needs the admin token: set {ADMIN_TOKEN_ENV}, or save the server with `ghr context set`");
         };
-        let remote = RemoteAdmin::new(server, SecretString::from(token))?;
-        return Ok(Arc::new(remote));
+        return Ok(Arc::new(Client::new(server, SecretString::from(token))?));
+    }
+    let database_mode = target.db.is_some() || target.config.is_some();
+    if !database_mode && let Some(context) = crate::commands::context::resolve(target.context.as_deref())? {
+        let token = flag_token.or(env_token).map(SecretString::from).unwrap_or(context.token);
+        return Ok(Arc::new(Client::new(&context.server, token)?));
     }
     let config = load_config(target.config.as_deref())?;
     let url = target.db.clone().unwrap_or_else(|| config.raw.store.url.clone());
     let store = crate::wiring::store_at(&config, &url).await?;
     Ok(Arc::new(LocalAdmin::new(store, Arc::new(EngineSettings::from_config(&config)))))
-}
-
-/// Print JSON when asked, else the table.
-pub fn print<T: Serialize>(json: bool, value: &T, table: impl FnOnce() -> String) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(value)?);
-    } else {
-        print!("{}", table());
-    }
-    Ok(())
-}
-
-pub fn time(t: Option<ghr_core::Timestamp>) -> String {
-    t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "-".into())
 }

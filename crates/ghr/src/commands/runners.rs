@@ -1,30 +1,51 @@
 //! `ghr runners list`.
 
-use super::{admin_for, print, time};
+use super::admin_for;
+use super::output::{Row, all_pages, or_dash, print_page, time};
 use crate::cli::RunnersCommand;
-use crate::table;
-use ghr_server::admin::RunnersQuery;
+use ghr_api::{Runner, RunnersQuery};
+
+impl Row for Runner {
+    fn headers(wide: bool) -> Vec<&'static str> {
+        let mut headers = vec!["RUNNER", "INSTALLATION", "TIER", "STATE", "INSTANCE", "JOB", "LAUNCHED", "TERMINATED"];
+        if wide {
+            headers.extend(["PLAN", "REPOSITORY", "GITHUB ID", "INTENDED JOB", "LAST ERROR"]);
+        }
+        headers
+    }
+
+    fn cells(&self, wide: bool) -> Vec<String> {
+        let mut cells = vec![
+            self.name.clone(),
+            self.installation_id.to_string(),
+            self.tier.clone(),
+            self.state.to_string(),
+            or_dash(self.instance_id.as_ref()),
+            or_dash(self.job_id),
+            time(self.launched_at),
+            time(self.terminated_at),
+        ];
+        if wide {
+            cells.extend([
+                self.tenant_tier.clone(),
+                or_dash(self.scope_repo.as_ref()),
+                or_dash(self.github_runner_id),
+                or_dash(self.intended_job),
+                or_dash(self.last_error.as_ref()),
+            ]);
+        }
+        cells
+    }
+}
 
 pub async fn run(command: RunnersCommand) -> anyhow::Result<()> {
-    let RunnersCommand::List { tenant, tier, state, target } = command;
-    let query = RunnersQuery { tenant, tier: tier.map(|t| t.as_str().into()), state };
-    let runners = admin_for(&target).await?.runners_list(query).await?;
-    print(target.json, &runners, || {
-        let rows: Vec<Vec<String>> = runners
-            .iter()
-            .map(|r| {
-                vec![
-                    r.name.to_string(),
-                    r.installation_id.to_string(),
-                    r.tier.to_string(),
-                    r.state.to_string(),
-                    r.instance_id.as_ref().map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
-                    r.job_id.map(|j| j.to_string()).unwrap_or_else(|| "-".into()),
-                    time(r.launched_at),
-                    time(r.terminated_at),
-                ]
-            })
-            .collect();
-        table::render(&["RUNNER", "INSTALLATION", "TIER", "STATE", "INSTANCE", "JOB", "LAUNCHED", "TERMINATED"], &rows)
-    })
+    let RunnersCommand::List { tenant, tier, state, paging, target } = command;
+    let admin = admin_for(&target).await?;
+    let query = RunnersQuery { tenant, tier, state: Some(state), limit: Some(paging.limit), cursor: paging.cursor };
+    let page = if paging.all {
+        all_pages(|cursor| admin.runners_list(RunnersQuery { cursor, ..query.clone() })).await?
+    } else {
+        admin.runners_list(query).await?
+    };
+    print_page(&target, "runners", &page)
 }

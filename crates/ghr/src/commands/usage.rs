@@ -1,12 +1,38 @@
 //! `ghr usage`.
 
-use super::{admin_for, print};
+use super::admin_for;
+use super::output::{Row, or_dash, rows, structured};
 use crate::cli::UsageArgs;
-use crate::table;
-use ghr_server::admin::{UsageQuery, parse_instant};
+use ghr_api::model::parse_instant;
+use ghr_api::{UsageLine, UsageQuery};
 
-fn instant(name: &str, value: Option<String>) -> anyhow::Result<Option<ghr_core::Timestamp>> {
+fn instant(name: &str, value: Option<String>) -> anyhow::Result<Option<ghr_api::Timestamp>> {
     parse_instant(&format!("--{name}"), value.as_deref()).map_err(anyhow::Error::msg)
+}
+
+impl Row for UsageLine {
+    fn headers(wide: bool) -> Vec<&'static str> {
+        let mut headers = vec!["INSTALLATION", "ORG", "TIER", "RUNNERS", "RUNNER-SECONDS", "COST"];
+        if wide {
+            headers.push("PRICE/H");
+        }
+        headers
+    }
+
+    fn cells(&self, wide: bool) -> Vec<String> {
+        let mut cells = vec![
+            self.installation_id.to_string(),
+            or_dash(self.org_name.as_ref()),
+            self.tier.clone(),
+            self.runners.to_string(),
+            format!("{:.3}", self.runner_seconds),
+            self.cost.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into()),
+        ];
+        if wide {
+            cells.push(self.price_per_hour.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into()));
+        }
+        cells
+    }
 }
 
 pub async fn run(args: UsageArgs) -> anyhow::Result<()> {
@@ -16,27 +42,19 @@ pub async fn run(args: UsageArgs) -> anyhow::Result<()> {
         print!("{}", report.to_csv());
         return Ok(());
     }
-    print(args.target.json, &report, || {
-        let rows: Vec<Vec<String>> = report
-            .rows
-            .iter()
-            .map(|line| {
-                let c = &line.cost;
-                vec![
-                    c.installation_id.to_string(),
-                    line.org_name.clone().unwrap_or_else(|| "-".into()),
-                    c.tier.to_string(),
-                    c.runners.to_string(),
-                    format!("{:.3}", c.runner_seconds),
-                    c.cost.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into()),
-                ]
-            })
-            .collect();
-        format!(
-            "usage from {} to {}\n{}",
-            report.from.format("%Y-%m-%d %H:%M:%S"),
-            report.to.format("%Y-%m-%d %H:%M:%S"),
-            table::render(&["INSTALLATION", "ORG", "TIER", "RUNNERS", "RUNNER-SECONDS", "COST"], &rows)
-        )
-    })
+    let target = &args.target;
+    if let Some(text) = structured(target.format(), &report)? {
+        print!("{text}");
+        return Ok(());
+    }
+    // The period goes to standard error with --no-headers, so the rows alone reach a pipe.
+    let period =
+        format!("usage from {} to {}", report.from.format("%Y-%m-%d %H:%M:%S"), report.to.format("%Y-%m-%d %H:%M:%S"));
+    if target.no_headers {
+        eprintln!("{period}");
+    } else {
+        println!("{period}");
+    }
+    print!("{}", rows(target.format(), target.no_headers, &report.rows));
+    Ok(())
 }

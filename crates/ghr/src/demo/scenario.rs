@@ -5,13 +5,13 @@ use crate::cli::DemoArgs;
 use crate::stack::LocalStack;
 use anyhow::{Context, bail};
 use chrono::Utc;
+use ghr_api::{Admin, Client, SetTierRequest, TenantAction, UsageQuery};
 use ghr_core::ids::InstallationId;
 use ghr_core::job::JobStatus;
 use ghr_core::ports::{JobFilter, RunnerFilter};
 use ghr_core::reason::Reason;
 use ghr_core::runner::RunnerState;
 use ghr_core::tenant::TenantStatus;
-use ghr_server::admin::{Admin, RemoteAdmin, SetTierRequest, TenantAction, UsageQuery};
 use ghr_testkit::github::JobSpec;
 use secrecy::SecretString;
 use std::collections::BTreeMap;
@@ -66,7 +66,12 @@ async fn progress(stack: &LocalStack, plan: &Plan, started: Instant) -> anyhow::
         let Some(tenant) = stack.store.tenant_get(*id).await? else { continue };
         let live = stack
             .store
-            .runner_list(RunnerFilter { installation_id: Some(*id), tier: None, states: RunnerState::LIVE.to_vec() })
+            .runner_list(RunnerFilter {
+                installation_id: Some(*id),
+                tier: None,
+                states: RunnerState::LIVE.to_vec(),
+                ..RunnerFilter::default()
+            })
             .await?
             .len();
         let waiting = stack.store.job_list_wanting_runner().await?;
@@ -87,12 +92,17 @@ async fn progress(stack: &LocalStack, plan: &Plan, started: Instant) -> anyhow::
 }
 
 async fn busy_runners(stack: &LocalStack, id: InstallationId) -> anyhow::Result<usize> {
-    let filter = RunnerFilter { installation_id: Some(id), tier: None, states: vec![RunnerState::Busy] };
+    let filter = RunnerFilter {
+        installation_id: Some(id),
+        tier: None,
+        states: vec![RunnerState::Busy],
+        ..RunnerFilter::default()
+    };
     Ok(stack.store.runner_list(filter).await?.len())
 }
 
 pub async fn run(stack: &LocalStack, args: &DemoArgs, started: Instant) -> anyhow::Result<Plan> {
-    let admin = RemoteAdmin::new(&stack.url(), SecretString::from(stack.admin_token.clone()))?;
+    let admin = Client::new(&stack.url(), SecretString::from(stack.admin_token.clone()))?;
     let short = Duration::from_millis(args.job_ms);
     let long = Duration::from_millis(args.job_ms * 20);
     let burst = args.burst.max(1) as usize;
@@ -217,7 +227,7 @@ pub async fn report(stack: &LocalStack, plan: &Plan, started: Instant) -> anyhow
     if !plan.suspended_reason_seen {
         violations.push("globex's jobs never showed tenant_suspended while it was suspended".into());
     }
-    let admin = RemoteAdmin::new(&stack.url(), SecretString::from(stack.admin_token.clone()))?;
+    let admin = Client::new(&stack.url(), SecretString::from(stack.admin_token.clone()))?;
     let usage = admin
         .usage(UsageQuery {
             from: Some(now - chrono::Duration::hours(1)),
@@ -232,11 +242,16 @@ pub async fn report(stack: &LocalStack, plan: &Plan, started: Instant) -> anyhow
         let tenant = stack.store.tenant_get(*id).await?.with_context(|| format!("tenant {org} vanished"))?;
         let jobs = stack
             .store
-            .job_list(JobFilter { installation_id: Some(*id), status: None, wait_reason: None, limit: Some(100_000) })
+            .job_list(JobFilter { installation_id: Some(*id), limit: Some(100_000), ..JobFilter::default() })
             .await?;
         let runners = stack
             .store
-            .runner_list(RunnerFilter { installation_id: Some(*id), tier: None, states: RunnerState::ALL.to_vec() })
+            .runner_list(RunnerFilter {
+                installation_id: Some(*id),
+                tier: None,
+                states: RunnerState::ALL.to_vec(),
+                ..RunnerFilter::default()
+            })
             .await?;
         let refs: Vec<_> = runners.iter().collect();
         let mut line = TenantReport {
@@ -279,9 +294,9 @@ pub async fn report(stack: &LocalStack, plan: &Plan, started: Instant) -> anyhow
         }
         line.queued_to_running_p50_s = percentile(&latencies, 50.0);
         line.queued_to_running_p95_s = percentile(&latencies, 95.0);
-        for row in usage.rows.iter().filter(|r| r.cost.installation_id == *id) {
-            line.runner_seconds += row.cost.runner_seconds;
-            line.cost += row.cost.cost.unwrap_or(0.0);
+        for row in usage.rows.iter().filter(|r| r.installation_id == id.0) {
+            line.runner_seconds += row.runner_seconds;
+            line.cost += row.cost.unwrap_or(0.0);
         }
         tenants.push(line);
     }

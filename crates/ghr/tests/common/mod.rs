@@ -16,7 +16,12 @@ pub fn options() -> StackOptions {
 pub async fn peak(stack: &LocalStack, tenant: InstallationId) -> u32 {
     let runners = stack
         .store
-        .runner_list(RunnerFilter { installation_id: Some(tenant), tier: None, states: RunnerState::ALL.to_vec() })
+        .runner_list(RunnerFilter {
+            installation_id: Some(tenant),
+            tier: None,
+            states: RunnerState::ALL.to_vec(),
+            ..RunnerFilter::default()
+        })
         .await
         .expect("listing runners");
     let refs: Vec<_> = runners.iter().collect();

@@ -110,7 +110,12 @@ pub async fn raw_pass_after(stack: &LocalStack, advance: Duration) -> ReconcileR
 
 /// Every runner record of a tenant, oldest first.
 pub async fn runners(stack: &LocalStack, installation: InstallationId) -> Vec<Runner> {
-    let filter = RunnerFilter { installation_id: Some(installation), tier: None, states: RunnerState::ALL.to_vec() };
+    let filter = RunnerFilter {
+        installation_id: Some(installation),
+        tier: None,
+        states: RunnerState::ALL.to_vec(),
+        ..RunnerFilter::default()
+    };
     let mut runners = stack.store.runner_list(filter).await.expect("listing runners");
     runners.sort_by_key(|r| r.seq);
     runners

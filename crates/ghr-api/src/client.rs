@@ -1,20 +1,17 @@
-//! [`RemoteAdmin`]: the [`Admin`] operations over HTTP, against a running server's `/api/v1` (what the CLI
-//! uses with `--server`). Error answers are mapped back to the [`AdminError`] the server started from, so a
-//! caller sees the same result as with [`super::LocalAdmin`] on the server's store.
+//! [`Client`]: the [`Admin`] operations over HTTP, against a running server's `/api/v1` (what the CLI uses
+//! with `--server`). Error answers are mapped back to the [`ApiError`] the server started from, so a caller
+//! sees the same result as the server's local implementation would give.
 
-use super::{Admin, AdminError, types::*};
+use crate::error::{ApiError, ErrorBody};
+use crate::model::*;
+use crate::{Admin, TenantAction};
 use async_trait::async_trait;
 use chrono::SecondsFormat;
-use ghr_core::Timestamp;
-use ghr_core::ids::JobId;
-use ghr_core::job::Job;
-use ghr_core::runner::Runner;
-use ghr_core::tenant::{Tenant, TenantStatus};
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
 
@@ -30,47 +27,36 @@ const JSON: &str = "application/json";
 const CSV: &str = "text/csv";
 const USER_AGENT: &str = concat!("ghr-cli/", env!("CARGO_PKG_VERSION"));
 
-/// The last reconciler pass as `GET /api/v1/reconciler` reports it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReconcilerStatus {
-    /// When the last pass ran; None before the first pass.
-    pub last_pass_at: Option<Timestamp>,
-    /// What that pass did (counts per rule and the rules that failed), as the server reports it.
-    pub report: Option<serde_json::Value>,
-}
-
 /// [`Admin`] over HTTP with a bearer token.
 #[derive(Clone)]
-pub struct RemoteAdmin {
+pub struct Client {
     base: Url,
     token: SecretString,
     http: reqwest::Client,
 }
 
-impl fmt::Debug for RemoteAdmin {
+impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RemoteAdmin").field("base", &self.base.as_str()).field("token", &"[REDACTED]").finish()
+        f.debug_struct("Client").field("base", &self.base.as_str()).field("token", &"[REDACTED]").finish()
     }
 }
 
-impl RemoteAdmin {
+impl Client {
     /// A client of the server at `base_url` (`http(s)://HOST:PORT`, optionally with a path prefix when the
     /// server sits behind a reverse proxy). Nothing is sent until the first call.
-    pub fn new(base_url: &str, token: SecretString) -> Result<Self, AdminError> {
+    pub fn new(base_url: &str, token: SecretString) -> Result<Self, ApiError> {
         let base = Url::parse(base_url.trim())
-            .map_err(|e| AdminError::BadRequest(format!("server URL {base_url:?} is not a valid URL: {e}")))?;
+            .map_err(|e| ApiError::BadRequest(format!("server URL {base_url:?} is not a valid URL: {e}")))?;
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() || base.host().is_none() {
-            return Err(AdminError::BadRequest(format!(
+            return Err(ApiError::BadRequest(format!(
                 "server URL {base_url:?} must be an http:// or https:// URL with a host"
             )));
         }
         if base.query().is_some() || base.fragment().is_some() {
-            return Err(AdminError::BadRequest(format!(
-                "server URL {base_url:?} must not carry a query or a fragment"
-            )));
+            return Err(ApiError::BadRequest(format!("server URL {base_url:?} must not carry a query or a fragment")));
         }
         if token.expose_secret().is_empty() {
-            return Err(AdminError::BadRequest("the admin token is empty".into()));
+            return Err(ApiError::BadRequest("the admin token is empty".into()));
         }
         // Validate once, so every later call can build its header infallibly.
         bearer(&token)?;
@@ -79,7 +65,7 @@ impl RemoteAdmin {
             .connect_timeout(CONNECT_TIMEOUT)
             .user_agent(USER_AGENT)
             .build()
-            .map_err(|e| AdminError::Internal(format!("cannot build the HTTP client: {}", chain(&e))))?;
+            .map_err(|e| ApiError::Internal(format!("cannot build the HTTP client: {}", chain(&e))))?;
         Ok(Self { base, token, http })
     }
 
@@ -89,7 +75,7 @@ impl RemoteAdmin {
     }
 
     /// `GET /api/v1/usage?format=csv`: the usage report as the server renders it in CSV.
-    pub async fn usage_csv(&self, query: UsageQuery) -> Result<String, AdminError> {
+    pub async fn usage_csv(&self, query: UsageQuery) -> Result<String, ApiError> {
         let mut pairs = usage_pairs(&query);
         pairs.push(("format", "csv".to_owned()));
         let url = self.endpoint(&["usage"], &pairs);
@@ -98,7 +84,7 @@ impl RemoteAdmin {
     }
 
     /// `GET /api/v1/reconciler`: the last reconciler pass.
-    pub async fn reconciler(&self) -> Result<ReconcilerStatus, AdminError> {
+    pub async fn reconciler(&self) -> Result<ReconcilerStatus, ApiError> {
         self.call(Method::GET, self.endpoint(&["reconciler"], &[]), None::<&()>).await
     }
 
@@ -114,14 +100,14 @@ impl RemoteAdmin {
         url
     }
 
-    /// Send a request; a non-2xx answer becomes the matching [`AdminError`].
+    /// Send a request; a non-2xx answer becomes the matching [`ApiError`].
     async fn send<B: Serialize + ?Sized>(
         &self,
         method: Method,
         url: Url,
         accept: &'static str,
         body: Option<&B>,
-    ) -> Result<reqwest::Response, AdminError> {
+    ) -> Result<reqwest::Response, ApiError> {
         let mut request = self
             .http
             .request(method.clone(), url.clone())
@@ -132,7 +118,7 @@ impl RemoteAdmin {
         }
         let response = request.send().await.map_err(|e| {
             let what = if e.is_timeout() { "no answer in time" } else { "request failed" };
-            AdminError::Unavailable(format!("{method} {url}: {what}: {}", chain(&e.without_url())))
+            ApiError::Unavailable(format!("{method} {url}: {what}: {}", chain(&e.without_url())))
         })?;
         if response.status().is_success() { Ok(response) } else { Err(error_from(&method, &url, response).await) }
     }
@@ -143,23 +129,23 @@ impl RemoteAdmin {
         method: Method,
         url: Url,
         body: Option<&B>,
-    ) -> Result<T, AdminError> {
+    ) -> Result<T, ApiError> {
         let response = self.send(method.clone(), url.clone(), JSON, body).await?;
         let bytes = response.bytes().await.map_err(|e| unreadable(&method, &url, &e))?;
         serde_json::from_slice(&bytes).map_err(|e| unreadable(&method, &url, &e))
     }
 }
 
-fn bearer(token: &SecretString) -> Result<HeaderValue, AdminError> {
+fn bearer(token: &SecretString) -> Result<HeaderValue, ApiError> {
     let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).map_err(|_| {
-        AdminError::BadRequest("the admin token contains characters that cannot be sent in an HTTP header".into())
+        ApiError::BadRequest("the admin token contains characters that cannot be sent in an HTTP header".into())
     })?;
     value.set_sensitive(true);
     Ok(value)
 }
 
-fn unreadable(method: &Method, url: &Url, error: &(dyn std::error::Error + 'static)) -> AdminError {
-    AdminError::Internal(format!("{method} {url}: the server's answer is unreadable: {}", chain(error)))
+fn unreadable(method: &Method, url: &Url, error: &(dyn std::error::Error + 'static)) -> ApiError {
+    ApiError::Internal(format!("{method} {url}: the server's answer is unreadable: {}", chain(error)))
 }
 
 /// An error with its whole `source()` chain.
@@ -174,9 +160,9 @@ fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
-/// Map an error answer back to the [`AdminError`] the server answered with. The server's JSON error body
+/// Map an error answer back to the [`ApiError`] the server answered with. The server's JSON error body
 /// carries the message; anything else (a proxy's page, another service) is quoted.
-async fn error_from(method: &Method, url: &Url, response: reqwest::Response) -> AdminError {
+async fn error_from(method: &Method, url: &Url, response: reqwest::Response) -> ApiError {
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
     let message = match serde_json::from_str::<ErrorBody>(&text) {
@@ -187,14 +173,14 @@ async fn error_from(method: &Method, url: &Url, response: reqwest::Response) -> 
         }
     };
     match status {
-        StatusCode::UNAUTHORIZED => AdminError::Unauthorized,
-        StatusCode::NOT_FOUND => AdminError::NotFound(message),
-        StatusCode::CONFLICT => AdminError::Conflict(message),
+        StatusCode::UNAUTHORIZED => ApiError::Unauthorized,
+        StatusCode::NOT_FOUND => ApiError::NotFound(message),
+        StatusCode::CONFLICT => ApiError::Conflict(message),
         StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => {
-            AdminError::Unavailable(format!("{method} {url} answered {status}: {message}"))
+            ApiError::Unavailable(format!("{method} {url} answered {status}: {message}"))
         }
-        s if s.is_client_error() => AdminError::BadRequest(message),
-        _ => AdminError::Internal(message),
+        s if s.is_client_error() => ApiError::BadRequest(message),
+        _ => ApiError::Internal(message),
     }
 }
 
@@ -202,7 +188,7 @@ fn instant(at: Timestamp) -> String {
     at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-fn usage_pairs(query: &UsageQuery) -> Vec<(&'static str, String)> {
+fn usage_pairs(query: &UsageQuery) -> Pairs {
     let mut pairs = Vec::new();
     if let Some(from) = query.from {
         pairs.push(("from", instant(from)));
@@ -216,65 +202,62 @@ fn usage_pairs(query: &UsageQuery) -> Vec<(&'static str, String)> {
     pairs
 }
 
+/// Query pairs of a list endpoint: the set filters, the page size and the cursor.
+fn list_pairs(filters: Vec<(&'static str, Option<String>)>, limit: Option<u32>, cursor: Option<String>) -> Pairs {
+    filters
+        .into_iter()
+        .chain([("limit", limit.map(|l| l.to_string())), ("cursor", cursor)])
+        .filter_map(|(name, value)| value.map(|v| (name, v)))
+        .collect()
+}
+
+type Pairs = Vec<(&'static str, String)>;
+
 #[async_trait]
-impl Admin for RemoteAdmin {
-    async fn tenants_list(&self, status: Option<TenantStatus>) -> Result<Vec<Tenant>, AdminError> {
-        let query: Vec<_> = status.map(|s| ("status", s.as_str().to_owned())).into_iter().collect();
-        self.call(Method::GET, self.endpoint(&["tenants"], &query), None::<&()>).await
+impl Admin for Client {
+    async fn tenants_list(&self, query: TenantsQuery) -> Result<Page<Tenant>, ApiError> {
+        let pairs = list_pairs(vec![("status", query.status.map(|s| s.to_string()))], query.limit, query.cursor);
+        self.call(Method::GET, self.endpoint(&["tenants"], &pairs), None::<&()>).await
     }
 
-    async fn tenant_show(&self, reference: &str) -> Result<TenantDetail, AdminError> {
+    async fn tenant_show(&self, reference: &str) -> Result<TenantDetail, ApiError> {
         self.call(Method::GET, self.endpoint(&["tenants", reference], &[]), None::<&()>).await
     }
 
-    async fn tenant_add(&self, request: NewTenantRequest) -> Result<Tenant, AdminError> {
+    async fn tenant_add(&self, request: NewTenantRequest) -> Result<Tenant, ApiError> {
         self.call(Method::POST, self.endpoint(&["tenants"], &[]), Some(&request)).await
     }
 
-    async fn tenant_set_tier(&self, reference: &str, request: SetTierRequest) -> Result<Tenant, AdminError> {
+    async fn tenant_set_tier(&self, reference: &str, request: SetTierRequest) -> Result<Tenant, ApiError> {
         self.call(Method::PUT, self.endpoint(&["tenants", reference, "tier"], &[]), Some(&request)).await
     }
 
-    async fn tenant_action(&self, reference: &str, action: TenantAction) -> Result<Tenant, AdminError> {
+    async fn tenant_action(&self, reference: &str, action: TenantAction) -> Result<Tenant, ApiError> {
         self.call(Method::POST, self.endpoint(&["tenants", reference, action.as_str()], &[]), None::<&()>).await
     }
 
-    async fn runners_list(&self, query: RunnersQuery) -> Result<Vec<Runner>, AdminError> {
-        let mut pairs = Vec::new();
-        if let Some(tenant) = query.tenant {
-            pairs.push(("tenant", tenant));
-        }
-        if let Some(tier) = query.tier {
-            pairs.push(("tier", tier.to_string()));
-        }
-        if let Some(state) = query.state {
-            pairs.push(("state", state));
-        }
+    async fn runners_list(&self, query: RunnersQuery) -> Result<Page<Runner>, ApiError> {
+        let filters =
+            vec![("tenant", query.tenant), ("tier", query.tier), ("state", query.state.map(|s| s.to_string()))];
+        let pairs = list_pairs(filters, query.limit, query.cursor);
         self.call(Method::GET, self.endpoint(&["runners"], &pairs), None::<&()>).await
     }
 
-    async fn jobs_list(&self, query: JobsQuery) -> Result<Vec<Job>, AdminError> {
-        let mut pairs = Vec::new();
-        if let Some(tenant) = query.tenant {
-            pairs.push(("tenant", tenant));
-        }
-        if let Some(status) = query.status {
-            pairs.push(("status", status.as_str().to_owned()));
-        }
-        if let Some(reason) = query.reason {
-            pairs.push(("reason", reason.code().to_owned()));
-        }
-        if let Some(limit) = query.limit {
-            pairs.push(("limit", limit.to_string()));
-        }
+    async fn jobs_list(&self, query: JobsQuery) -> Result<Page<Job>, ApiError> {
+        let filters = vec![
+            ("tenant", query.tenant),
+            ("status", query.status.map(|s| s.to_string())),
+            ("reason", query.reason.map(|r| r.to_string())),
+        ];
+        let pairs = list_pairs(filters, query.limit, query.cursor);
         self.call(Method::GET, self.endpoint(&["jobs"], &pairs), None::<&()>).await
     }
 
-    async fn job_show(&self, id: JobId) -> Result<JobDetail, AdminError> {
+    async fn job_show(&self, id: u64) -> Result<JobDetail, ApiError> {
         self.call(Method::GET, self.endpoint(&["jobs", &id.to_string()], &[]), None::<&()>).await
     }
 
-    async fn usage(&self, query: UsageQuery) -> Result<UsageReport, AdminError> {
+    async fn usage(&self, query: UsageQuery) -> Result<UsageReport, ApiError> {
         self.call(Method::GET, self.endpoint(&["usage"], &usage_pairs(&query)), None::<&()>).await
     }
 }
@@ -283,8 +266,8 @@ impl Admin for RemoteAdmin {
 mod tests {
     use super::*;
 
-    fn admin(base: &str) -> RemoteAdmin {
-        RemoteAdmin::new(base, SecretString::from("t0ken")).unwrap()
+    fn admin(base: &str) -> Client {
+        Client::new(base, SecretString::from("t0ken")).unwrap()
     }
 
     #[test]
@@ -307,12 +290,12 @@ mod tests {
     #[test]
     fn bad_urls_and_tokens_are_refused() {
         for url in ["", "ftp://host", "mailto:ops@example.com", "http://h/?x=1", "not a url"] {
-            let error = RemoteAdmin::new(url, SecretString::from("t")).unwrap_err();
-            assert!(matches!(error, AdminError::BadRequest(_)), "{url}: {error}");
+            let error = Client::new(url, SecretString::from("t")).unwrap_err();
+            assert!(matches!(error, ApiError::BadRequest(_)), "{url}: {error}");
         }
-        let error = RemoteAdmin::new("http://h", SecretString::from("")).unwrap_err();
+        let error = Client::new("http://h", SecretString::from("")).unwrap_err();
         assert!(error.to_string().contains("empty"));
-        let error = RemoteAdmin::new("http://h", SecretString::from("bad\ntoken")).unwrap_err();
+        let error = Client::new("http://h", SecretString::from("bad\ntoken")).unwrap_err();
         assert!(error.to_string().contains("HTTP header"));
     }
 
