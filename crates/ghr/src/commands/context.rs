@@ -188,9 +188,8 @@ pub async fn run(command: ContextCommand) -> anyhow::Result<()> {
             let Some(context) = resolve(name.as_deref())? else {
                 bail!("no current context: `ghr context set NAME --server URL` creates one");
             };
-            println!("name:   {}\nserver: {}\ntoken:  (set, {} characters)", context.name, context.server, {
-                context.token.expose_secret().chars().count()
-            });
+            let token_chars = context.token.expose_secret().chars().count();
+            println!("name:   {}\nserver: {}\ntoken:  (set, {token_chars} characters)", context.name, context.server);
         }
         ContextCommand::Remove { name } => {
             if file.contexts.remove(&name).is_none() {

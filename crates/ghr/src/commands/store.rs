@@ -47,7 +47,7 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<()> {
                     );
                 }
             }
-            println!("copying {} → {}", redact_url(&from), redact_url(&to));
+            eprintln!("copying {} → {}", redact_url(&from), redact_url(&to));
             let report = copy_store(&from, &to, &wiring::store_options(&config)).await?;
             print!("{}", render_copy(&report));
             Ok(())
