@@ -21,6 +21,13 @@ fn stdout_of(output: &Output, args: &[&str]) -> String {
     String::from_utf8(output.stdout.clone()).expect("utf-8 stdout")
 }
 
+fn stderr_of_failure(output: &Output, args: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "ghr {args:?} should fail; stdout: {}", String::from_utf8_lossy(&output.stdout));
+    assert!(!stderr.contains("panicked"), "ghr {args:?} panicked: {stderr}");
+    stderr
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // ghr demo
 
@@ -70,4 +77,97 @@ fn demo_text_report_on_stdout_and_progress_on_stderr() {
     assert!(stdout.contains("invariants: PASS"), "{stdout}");
     assert!(!stdout.contains("ghr demo: server") && !stdout.contains("runners |"), "no progress on stdout:\n{stdout}");
     assert_progress_never_repeats(&stderr);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Commands on a database: existing stores only, never created, never migrated
+
+/// A SQLite store at the schema of an earlier ghr: every migration but the last applied.
+async fn sqlite_one_version_behind(url: &str) -> i64 {
+    let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ghr-store/migrations/sqlite");
+    let migrator = sqlx::migrate::Migrator::new(migrations).await.unwrap();
+    let previous = migrator.iter().map(|m| m.version).max().unwrap() - 1;
+    let options = url.parse::<sqlx::sqlite::SqliteConnectOptions>().unwrap().create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    migrator.run_to(previous, &pool).await.unwrap();
+    pool.close().await;
+    previous
+}
+
+async fn applied_version(url: &str) -> Option<i64> {
+    let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+    let version = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    version
+}
+
+#[test]
+fn commands_on_a_mistyped_database_path_fail_and_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gh.db");
+    let url = format!("sqlite://{}", path.display());
+    for args in [
+        &["tenants", "list", "--db", &url][..],
+        &["tenants", "add", "1001", "--org", "acme", "--db", &url],
+        &["runners", "list", "--db", &url],
+        &["jobs", "list", "--db", &url],
+        &["usage", "--db", &url],
+    ] {
+        let message = stderr_of_failure(&ghr_in(dir.path(), args, &[]), args);
+        assert!(message.contains(&path.display().to_string()), "the message names the path: {message}");
+        assert!(message.contains(&format!("ghr store migrate --db {url}")), "and what creates it: {message}");
+        assert!(!path.exists(), "ghr {args:?} created {}", path.display());
+    }
+
+    // The store of a configuration file is opened the same way.
+    let config = dir.path().join("ghr.toml");
+    std::fs::write(&config, format!("[store]\nurl = \"{url}\"\n")).unwrap();
+    let args = ["tenants", "list", "--config", config.to_str().unwrap()];
+    let message = stderr_of_failure(&ghr_in(dir.path(), &args, &[]), &args);
+    assert!(message.contains("does not exist") && message.contains("ghr store migrate"), "{message}");
+    assert!(!path.exists());
+
+    // `ghr store migrate` creates it; then the commands work on it.
+    let args = ["store", "migrate", "--db", &url];
+    assert!(stdout_of(&ghr_in(dir.path(), &args, &[]), &args).contains("(created)"));
+    let args = ["tenants", "add", "1001", "--org", "acme", "--db", &url];
+    stdout_of(&ghr_in(dir.path(), &args, &[]), &args);
+    let args = ["tenants", "list", "--json", "--db", &url];
+    let listed: Value = serde_json::from_str(&stdout_of(&ghr_in(dir.path(), &args, &[]), &args)).unwrap();
+    assert_eq!(listed[0]["org_name"], "acme", "{listed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_refuse_a_database_without_ghrs_current_schema_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+
+    // A SQLite file that is not a ghr store.
+    let foreign = dir.path().join("notes.db");
+    let foreign_url = format!("sqlite://{}", foreign.display());
+    let options = foreign_url.parse::<sqlx::sqlite::SqliteConnectOptions>().unwrap().create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    sqlx::query("CREATE TABLE notes (body TEXT)").execute(&pool).await.unwrap();
+    pool.close().await;
+    let args = ["tenants", "list", "--db", &foreign_url];
+    let message = stderr_of_failure(&ghr_in(dir.path(), &args, &[]), &args);
+    assert!(message.contains("no ghr schema") && message.contains("ghr store migrate"), "{message}");
+    let pool = sqlx::SqlitePool::connect(&foreign_url).await.unwrap();
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'").fetch_all(&pool).await.unwrap();
+    pool.close().await;
+    assert_eq!(tables, ["notes"], "no ghr table was created in it");
+
+    // An earlier ghr's store: refused, not migrated, until `ghr store migrate`.
+    let older = format!("sqlite://{}", dir.path().join("older.db").display());
+    let previous = sqlite_one_version_behind(&older).await;
+    let args = ["tenants", "list", "--db", &older];
+    let message = stderr_of_failure(&ghr_in(dir.path(), &args, &[]), &args);
+    assert!(message.contains(&format!("schema version {previous}")) && message.contains("older"), "{message}");
+    assert!(message.contains("ghr store migrate"), "{message}");
+    assert_eq!(applied_version(&older).await, Some(previous), "ghr tenants list did not migrate it");
+    let args = ["store", "migrate", "--db", &older];
+    let migrated = stdout_of(&ghr_in(dir.path(), &args, &[]), &args);
+    assert!(migrated.contains(&format!("schema version {previous} → {}", previous + 1)), "{migrated}");
+    let args = ["tenants", "list", "--db", &older];
+    assert!(stdout_of(&ghr_in(dir.path(), &args, &[]), &args).starts_with("INSTALLATION"));
 }

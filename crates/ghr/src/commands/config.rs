@@ -48,7 +48,9 @@ pub fn check(config: &Config) -> String {
 fn store_line(store: &StoreSection) -> String {
     let url = redact_url(&store.url);
     match store.kind() {
-        StoreKind::Sqlite => format!("store: sqlite {url} (migrated at start; one ghr serve)\n"),
+        StoreKind::Sqlite => {
+            format!("store: sqlite {url} (created and migrated by ghr serve at start; one ghr serve)\n")
+        }
         StoreKind::Postgres => format!(
             "store: postgres {url}  pool: max_connections={} min_connections={} acquire_timeout={}s (schema: ghr store \
              migrate)\n",

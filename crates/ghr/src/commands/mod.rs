@@ -35,7 +35,7 @@ pub async fn admin_for(target: &Target) -> anyhow::Result<Arc<dyn Admin>> {
     }
     let config = load_config(target.config.as_deref())?;
     let url = target.db.clone().unwrap_or_else(|| config.raw.store.url.clone());
-    let store = crate::wiring::store_at(&config, &url).await?;
+    let store = crate::wiring::existing_store_at(&config, &url).await?;
     Ok(Arc::new(LocalAdmin::new(store, Arc::new(EngineSettings::from_config(&config)))))
 }
 
