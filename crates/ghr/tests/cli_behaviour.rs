@@ -29,6 +29,107 @@ fn stderr_of_failure(output: &Output, args: &[&str]) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// ghr config check
+
+const EFFECTIVE_HEADER: &str = "# The effective settings, as ghr.toml";
+
+/// The TOML fragment `config check` ends with.
+fn effective_toml(stdout: &str) -> &str {
+    let (_, rest) = stdout.split_once(EFFECTIVE_HEADER).unwrap_or_else(|| panic!("no effective settings:\n{stdout}"));
+    rest.split_once('\n').map(|(_, toml)| toml).unwrap_or_default()
+}
+
+#[test]
+fn config_check_reads_the_flag_then_ghr_config_then_the_working_directory_then_the_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = ["config", "check"];
+    let builtin = stdout_of(&ghr_in(dir.path(), &check, &[]), &check);
+    assert!(
+        builtin.starts_with("<built-in>: OK") && builtin.contains("the built-in defaults (no --config"),
+        "{builtin}"
+    );
+
+    std::fs::write(dir.path().join("ghr.toml"), "environment = \"from-cwd\"\n").unwrap();
+    let cwd = stdout_of(&ghr_in(dir.path(), &check, &[]), &check);
+    assert!(cwd.starts_with("ghr.toml: OK") && cwd.contains("found in the current directory"), "{cwd}");
+    assert!(cwd.contains("environment = \"from-cwd\""), "{cwd}");
+
+    let env_file = dir.path().join("env.toml");
+    std::fs::write(&env_file, "environment = \"from-env\"\n").unwrap();
+    let env = [("GHR_CONFIG", env_file.to_str().unwrap())];
+    let from_env = stdout_of(&ghr_in(dir.path(), &check, &env), &check);
+    assert!(from_env.contains("(GHR_CONFIG)") && from_env.contains("environment = \"from-env\""), "{from_env}");
+
+    let flag_file = dir.path().join("flag.toml");
+    std::fs::write(&flag_file, "environment = \"from-flag\"\n").unwrap();
+    let args = ["config", "check", "--config", flag_file.to_str().unwrap()];
+    let from_flag = stdout_of(&ghr_in(dir.path(), &args, &env), &args);
+    assert!(from_flag.contains("(--config)") && from_flag.contains("environment = \"from-flag\""), "{from_flag}");
+
+    // A broken ./ghr.toml is read, so it is reported, not silently replaced by the defaults.
+    std::fs::write(dir.path().join("ghr.toml"), "[tenants]\nonboarding = \"Automatic\"\n").unwrap();
+    let message = stderr_of_failure(&ghr_in(dir.path(), &check, &[]), &check);
+    assert!(message.contains("ghr.toml") && message.contains("automatic"), "{message}");
+}
+
+#[test]
+fn config_check_prints_valid_toml_that_reads_back_to_the_same_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ghr.toml");
+    std::fs::write(
+        &file,
+        "[tenants]\ndefault_tier = \"solo\"\nonboarding = \"approval\"\ntier_access = \"any\"\nglobal_max_runners = 12\n\
+         [store]\nurl = \"sqlite://state/ghr.db\"\n[[tiers]]\nname = \"solo\"\nlabels = [\"self-hosted\", \"solo\"]\n\
+         instance_types = [\"t3.small\"]\nmax_runners = 1\nprice_per_hour = 0.02\n",
+    )
+    .unwrap();
+    let check = ["config", "check"];
+    let first = stdout_of(&ghr_in(dir.path(), &check, &[]), &check);
+    for spelling in ["onboarding = \"approval\"", "tier_access = \"any\"", "kind = \"process\"", "name = \"solo\""] {
+        assert!(first.contains(spelling), "values as the file spells them ({spelling}):\n{first}");
+    }
+    for debug_name in ["Approval", "Any", "Process", "UpToPlan"] {
+        assert!(!first.contains(debug_name), "no Rust debug name ({debug_name}):\n{first}");
+    }
+
+    // The printed settings are a valid ghr.toml, and reading it gives the same settings back.
+    let printed = dir.path().join("printed.toml");
+    std::fs::write(&printed, effective_toml(&first)).unwrap();
+    let args = ["config", "check", "--config", printed.to_str().unwrap()];
+    let second = stdout_of(&ghr_in(dir.path(), &args, &[]), &args);
+    assert_eq!(effective_toml(&second), effective_toml(&first));
+}
+
+#[test]
+fn config_check_json_is_one_document_with_the_effective_config_and_tiers() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ghr.toml"), "[tenants]\nonboarding = \"approval\"\n").unwrap();
+    let args = ["config", "check", "--json"];
+    let stdout = stdout_of(&ghr_in(dir.path(), &args, &[]), &args);
+    let report: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not one JSON document ({e}):\n{stdout}"));
+    assert_eq!(report["origin"], "working_dir", "{report}");
+    assert_eq!(report["path"], "ghr.toml", "{report}");
+    assert_eq!(report["config"]["tenants"]["onboarding"], "approval", "{report}");
+    assert_eq!(report["config"]["provider"]["kind"], "process", "{report}");
+    assert_eq!(report["store"]["kind"], "sqlite", "{report}");
+    let tiers: Vec<&str> = report["tiers"].as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(tiers, ["small", "medium", "large"]);
+    assert_eq!(report["config"]["tiers"].as_array().map(Vec::len), Some(3), "the catalog written out: {report}");
+    assert_eq!(
+        (report["webhook_secret_set"].as_bool(), report["admin_token_set"].as_bool()),
+        (Some(false), Some(false))
+    );
+
+    let env = [("GHR_WEBHOOK_SECRET", "s3cret-value")];
+    let args = ["config", "check", "--json", "--config", "ghr.toml"];
+    let stdout = stdout_of(&ghr_in(dir.path(), &args, &env), &args);
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!((report["origin"].as_str(), report["webhook_secret_set"].as_bool()), (Some("flag"), Some(true)));
+    assert!(!stdout.contains("s3cret-value"), "secrets are never printed: {stdout}");
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // ghr demo
 
 /// The progress lines of a demo's stderr (`[  1.2s] acme(active) 2/2 runners | ...`), without their time.

@@ -16,12 +16,10 @@ use secrecy::SecretString;
 use serde::Serialize;
 use std::sync::Arc;
 
-/// Load `--config` or the built-in defaults.
+/// Load `--config`, else `GHR_CONFIG`, else `./ghr.toml` when the current directory has one, else the
+/// built-in defaults (see [`config::ConfigOrigin`]).
 pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
-    match path {
-        Some(path) => Config::load(path).map_err(anyhow::Error::from),
-        None => Ok(Config::builtin()),
-    }
+    config::ConfigOrigin::of_process(path).load()
 }
 
 /// The admin backend a command talks to.
