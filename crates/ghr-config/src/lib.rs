@@ -187,6 +187,17 @@ impl Config {
         Ok(Config { source: source.to_owned(), raw, catalog, webhook_secret, admin_token })
     }
 
+    /// The settings in effect, as keys of `ghr.toml`: every default filled in, the tier catalog written out
+    /// (the built-in tiers when the file has none), the store URL's password hidden (`***`). Serialized with
+    /// `toml` it is a valid `ghr.toml` that parses back to the same settings, secrets apart: they are never
+    /// serialized (give them in the environment).
+    pub fn effective(&self) -> RawConfig {
+        let mut raw = self.raw.clone();
+        raw.tiers = self.catalog.tiers().iter().map(TierSection::from_tier).collect();
+        raw.store.url = redact_url(&raw.store.url);
+        raw
+    }
+
     /// The App private key PEM: from the environment, else from `github.private_key_path`.
     pub fn private_key_pem(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<SecretString, ConfigError> {
         if let Some(pem) = env(ENV_PRIVATE_KEY).filter(|s| !s.is_empty()) {

@@ -464,6 +464,20 @@ fn default_priority() -> i32 {
 }
 
 impl TierSection {
+    /// The `[[tiers]]` entry that declares `tier`.
+    pub fn from_tier(tier: &Tier) -> Self {
+        Self {
+            name: tier.name.to_string(),
+            labels: tier.labels.clone(),
+            instance_types: tier.instance_types.clone(),
+            max_runners: tier.max_runners,
+            runner_os: tier.runner_os.clone(),
+            runner_architecture: tier.runner_architecture.clone(),
+            price_per_hour: tier.price_per_hour,
+            priority: tier.priority,
+        }
+    }
+
     pub fn to_tier(&self) -> Tier {
         Tier {
             name: self.name.as_str().into(),

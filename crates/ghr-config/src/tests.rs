@@ -232,3 +232,29 @@ fn a_json_file_is_loaded_as_json_and_a_toml_file_as_toml() {
     std::fs::write(&json, "environment = \"toml-in-a-json-file\"\n").unwrap();
     assert!(matches!(Config::load(&json), Err(ConfigError::Syntax { .. })));
 }
+
+/// `Config::effective` (what `ghr config check` prints) is a valid file that reads back to the same settings,
+/// for the built-in defaults, the documented example and a file that changes a little of everything.
+#[test]
+fn effective_settings_round_trip_through_the_parser() {
+    let custom = "environment = \"prod\"\n[tenants]\nonboarding = \"approval\"\ntier_access = \"any\"\n\
+                  default_tier = \"big\"\nglobal_max_runners = 40\non_suspend = \"terminate\"\n\
+                  [store]\nurl = \"postgres://ghr:pw@db/ghr\"\n[provider.process]\ncommand = [\"./run.sh\", \"-v\"]\n\
+                  [[tiers]]\nname = \"big\"\nlabels = [\"self-hosted\", \"big\"]\ninstance_types = [\"c7g.large\"]\n\
+                  max_runners = 3\nrunner_architecture = \"arm64\"\nprice_per_hour = 0.25\npriority = 7\n\
+                  [github]\nwebhook_secret = \"s3cret\"\n";
+    for config in [Config::builtin(), parse(include_str!("../../../ghr.example.toml")).unwrap(), parse(custom).unwrap()]
+    {
+        let rendered = toml::to_string(&config.effective()).unwrap();
+        let again = Config::parse(&rendered, "effective", &|_| None).unwrap_or_else(|e| panic!("{e}\n{rendered}"));
+        assert_eq!(again.catalog, config.catalog, "{rendered}");
+        assert_eq!(toml::to_string(&again.effective()).unwrap(), rendered);
+        assert!(!rendered.contains("s3cret") && !rendered.contains(":pw@"), "no secret is printed: {rendered}");
+    }
+    let custom = toml::to_string(&parse(custom).unwrap().effective()).unwrap();
+    for line in
+        ["onboarding = \"approval\"", "tier_access = \"any\"", "on_suspend = \"terminate\"", "kind = \"process\""]
+    {
+        assert!(custom.contains(line), "serde's spellings, as the file takes them: {line}\n{custom}");
+    }
+}

@@ -3,7 +3,8 @@
 //! - [`SqliteStore`] implements [`ghr_core::ports::Store`] on SQLite (a file, or memory for tests).
 //! - [`PgStore`] implements it on PostgreSQL, for several `ghr serve` replicas sharing one database.
 //! - [`open_store`] turns a configured URL into a shared `Arc<dyn Store>` for the binary; [`migrate_store`]
-//!   creates or upgrades a store's schema (`ghr store migrate`); [`copy`] moves every record from one store to
+//!   creates or upgrades a store's schema (`ghr store migrate`); [`open_existing_store`] opens one that exists
+//!   without changing it (operator commands); [`copy`] moves every record from one store to
 //!   another (`ghr store copy`).
 //! - [`conformance`] holds the backend-independent contract tests every store must pass; [`testing`] gives
 //!   tests fresh PostgreSQL schemas; [`sample`] fills a store with something of everything (copy tests).
@@ -71,6 +72,18 @@ pub async fn open_store(url: &str, options: &StoreOptions) -> Result<Arc<dyn Sto
     match StoreKind::of(url) {
         StoreKind::Postgres => Ok(Arc::new(PgStore::open(url, &options.postgres).await?)),
         StoreKind::Sqlite => Ok(Arc::new(SqliteStore::open(url).await?)),
+    }
+}
+
+/// Open the existing store a URL names as it is, never creating or migrating it (the `ghr` operator commands
+/// on a database: a mistyped path must not become an empty store, and a read-only look must not upgrade a
+/// production schema). A SQLite file that does not exist is refused ([`SchemaMismatch::NoDatabase`]) and not
+/// created; a schema that is missing, older or newer than this ghr's is refused on either backend
+/// ([`SchemaMismatch`]); `ghr store migrate` ([`migrate_store`]) creates and upgrades.
+pub async fn open_existing_store(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>, StoreError> {
+    match StoreKind::of(url) {
+        StoreKind::Postgres => Ok(Arc::new(PgStore::open(url, &options.postgres).await?)),
+        StoreKind::Sqlite => Ok(Arc::new(SqliteStore::open_existing(SqliteLocation::parse(url)).await?)),
     }
 }
 

@@ -86,12 +86,17 @@ pub struct DemoArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Validate the file (or the built-in defaults) and print the effective tiers.
+    /// Validate the configuration and print where it came from, the tiers and the effective settings (as
+    /// ghr.toml).
     Check {
         /// Configuration file (TOML, or the same keys as a `.json` document, as the serverless functions read
-        /// them); the built-in defaults when absent.
+        /// them). Without it: the file GHR_CONFIG names, else ./ghr.toml when the current directory has one,
+        /// else the built-in defaults.
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Print the effective configuration, the tiers and where they came from as one JSON document.
+        #[arg(long)]
+        json: bool,
     },
 }
 

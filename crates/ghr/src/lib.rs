@@ -33,11 +33,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(args) => demo::run(args).await,
         Command::Serve(args) => serve::run(args).await,
-        Command::Config { command: ConfigCommand::Check { config } } => {
-            let config = commands::load_config(config.as_deref())?;
-            wiring::check_store_url(&config)?;
-            print!("{}", commands::config::check(&config));
-            Ok(())
+        Command::Config { command: ConfigCommand::Check { config, json } } => {
+            commands::config::run(config.as_deref(), json)
         }
         Command::Tenants { command } => commands::tenants::run(command).await,
         Command::Runners { command } => commands::runners::run(command).await,

@@ -4,7 +4,7 @@ use anyhow::{Context, anyhow, bail};
 use ghr_config::{Config, ProviderKind, StoreKind};
 use ghr_core::ports::{GitHubApi, Provider, Store};
 use ghr_github::{AppCredentials, GithubClient, GithubClientConfig};
-use ghr_store::{PgSettings, StoreOptions};
+use ghr_store::{PgSettings, SchemaMismatch, StoreOptions};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +22,30 @@ pub async fn store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 /// Open the store `url` names (`--db`, or the config's) with the pool of `config`.
 pub async fn store_at(config: &Config, url: &str) -> anyhow::Result<Arc<dyn Store>> {
     open(config, url, &format!("the store {}", ghr_config::redact_url(url))).await
+}
+
+/// Open the existing store `url` names for an operator command (`--db`, or the config's): never created,
+/// never migrated. A SQLite file that does not exist (a mistyped path) is refused and stays absent, a schema
+/// that is missing or older is refused naming the `ghr store migrate` that fixes it.
+pub async fn existing_store_at(config: &Config, url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    let shown = ghr_config::redact_url(url);
+    let named = format!("the store {shown}");
+    if StoreKind::of(url) == StoreKind::DynamoDb {
+        return open_dynamodb(url.trim(), dynamodb_ttl(config.raw.store.retention_days), &named).await;
+    }
+    ghr_store::open_existing_store(url, &store_options(config)).await.map_err(|error| match ghr_store::schema_mismatch(
+        &error,
+    ) {
+        Some(SchemaMismatch::NoDatabase { database }) => anyhow!(
+            "{named}: {database} does not exist, and commands on a database never create one (nothing was \
+                 created): `ghr store migrate --db {shown}` creates it"
+        ),
+        Some(mismatch @ (SchemaMismatch::Missing { .. } | SchemaMismatch::Older { .. })) => {
+            anyhow!("{named}: {mismatch} (`ghr store migrate --db {shown}`; commands on a database never migrate)")
+        }
+        Some(mismatch) => anyhow!("{named}: {mismatch}"),
+        None => anyhow::Error::new(error).context(format!("cannot open {named}")),
+    })
 }
 
 /// A schema this ghr cannot run on (a PostgreSQL one missing, older or newer; a SQLite one newer; DynamoDB

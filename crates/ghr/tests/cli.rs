@@ -37,6 +37,8 @@ fn tenants_on_a_sqlite_file() {
     let db = format!("sqlite://{}", dir.path().join("ghr.db").display());
     let db = db.as_str();
 
+    // Commands on a database open an existing store only: `ghr store migrate` creates it.
+    ok(&["store", "migrate", "--db", db]);
     ok(&["tenants", "add", "1001", "--org", "acme", "--db", db]);
     ok(&["tenants", "add", "1002", "--org", "globex", "--tier", "large", "--db", db]);
     ok(&["tenants", "add", "1003", "--org", "jane", "--user", "--db", db]);

@@ -12,18 +12,15 @@ fn demo_passes_and_keeps_serving_metrics() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ghr"))
         .args(["demo", "--keep-running"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("ghr demo starts");
-    let stdout = child.stdout.take().expect("stdout is piped");
+    // The report is on stdout, progress and the `--keep-running` hints on stderr: one channel reads both.
     let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    forward_lines(stdout, lines_tx.clone());
+    forward_lines(stderr, lines_tx);
 
     let started = Instant::now();
     let mut output = Vec::new();
@@ -37,6 +34,13 @@ fn demo_passes_and_keeps_serving_metrics() {
             break url.to_owned();
         }
     };
+    // The report was written before the hints; its last line may still be on its way through the reader.
+    while !output.iter().any(|line| line.starts_with("invariants:")) {
+        match lines_rx.recv_timeout(Duration::from_secs(5)) {
+            Ok(line) => output.push(line),
+            Err(_) => break,
+        }
+    }
     let report = output.join("\n");
     assert!(report.contains("invariants: PASS"), "{report}");
     for tenant in ["acme", "globex", "initech", "jane"] {
@@ -71,4 +75,15 @@ fn demo_passes_and_keeps_serving_metrics() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(exit.success(), "ghr demo exited with {exit}");
+}
+
+/// Send each line `from` writes into `to`, on a thread of its own.
+fn forward_lines(from: impl std::io::Read + Send + 'static, to: std::sync::mpsc::Sender<String>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines().map_while(Result::ok) {
+            if to.send(line).is_err() {
+                break;
+            }
+        }
+    });
 }

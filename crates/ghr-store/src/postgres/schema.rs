@@ -15,6 +15,13 @@ const OP_MIGRATE: &str = "migrate";
 /// A schema that this ghr cannot run on.
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaMismatch {
+    /// A SQLite database file that does not exist, opened by something that never creates one (operator
+    /// commands on a database); it was not created.
+    #[error(
+        "the SQLite database {database} does not exist (it was not created): run `ghr store migrate` (with the \
+         same store URL) to create it"
+    )]
+    NoDatabase { database: String },
     #[error(
         "the database {database} has no ghr schema{schema}: run `ghr store migrate` (with the same store.url) to \
          create it"

@@ -137,11 +137,28 @@ impl SqliteStore {
     /// Open the store at a parsed location and say what migrating it did (`ghr store migrate`). A schema
     /// newer than this ghr knows is refused ([`crate::SchemaMismatch::Newer`]).
     pub async fn open_migrated(location: SqliteLocation) -> Result<(Self, crate::Migrated), StoreError> {
+        Self::open_with(location, Opening::CreateAndMigrate).await
+    }
+
+    /// Open an existing store as it is, never creating or migrating it (operator commands on a database): a
+    /// file that does not exist is refused ([`crate::SchemaMismatch::NoDatabase`]) and stays absent; a schema
+    /// that is missing, older or newer than this ghr's is refused as a PostgreSQL one is, before anything is
+    /// written to the file.
+    pub async fn open_existing(location: SqliteLocation) -> Result<Self, StoreError> {
+        Ok(Self::open_with(location, Opening::Existing).await?.0)
+    }
+
+    async fn open_with(location: SqliteLocation, opening: Opening) -> Result<(Self, crate::Migrated), StoreError> {
         let described = describe(&location);
         let open_failed = |source| StoreError::Backend {
             op: "open",
             source: Box::new(OpenFailed { location: described.clone(), source }),
         };
+        if opening == Opening::Existing
+            && let SqliteLocation::File(path) | SqliteLocation::ReadOnlyFile(path) = &location
+        {
+            check_existing_file(path, &described).await?;
+        }
         // No ping before handing out a connection: a local file has no network link to lose, and the
         // ping would be a worker-thread round trip on every operation.
         let pool_options = SqlitePoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT).test_before_acquire(false);
@@ -153,7 +170,9 @@ impl SqliteStore {
                 pool_options.max_connections(1).idle_timeout(None).max_lifetime(None),
             ),
             SqliteLocation::File(path) => {
-                create_file(path).map_err(|e| open_failed(sqlx::Error::Io(e)))?;
+                if opening == Opening::CreateAndMigrate {
+                    create_file(path).map_err(|e| open_failed(sqlx::Error::Io(e)))?;
+                }
                 // Connections never create the file: one the pool opens after the database was removed
                 // must fail rather than start an empty database at the old path.
                 let options = SqliteConnectOptions::new()
@@ -175,7 +194,17 @@ impl SqliteStore {
         };
         let pool = connect(pool_options, options.clone()).await.map_err(open_failed)?;
         let unchecked = Writer::new(pool.clone(), described.clone(), None);
-        let migrated = schema::migrate(&pool, &described).await.map_err(|error| unchecked.classify(error))?;
+        let migrated = match opening {
+            Opening::CreateAndMigrate => {
+                schema::migrate(&pool, &described).await.map_err(|error| unchecked.classify(error))?
+            }
+            Opening::Existing => {
+                let mut conn = pool.acquire().await.map_err(open_failed)?;
+                schema::check(&mut conn, &described).await?;
+                let current = schema::known_version();
+                crate::Migrated { from: Some(current), to: current }
+            }
+        };
         // A file store holds one connection open for its whole life as well: SQLite then never deletes the
         // write-ahead log (it does when the last connection closes), so a log that disappears or changes was
         // removed behind ghr's back, and every commit checks for that (see `write.rs`).
@@ -219,6 +248,49 @@ impl SqliteStore {
             tracing::debug!(%error, "closing the in-memory database");
         }
     }
+}
+
+/// What opening a SQLite store may do to the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opening {
+    /// Create the file if it is missing and migrate the schema to this ghr's (`ghr serve`, `ghr store migrate`).
+    CreateAndMigrate,
+    /// Open a database that exists, at this ghr's schema, changing nothing (operator commands).
+    Existing,
+}
+
+/// The file exists and holds this ghr's schema version. Read through a read-only connection of its own, so
+/// that a file which is not a ghr store is refused untouched (the store's connections switch it to WAL).
+async fn check_existing_file(path: &Path, described: &str) -> Result<(), StoreError> {
+    let missing = || StoreError::Backend {
+        op: "open",
+        source: Box::new(crate::SchemaMismatch::NoDatabase { database: described.to_owned() }),
+    };
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => {}
+        Ok(_) => return Err(missing()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
+        Err(error) => {
+            let source = OpenFailed { location: described.to_owned(), source: sqlx::Error::Io(error) };
+            return Err(StoreError::Backend { op: "open", source: Box::new(source) });
+        }
+    }
+    let open_failed = |source| StoreError::Backend {
+        op: "open",
+        source: Box::new(OpenFailed { location: described.to_owned(), source }),
+    };
+    let mut conn = SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .busy_timeout(BUSY_TIMEOUT)
+        .connect()
+        .await
+        .map_err(open_failed)?;
+    let checked = schema::check(&mut conn, described).await;
+    if let Err(error) = conn.close().await {
+        tracing::debug!(%error, location = described, "closing the schema check's connection");
+    }
+    checked
 }
 
 /// Create the database file if it is missing (an empty file is an empty SQLite database), so that

@@ -1,5 +1,7 @@
 //! The schema version of a SQLite store: migrated on open (the embedded default has one process), but a
 //! database a later ghr migrated is refused, naming what to do, instead of failing inside the migrator.
+//! Opened as an existing store (operator commands), it is only checked: a missing, older or newer schema is
+//! refused, as PostgreSQL's always is.
 
 use super::write::BEGIN_WRITE;
 use crate::postgres::{Migrated, SchemaMismatch};
@@ -9,6 +11,16 @@ use sqlx::SqlitePool;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 const OP_MIGRATE: &str = "migrate";
+const OP_CHECK: &str = "schema_check";
+
+/// Reading the schema version failed (not a SQLite database, unreadable); says which database.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the schema version of the SQLite database {location}")]
+struct CheckFailed {
+    location: String,
+    #[source]
+    source: sqlx::Error,
+}
 
 /// Migrating the schema failed; says which database.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +56,24 @@ pub(super) async fn migrate(pool: &SqlitePool, location: &str) -> Result<Migrate
     MIGRATOR.run_direct(None, &mut *tx, false).await.map_err(failed)?;
     tx.commit().await.map_err(|e| failed(e.into()))?;
     Ok(Migrated { from, to: known })
+}
+
+/// Refuse a schema this ghr cannot run on, changing nothing: none yet, older than this ghr's (run
+/// `ghr store migrate`), or newer (a later ghr migrated it).
+pub(super) async fn check(conn: &mut sqlx::SqliteConnection, location: &str) -> Result<(), StoreError> {
+    let applied = applied_version(conn).await.map_err(|source| StoreError::Backend {
+        op: OP_CHECK,
+        source: Box::new(CheckFailed { location: location.to_owned(), source }),
+    })?;
+    let known = known_version();
+    let (database, schema) = (location.to_owned(), String::new());
+    let mismatch = match applied {
+        None => SchemaMismatch::Missing { database, schema },
+        Some(applied) if applied < known => SchemaMismatch::Older { database, schema, applied, known },
+        Some(applied) if applied > known => SchemaMismatch::Newer { database, schema, applied, known },
+        Some(_) => return Ok(()),
+    };
+    Err(StoreError::Backend { op: OP_CHECK, source: Box::new(mismatch) })
 }
 
 /// The newest applied migration (`None`: no ghr schema yet).

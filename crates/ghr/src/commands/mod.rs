@@ -21,17 +21,15 @@ use std::sync::Arc;
 /// Environment variable with the admin token for `--server`.
 pub const ADMIN_TOKEN_ENV: &str = "GHR_ADMIN_TOKEN";
 
-/// Load `--config` or the built-in defaults.
+/// Load `--config`, else `GHR_CONFIG`, else `./ghr.toml` when the current directory has one, else the
+/// built-in defaults (see [`config::ConfigOrigin`]).
 pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
-    match path {
-        Some(path) => Config::load(path).map_err(anyhow::Error::from),
-        None => Ok(Config::builtin()),
-    }
+    config::ConfigOrigin::of_process(path).load()
 }
 
 /// The admin backend a command talks to: `--server` (token from GHR_ADMIN_TOKEN); else the database of
-/// `--db`/`--config`; else a context (`--context`, or the current one); else the database of the built-in
-/// defaults.
+/// `--db`/`--config` (or GHR_DB/GHR_CONFIG); else a context (`--context`, or the current one); else the database
+/// of `./ghr.toml` or of the built-in defaults. A database is opened only if it exists, and never migrated.
 pub async fn admin_for(target: &Target) -> anyhow::Result<Arc<dyn Admin>> {
     let env_token = std::env::var(ADMIN_TOKEN_ENV).ok().filter(|t| !t.is_empty());
     if target.token.is_some() {
@@ -54,6 +52,6 @@ pub async fn admin_for(target: &Target) -> anyhow::Result<Arc<dyn Admin>> {
     }
     let config = load_config(target.config.as_deref())?;
     let url = target.db.clone().unwrap_or_else(|| config.raw.store.url.clone());
-    let store = crate::wiring::store_at(&config, &url).await?;
+    let store = crate::wiring::existing_store_at(&config, &url).await?;
     Ok(Arc::new(LocalAdmin::new(store, Arc::new(EngineSettings::from_config(&config)))))
 }

@@ -23,7 +23,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut options = StackOptions::new(exe);
     options.metrics = true;
     let stack = LocalStack::start(options).await?;
-    println!(
+    // Everything but the report goes to stderr, so `ghr demo --json | jq` reads one JSON document.
+    eprintln!(
         "ghr demo: server {} · GitHub emulator {} · metrics http://{}/metrics",
         stack.url(),
         stack.emulator.base_url(),
@@ -40,10 +41,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("\n{}", report.render());
+        eprintln!();
+        println!("{}", report.render());
     }
     if args.keep_running {
-        println!(
+        eprintln!(
             "\nStill running (Ctrl-C to stop):\n  admin API  curl -H 'Authorization: Bearer {token}' {url}/api/v1/tenants\n  CLI        ghr jobs list --server {url} --token {token}\n  metrics    curl http://{metrics}/metrics",
             token = stack.admin_token,
             url = stack.url(),

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 /// The longest the scenario waits for the fleet to settle.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(50);
+/// How often the progress line is looked at (printed only when it changed).
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// What a queued job should end as.
@@ -59,8 +60,8 @@ fn elapsed(started: Instant) -> String {
     format!("[{:>5.1}s]", started.elapsed().as_secs_f64())
 }
 
-/// One line per tenant: live runners against the limit, jobs waiting by reason.
-async fn progress(stack: &LocalStack, plan: &Plan, started: Instant) -> anyhow::Result<()> {
+/// One line per tenant: live runners against the limit, jobs waiting by reason (without the time).
+async fn progress(stack: &LocalStack, plan: &Plan) -> anyhow::Result<String> {
     let mut parts = Vec::new();
     for (org, id) in &plan.tenants {
         let Some(tenant) = stack.store.tenant_get(*id).await? else { continue };
@@ -87,8 +88,24 @@ async fn progress(stack: &LocalStack, plan: &Plan, started: Instant) -> anyhow::
             if reasons.is_empty() { String::new() } else { format!(", waiting: {}", reasons.join(", ")) }
         ));
     }
-    println!("{} {}", elapsed(started), parts.join(" | "));
-    Ok(())
+    Ok(parts.join(" | "))
+}
+
+/// Progress goes to stderr (stdout carries only the report), and only when it changed since it was last
+/// printed: a fleet at rest prints nothing.
+struct ProgressLine {
+    last: Option<String>,
+}
+
+impl ProgressLine {
+    async fn update(&mut self, stack: &LocalStack, plan: &Plan, started: Instant) -> anyhow::Result<()> {
+        let line = progress(stack, plan).await?;
+        if self.last.as_ref() != Some(&line) {
+            eprintln!("{} {line}", elapsed(started));
+            self.last = Some(line);
+        }
+        Ok(())
+    }
 }
 
 async fn busy_runners(stack: &LocalStack, id: InstallationId) -> anyhow::Result<usize> {
@@ -108,7 +125,7 @@ pub async fn run(stack: &LocalStack, args: &DemoArgs, started: Instant) -> anyho
     let burst = args.burst.max(1) as usize;
     let mut plan = Plan { tenants: Vec::new(), jobs: Vec::new(), uninstalled: None, suspended_reason_seen: false };
 
-    println!("{} three orgs and a personal account install the App", elapsed(started));
+    eprintln!("{} three orgs and a personal account install the App", elapsed(started));
     let acme = stack.emulator.install_org("acme").await?;
     let globex = stack.emulator.install_org("globex").await?;
     let initech = stack.emulator.install_org("initech").await?;
@@ -122,12 +139,12 @@ pub async fn run(stack: &LocalStack, args: &DemoArgs, started: Instant) -> anyho
     }
     admin.tenant_set_tier(&globex.to_string(), SetTierRequest { tier: "medium".into(), max_runners: None }).await?;
     admin.tenant_set_tier(&initech.to_string(), SetTierRequest { tier: "large".into(), max_runners: None }).await?;
-    println!(
+    eprintln!(
         "{} plans: acme small (2 runners), globex medium (5), initech large (10), jane small (2)",
         elapsed(started)
     );
 
-    println!(
+    eprintln!(
         "{} burst: {burst} jobs per tenant, plus jobs no tier matches and jobs above a tenant's plan",
         elapsed(started)
     );
@@ -149,18 +166,19 @@ pub async fn run(stack: &LocalStack, args: &DemoArgs, started: Instant) -> anyho
     queue(stack, &mut plan, jane, "dotfiles", &["self-hosted"], short, Expect::Served).await?;
     queue(stack, &mut plan, jane, "blog", &labels("small"), short, Expect::Served).await?;
 
+    let mut shown = ProgressLine { last: None };
     let mut last_progress = Instant::now();
     let deadline = Instant::now() + SETTLE_TIMEOUT;
     let mut suspended_at: Option<Instant> = None;
     let mut resumed = false;
     loop {
         if last_progress.elapsed() >= PROGRESS_EVERY {
-            progress(stack, &plan, started).await?;
+            shown.update(stack, &plan, started).await?;
             last_progress = Instant::now();
         }
         // Mid-way: suspend globex once it is running something, queue more, resume after a while.
         if suspended_at.is_none() && busy_runners(stack, globex).await? > 0 {
-            println!(
+            eprintln!(
                 "{} the operator suspends globex mid-way (admin API); its new jobs wait, running ones finish",
                 elapsed(started)
             );
@@ -177,14 +195,14 @@ pub async fn run(stack: &LocalStack, args: &DemoArgs, started: Instant) -> anyho
             plan.suspended_reason_seen |=
                 waiting.iter().any(|j| j.installation_id == globex && j.wait_reason == Some(Reason::TenantSuspended));
             if plan.suspended_reason_seen || at.elapsed() > Duration::from_secs(5) {
-                println!("{} the operator resumes globex", elapsed(started));
+                eprintln!("{} the operator resumes globex", elapsed(started));
                 admin.tenant_action(&globex.to_string(), TenantAction::Resume).await?;
                 resumed = true;
             }
         }
         // initech uninstalls while its runners are busy.
         if plan.uninstalled.is_none() && busy_runners(stack, initech).await? >= 2 {
-            println!(
+            eprintln!(
                 "{} initech uninstalls the App while {} of its runners are busy",
                 elapsed(started),
                 busy_runners(stack, initech).await?
@@ -196,12 +214,12 @@ pub async fn run(stack: &LocalStack, args: &DemoArgs, started: Instant) -> anyho
             break;
         }
         if Instant::now() >= deadline {
-            println!("{} gave up waiting after {:?}", elapsed(started), SETTLE_TIMEOUT);
+            eprintln!("{} gave up waiting after {:?}", elapsed(started), SETTLE_TIMEOUT);
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    progress(stack, &plan, started).await?;
+    shown.update(stack, &plan, started).await?;
     Ok(plan)
 }
 
