@@ -68,7 +68,7 @@ async fn browser(driver: &Driver) -> Client {
         "goog:chromeOptions".to_owned(),
         serde_json::json!({
             "binary": CHROMIUM,
-            "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1300"],
+            "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1600"],
         }),
     );
     let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -267,6 +267,15 @@ async fn an_operator_upgrades_a_tenant_at_its_limit_and_watches_its_jobs_start()
     client.goto(&format!("{base}/ui/tenants")).await.unwrap();
     until("the tenants page lists acme", || async { client.find(Locator::Id("tenant-acme")).await.is_ok() }).await;
     screenshot(&client, "tenants").await;
+
+    client.goto(&format!("{base}/ui")).await.unwrap();
+    until("the overview shows acme's raised limit and every job's wait", || async {
+        number(&client, "#tenant-acme", "data-live").await == Some(JOBS)
+            && number(&client, "#tenant-acme", "data-waiting").await == Some(0)
+            && client.find(Locator::Css("#wait-chart rect[data-series='p95']")).await.is_ok()
+    })
+    .await;
+    screenshot(&client, "overview-busy").await;
 
     // Signing out ends the session in the browser.
     client.find(Locator::Id("sign-out")).await.unwrap().click().await.unwrap();

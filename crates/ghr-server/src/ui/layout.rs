@@ -114,7 +114,11 @@ pub fn badge(word: &str) -> Markup {
 /// "3 m 20 s"-style duration.
 pub fn duration(seconds: f64) -> String {
     let s = seconds.max(0.0);
-    if s < 60.0 {
+    if s == 0.0 {
+        "0 s".to_owned()
+    } else if s < 1.0 {
+        format!("{} ms", (s * 1000.0).round())
+    } else if s < 60.0 {
         format!("{s:.1} s")
     } else if s < 3600.0 {
         format!("{} m {} s", (s / 60.0) as u64, (s % 60.0) as u64)

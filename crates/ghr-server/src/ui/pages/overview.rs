@@ -97,6 +97,11 @@ fn content(o: &Overview) -> Markup {
             (health(&o.health))
         }
         section.card {
+            h2 { "Tenants against their limits" }
+            (tenant_table(&o.tenants))
+            @if o.tenants_truncated { p.muted.small { "Only the first tenants are shown; the tenants page lists all." } }
+        }
+        section.card {
             h2 { "Queued → running, last " (WAIT_CHART_HOURS) " hours" }
             p.muted.small { "Wait from ghr hearing of a job to the job starting, p50 and p95 per hour in which jobs started (UTC); " (started) " jobs started." }
             (bars("wait-chart", "Queued to running wait per hour", &labels, &series, &|v| duration(v)))
@@ -114,11 +119,6 @@ fn content(o: &Overview) -> Markup {
                     }
                 }
             }
-        }
-        section.card {
-            h2 { "Tenants against their limits" }
-            (tenant_table(&o.tenants))
-            @if o.tenants_truncated { p.muted.small { "Only the first tenants are shown; the tenants page lists all." } }
         }
         (rendered_at())
     }

@@ -3,7 +3,7 @@
 
 use super::jobs::job_table;
 use crate::admin::{JobsQuery, TenantAction, TenantDetail};
-use crate::ui::chart::{Series, bars};
+use crate::ui::chart::{Series, bars, significant};
 use crate::ui::data::MAX_USAGE_DAYS;
 use crate::ui::layout::{Nav, badge, empty, frame, live, rendered_at, time};
 use crate::ui::{Console, Operator, UiError};
@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use ghr_core::ids::TierName;
 use ghr_core::job::JobStatus;
-use ghr_core::tenant::check_max_runners;
+use ghr_core::tenant::{TenantStatus, check_max_runners};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -108,8 +108,8 @@ pub async fn page(
                 button type="submit" { "Show" }
             }
             p.muted.small { (format!("{total_hours:.2}")) " runner-hours, cost " (format!("{total_cost:.2}")) " from " (from) " to " (to) " (UTC days)." }
-            (bars("usage-chart", "Runner-hours per day", &labels, &hours, &|v| format!("{v:.1} h")))
-            (bars("cost-chart", "Cost per day", &labels, &cost, &|v| format!("{v:.2}")))
+            (bars("usage-chart", "Runner-hours per day", &labels, &hours, &|v| format!("{} h", significant(v))))
+            (bars("cost-chart", "Cost per day", &labels, &cost, &|v| significant(v)))
         }
     };
     Ok(frame(&operator, Nav::Tenants, &format!("Tenant {login}"), body).into_response())
@@ -169,13 +169,20 @@ fn actions(operator: &Operator, d: &TenantDetail, tiers: &[String]) -> Markup {
         }
         section.card #status-actions {
             h2 { "Status" }
-            @for (action, label, tone) in [("approve", "Approve", "primary"), ("resume", "Resume", "primary"), ("suspend", "Suspend", "danger")] {
+            @let choices: &[(&str, &str, &str)] = match t.status {
+                TenantStatus::Pending => &[("approve", "Approve", "primary"), ("suspend", "Suspend", "danger")],
+                TenantStatus::Active => &[("suspend", "Suspend", "danger")],
+                TenantStatus::Suspended => &[("resume", "Resume", "primary")],
+                TenantStatus::Deleted => &[],
+            };
+            @if choices.is_empty() { (empty("The App was uninstalled: nothing to do until it is installed again.")) }
+            @for (action, label, tone) in choices {
                 form.inline method="post" action={ (base) "/" (action) } {
                     input type="hidden" name="csrf" value=(operator.csrf);
                     button class=(tone) type="submit" id={ "action-" (action) } { (label) }
                 }
             }
-            p.muted.small { "Suspending stops new runners; running jobs finish." }
+            p.muted.small { "Suspending stops new runners; running jobs finish. Approving lets a pending tenant's jobs get runners." }
         }
     }
 }
