@@ -88,6 +88,14 @@ async fn signing_in_sets_a_strict_session_cookie_and_a_wrong_token_sets_none() {
     assert_eq!(headers["referrer-policy"], "same-origin");
     assert_eq!(headers["cache-control"], "no-store");
     assert!(overview.text().await.unwrap().contains("Queued → running"));
+    let fragment = client().get(format!("{}/ui?fragment=1", h.base)).header(COOKIE, &cookie).send().await.unwrap();
+    let fragment = fragment.text().await.unwrap();
+    assert!(fragment.contains("Queued → running") && !fragment.contains("<html"), "only the live section: {fragment}");
+    for (asset, kind) in [("console.css", "text/css"), ("console.js", "text/javascript")] {
+        let answer = client().get(format!("{}/ui/static/{asset}", h.base)).send().await.unwrap();
+        assert_eq!(answer.status(), 200);
+        assert!(answer.headers()[CONTENT_TYPE].to_str().unwrap().starts_with(kind));
+    }
 
     let https = client()
         .post(format!("{}/ui/login", h.base))
@@ -206,7 +214,8 @@ async fn bad_input_gets_an_error_page_saying_what_to_fix() {
         let answer = client().get(format!("{}{path}", h.base)).header(COOKIE, &cookie).send().await.unwrap();
         (answer.status().as_u16(), answer.text().await.unwrap())
     };
-    let table: [(&str, u16, &str); 6] = [
+    let table: [(&str, u16, &str); 7] = [
+        ("/ui/tenants/acme?from=2026-01-01&to=2026-12-31", 400, "at most 92 days"),
         ("/ui/tenants/nobody", 404, "nobody"),
         ("/ui/jobs/abc", 400, "not a number"),
         ("/ui/jobs/424242", 404, "424242"),
@@ -262,4 +271,51 @@ async fn failed_sign_ins_are_rate_limited() {
         }
     }
     assert_eq!(last, 429, "failed sign-ins are throttled");
+}
+
+#[tokio::test]
+async fn the_console_is_off_without_an_admin_token() {
+    use ghr_engine::Ports;
+    use ghr_server::{RunningServer, ServerConfig};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ghr_core::ports::Store> = Arc::new(
+        ghr_store::SqliteStore::open(&dir.path().join("ghr.db").display().to_string()).await.expect("a store"),
+    );
+    let github = ghr_testkit::github::GithubEmulator::start(ghr_testkit::github::EmulatorConfig::default())
+        .await
+        .expect("the GitHub emulator starts");
+    let settings = ghr_engine::settings::EngineSettings::from_config(&ghr_config::Config::builtin());
+    let server = RunningServer::start(ServerConfig {
+        ports: Ports::new(
+            store,
+            Arc::new(support::github_client(&github)),
+            Arc::new(support::provider::RecordingProvider::default()),
+        ),
+        settings: Arc::new(settings),
+        webhook_secret: SecretString::from("s3cret"),
+        admin_token: None,
+        webhook_path: "/webhook".into(),
+        max_body_bytes: 1024,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        metrics_listen: None,
+    })
+    .await
+    .expect("the server starts");
+    let base = format!("http://{}", server.addr);
+    for path in ["/ui", "/ui/login", "/ui/tenants"] {
+        let answer = client().get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(answer.status(), 503, "{path}");
+        assert!(answer.text().await.unwrap().contains("no admin token is configured"), "{path}");
+    }
+    let login = client()
+        .post(format!("{base}/ui/login"))
+        .header(CONTENT_TYPE, FORM)
+        .body(encode(&[("token", "")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 503);
+    assert!(login.headers().get(SET_COOKIE).is_none());
+    server.shutdown().await;
 }

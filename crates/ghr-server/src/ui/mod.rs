@@ -154,21 +154,27 @@ impl Operator {
     }
 }
 
-/// Refuse cross-site requests: an `Origin` that is not this host, or `Sec-Fetch-Site: cross-site`.
+/// Refuse cross-site requests: an `Origin` that is not this host (`Host`, or `X-Forwarded-Host` behind a proxy),
+/// or `Sec-Fetch-Site: cross-site`.
 pub(crate) fn same_origin(headers: &HeaderMap) -> Result<(), UiError> {
     let cross = || UiError::forbidden("cross-site request refused: submit the console's forms from the console");
     if headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site")) {
         return Err(cross());
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
-        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
         let origin_host = origin
             .to_str()
             .ok()
             .and_then(|o| o.split_once("://"))
             .map(|(_, rest)| rest.trim_end_matches('/'))
-            .unwrap_or("\u{0}");
-        if host.is_empty() || !origin_host.eq_ignore_ascii_case(host) {
+            .unwrap_or("");
+        // A reverse proxy may rewrite `Host` to the backend's address; it then names the public host in
+        // `X-Forwarded-Host`.
+        let own = [header::HOST.as_str(), "x-forwarded-host"]
+            .into_iter()
+            .filter_map(|name| headers.get(name).and_then(|h| h.to_str().ok()))
+            .any(|host| !host.is_empty() && origin_host.eq_ignore_ascii_case(host.trim()));
+        if !own {
             return Err(cross());
         }
     }
@@ -253,5 +259,35 @@ pub(crate) struct Fragment {
 impl Fragment {
     pub fn wanted(&self) -> bool {
         self.fragment.as_deref() == Some("1")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_origin;
+    use axum::http::HeaderMap;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        pairs.iter().map(|(k, v)| (k.parse().unwrap(), v.parse().unwrap())).collect()
+    }
+
+    #[test]
+    fn same_origin_table() {
+        let table: [(&[(&str, &str)], bool); 8] = [
+            (&[], true),
+            (&[("host", "ghr:8080")], true),
+            (&[("host", "ghr:8080"), ("origin", "http://ghr:8080")], true),
+            (&[("host", "GHR:8080"), ("origin", "http://ghr:8080")], true),
+            (
+                &[("host", "10.0.0.5:8080"), ("x-forwarded-host", "ghr.example"), ("origin", "https://ghr.example")],
+                true,
+            ),
+            (&[("host", "ghr:8080"), ("origin", "https://evil.example")], false),
+            (&[("origin", "http://ghr:8080")], false),
+            (&[("host", "ghr:8080"), ("sec-fetch-site", "cross-site")], false),
+        ];
+        for (pairs, allowed) in table {
+            assert_eq!(same_origin(&headers(pairs)).is_ok(), allowed, "{pairs:?}");
+        }
     }
 }

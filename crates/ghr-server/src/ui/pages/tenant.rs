@@ -107,7 +107,9 @@ pub async fn page(
                 label for="to" { "To" } input type="date" id="to" name="to" value=(to);
                 button type="submit" { "Show" }
             }
-            p.muted.small { (format!("{total_hours:.2}")) " runner-hours, cost " (format!("{total_cost:.2}")) " from " (from) " to " (to) " (UTC days)." }
+            p.muted.small #usage-total data-runner-hours=(total_hours) data-cost=(total_cost) {
+                (significant(total_hours)) " runner-hours, cost " (significant(total_cost)) " from " (from) " to " (to) " (UTC days)."
+            }
             (bars("usage-chart", "Runner-hours per day", &labels, &hours, &|v| format!("{} h", significant(v))))
             (bars("cost-chart", "Cost per day", &labels, &cost, &|v| significant(v)))
         }
