@@ -277,6 +277,13 @@ async fn an_operator_upgrades_a_tenant_at_its_limit_and_watches_its_jobs_start()
     .await;
     screenshot(&client, "overview-busy").await;
 
+    // Bad input gets a page saying what to fix.
+    client.goto(&format!("{base}/ui/jobs/not-a-job")).await.unwrap();
+    let message = client.find(Locator::Id("error-message")).await.expect("an error page").text().await.unwrap();
+    assert!(message.contains("not a number"), "{message}");
+    screenshot(&client, "error").await;
+    client.goto(&format!("{base}/ui")).await.unwrap();
+
     // Signing out ends the session in the browser.
     client.find(Locator::Id("sign-out")).await.unwrap().click().await.unwrap();
     until("the sign-in page shows again", || async { client.find(Locator::Id("login-form")).await.is_ok() }).await;

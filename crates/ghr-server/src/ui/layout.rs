@@ -66,25 +66,34 @@ pub fn frame(operator: &Operator, nav: Nav, title: &str, body: Markup) -> Markup
     }
 }
 
-/// A page without the navigation (sign-in, errors before sign-in).
-pub fn bare(title: &str, body: Markup) -> Markup {
+/// A page without the sign-out form (sign-in, errors); `links` adds the navigation links.
+fn plain(title: &str, links: bool, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             (head(title))
             body.bare {
-                header.topbar { a.brand href="/ui" { span.logo { "ghr" } " console" } }
+                header.topbar {
+                    a.brand href="/ui" { span.logo { "ghr" } " console" }
+                    @if links { nav { @for (_, href, label) in NAV { a href=(href) { (label) } } } }
+                }
                 main.narrow { (body) }
             }
         }
     }
 }
 
+/// The sign-in page's frame.
+pub fn bare(title: &str, body: Markup) -> Markup {
+    plain(title, false, body)
+}
+
 /// An error page: what went wrong and what to do.
 pub fn error_page(status: StatusCode, message: &str) -> Markup {
     let title = status.canonical_reason().unwrap_or("Error");
-    bare(
+    plain(
         title,
+        true,
         html! {
             section.card.error {
                 h1 { (status.as_u16()) " · " (title) }

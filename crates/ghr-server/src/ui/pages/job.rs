@@ -18,7 +18,8 @@ pub async fn page(
         .parse::<JobId>()
         .map_err(|_| UiError::bad_request(format!("job id {id:?} is not a number: use the job's numeric id")))?;
     let detail = console.job(job_id).await?;
-    let section = content(&detail);
+    let login = console.tenant_names().await?.remove(&detail.job.installation_id);
+    let section = content(&detail, login.as_deref());
     if fragment.wanted() {
         return Ok(section.into_response());
     }
@@ -32,7 +33,7 @@ fn optional(at: Option<ghr_core::Timestamp>) -> Markup {
     }
 }
 
-fn content(d: &JobDetail) -> Markup {
+fn content(d: &JobDetail, login: Option<&str>) -> Markup {
     let j = &d.job;
     html! {
         section.card.explain {
@@ -46,7 +47,10 @@ fn content(d: &JobDetail) -> Markup {
                 div.kv { span { "Repository" } span { (j.repository) } }
                 div.kv { span { "Labels" } span { (j.labels.join(", ")) } }
                 div.kv { span { "Tier" } span { @match &j.tier { Some(t) => (t), None => (dash()) } } }
-                div.kv { span { "Tenant" } span { a href={ "/ui/tenants/" (j.installation_id) } { (j.installation_id) } } }
+                div.kv { span { "Tenant" } span { @match login {
+                    Some(login) => a href={ "/ui/tenants/" (login) } { (login) },
+                    None => a href={ "/ui/tenants/" (j.installation_id) } { (j.installation_id) },
+                } } }
                 div.kv { span { "Runner" } span { @match &j.runner_name { Some(r) => (r), None => (dash()) } } }
                 div.kv { span { "Conclusion" } span { @match &j.conclusion { Some(c) => (c), None => (dash()) } } }
             }

@@ -14,6 +14,8 @@ pub struct RunnersParams {
     #[serde(default)]
     state: Option<String>,
     #[serde(default)]
+    tenant: Option<String>,
+    #[serde(default)]
     fragment: Option<String>,
 }
 
@@ -23,7 +25,8 @@ pub async fn page(
     Query(params): Query<RunnersParams>,
 ) -> Result<Response, UiError> {
     let state = params.state.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| "live".to_owned());
-    let query = RunnersQuery { state: Some(state.clone()), ..RunnersQuery::default() };
+    let tenant = params.tenant.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned);
+    let query = RunnersQuery { state: Some(state.clone()), tenant: tenant.clone(), ..RunnersQuery::default() };
     let mut runners = console.runners(query).await?;
     runners.sort_by_key(|r| (r.state, std::cmp::Reverse(r.created_at)));
     let names = console.tenant_names().await?;
@@ -66,6 +69,8 @@ pub async fn page(
         .collect();
     let body = html! {
         form.filters method="get" action="/ui/runners" {
+            label for="tenant" { "Tenant" }
+            input type="text" id="tenant" name="tenant" placeholder="login or installation id" value=(tenant.as_deref().unwrap_or(""));
             label for="state" { "State" }
             select name="state" id="state" {
                 @for s in &states { option value=(s) selected[*s == state] { (s) } }

@@ -147,6 +147,11 @@ fn live_section(d: &TenantDetail, waiting: &[ghr_core::job::Job]) -> Markup {
         section.card {
             h2 { "Queued jobs" }
             (job_table(waiting, None))
+            p.small {
+                a href={ "/ui/jobs?tenant=" (t.org_name) } { "All jobs of " (t.org_name) }
+                " · "
+                a href={ "/ui/runners?tenant=" (t.org_name) } { "Live runners of " (t.org_name) }
+            }
         }
         (rendered_at())
     }
