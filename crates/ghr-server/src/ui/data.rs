@@ -18,6 +18,8 @@ use std::collections::BTreeMap;
 pub const WAIT_CHART_HOURS: u32 = 12;
 /// Most jobs per status read for the wait chart (the newest; an hour with more starts is sampled).
 const WAIT_SAMPLE_JOBS: u32 = 10_000;
+/// How long the wait chart is reused before the jobs are read again.
+pub const WAITS_TTL: std::time::Duration = std::time::Duration::from_secs(15);
 /// Most tenants the overview and the tenants list detail (live runners, waiting jobs) one by one.
 pub const DETAILED_TENANTS: usize = 200;
 /// Longest usage range of the tenant page's chart, in days.
@@ -170,8 +172,21 @@ impl Console {
         })
     }
 
-    /// Queued → running waits per hour over the last [`WAIT_CHART_HOURS`].
+    /// Queued → running waits per hour over the last [`WAIT_CHART_HOURS`], recomputed at most every
+    /// [`WAITS_TTL`].
     async fn waits(&self) -> Result<Vec<HourlyWaits>, UiError> {
+        let fresh = |cached: &CachedWaits| cached.at.elapsed() < WAITS_TTL;
+        if let Some(cached) = self.waits.lock().ok().and_then(|c| c.as_ref().filter(|c| fresh(c)).cloned()) {
+            return Ok(cached.hours);
+        }
+        let hours = self.read_waits().await?;
+        if let Ok(mut cache) = self.waits.lock() {
+            *cache = Some(CachedWaits { at: std::time::Instant::now(), hours: hours.clone() });
+        }
+        Ok(hours)
+    }
+
+    async fn read_waits(&self) -> Result<Vec<HourlyWaits>, UiError> {
         let now = Utc::now();
         let since = now - Duration::hours(i64::from(WAIT_CHART_HOURS));
         let mut waits = Vec::new();
@@ -247,6 +262,13 @@ impl Console {
         self.app.dispatcher_wake.tenant(tenant.installation_id);
         Ok(tenant)
     }
+}
+
+/// The wait chart as last computed.
+#[derive(Clone)]
+pub struct CachedWaits {
+    at: std::time::Instant,
+    hours: Vec<HourlyWaits>,
 }
 
 /// One day of a tenant's usage.

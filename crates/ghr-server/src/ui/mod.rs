@@ -36,6 +36,8 @@ pub(crate) struct Console {
     pub app: AppState,
     pub config: Arc<ConsoleConfig>,
     pub limiter: Arc<SignInLimiter>,
+    /// The wait chart's last computation (it reads many jobs; pages refresh every few seconds).
+    pub waits: Arc<std::sync::Mutex<Option<data::CachedWaits>>>,
 }
 
 impl Console {
@@ -59,7 +61,8 @@ const SECURITY_HEADERS: [(header::HeaderName, &str); 4] = [
 
 /// The console's routes (all under `/ui`).
 pub fn router(app: AppState, config: ConsoleConfig) -> Router {
-    let console = Console { app, config: Arc::new(config), limiter: Arc::new(SignInLimiter::default()) };
+    let console =
+        Console { app, config: Arc::new(config), limiter: Arc::new(SignInLimiter::default()), waits: Arc::default() };
     Router::new()
         .route("/ui", get(pages::overview::page))
         .route("/ui/", get(|| async { Redirect::to("/ui") }))

@@ -3,7 +3,7 @@
 
 use crate::admin::TenantDetail;
 use crate::ui::chart::{Series, bars};
-use crate::ui::data::{Health, Overview, WAIT_CHART_HOURS};
+use crate::ui::data::{Health, Overview, WAIT_CHART_HOURS, WAITS_TTL};
 use crate::ui::layout::{Nav, badge, dash, duration, empty, frame, live, rendered_at, time};
 use crate::ui::{Console, Fragment, Operator, UiError};
 use axum::extract::{Query, State};
@@ -103,7 +103,7 @@ fn content(o: &Overview) -> Markup {
         }
         section.card {
             h2 { "Queued → running, last " (WAIT_CHART_HOURS) " hours" }
-            p.muted.small { "Wait from ghr hearing of a job to the job starting, p50 and p95 per hour in which jobs started (UTC); " (started) " jobs started." }
+            p.muted.small { "Wait from ghr hearing of a job to the job starting, p50 and p95 per hour in which jobs started (UTC); " span #jobs-started data-jobs=(started) { (started) } " jobs started; recomputed every " (WAITS_TTL.as_secs()) " s." }
             (bars("wait-chart", "Queued to running wait per hour", &labels, &series, &|v| duration(v)))
         }
         section.card {
