@@ -214,6 +214,15 @@ async fn an_operator_upgrades_a_tenant_at_its_limit_and_watches_its_jobs_start()
     assert_eq!(limit_of(&stack, acme).await, SMALL_LIMIT, "refused requests changed nothing");
     screenshot(&client, "tenant").await;
 
+    // A waiting job's page says why it waits.
+    let waiting = attr(&client, "#job-table tbody tr a", "href").await.expect("a queued job on the tenant page");
+    client.goto(&format!("{base}{waiting}")).await.unwrap();
+    let explanation = client.find(Locator::Id("explanation")).await.unwrap().text().await.unwrap();
+    assert!(explanation.starts_with("waiting: tenant_at_limit"), "{explanation}");
+    screenshot(&client, "job-waiting").await;
+    client.goto(&format!("{base}/ui/tenants/acme")).await.unwrap();
+    until("the tenant page shows again", || async { client.find(Locator::Id("tier-form")).await.is_ok() }).await;
+
     // Raise the limit through the form; the page comes back with a confirmation and the waiting jobs start.
     let field = client.find(Locator::Id("max_runners")).await.unwrap();
     field.clear().await.unwrap();
