@@ -3,7 +3,10 @@
 //! reconciler for health. Pages get plain data from here and never call the admin surface themselves.
 
 use super::{Console, UiError};
-use crate::admin::{JobDetail, JobsQuery, RunnersQuery, SetTierRequest, TenantAction, TenantDetail, UsageQuery};
+use crate::admin::{AdminError, JobsQuery, RunnersQuery, SetTierRequest, UsageQuery};
+/// The admin surface's answers the pages render, and the actions they ask for.
+pub use crate::admin::{JobDetail, TenantAction, TenantDetail};
+use axum::http::StatusCode;
 use chrono::{Duration, Utc};
 use ghr_core::Timestamp;
 use ghr_core::ids::{InstallationId, JobId, TierName};
@@ -27,7 +30,19 @@ pub const MAX_USAGE_DAYS: i64 = 92;
 
 fn internal(error: ghr_core::ports::StoreError) -> UiError {
     tracing::error!(error = %ghr_engine::error::ErrorChain(&error), "console read failed");
-    UiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal error; the server log has the cause")
+    UiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error; the server log has the cause")
+}
+
+/// The admin surface's errors as console error pages, with the same status as the API's answers.
+impl From<AdminError> for UiError {
+    fn from(error: AdminError) -> Self {
+        let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let message = match &error {
+            AdminError::Internal(_) => "internal error; the server log has the cause".to_owned(),
+            other => ghr_core::text::clip_to(&other.to_string(), 1024).into_owned(),
+        };
+        Self { status, message }
+    }
 }
 
 /// One tier of the catalog with its live runners.
@@ -226,16 +241,24 @@ impl Console {
         Ok(days)
     }
 
-    pub async fn jobs(&self, query: JobsQuery) -> Result<Vec<Job>, UiError> {
-        Ok(self.app.admin.jobs_list(query).await?)
+    /// The newest `limit` jobs matching the filters (`tenant`: a login or installation id).
+    pub async fn jobs(
+        &self,
+        tenant: Option<String>,
+        status: Option<JobStatus>,
+        reason: Option<Reason>,
+        limit: u32,
+    ) -> Result<Vec<Job>, UiError> {
+        Ok(self.app.admin.jobs_list(JobsQuery { tenant, status, reason, limit: Some(limit) }).await?)
     }
 
     pub async fn job(&self, id: JobId) -> Result<JobDetail, UiError> {
         Ok(self.app.admin.job_show(id).await?)
     }
 
-    pub async fn runners(&self, query: RunnersQuery) -> Result<Vec<Runner>, UiError> {
-        Ok(self.app.admin.runners_list(query).await?)
+    /// Runners in `state` (a state, `live` or `all`), of one tenant or all.
+    pub async fn runners(&self, state: String, tenant: Option<String>) -> Result<Vec<Runner>, UiError> {
+        Ok(self.app.admin.runners_list(RunnersQuery { state: Some(state), tenant, tier: None }).await?)
     }
 
     /// Org logins by installation, for tables that show runners and jobs.

@@ -9,7 +9,6 @@ mod layout;
 mod pages;
 
 use crate::AppState;
-use crate::admin::AdminError;
 use auth::{SESSION_COOKIE, Session, SessionKey, SignInLimiter};
 use axum::Router;
 use axum::extract::{FromRequestParts, Request};
@@ -115,17 +114,6 @@ impl UiError {
     }
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, message)
-    }
-}
-
-impl From<AdminError> for UiError {
-    fn from(error: AdminError) -> Self {
-        let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let message = match &error {
-            AdminError::Internal(_) => "internal error; the server log has the cause".to_owned(),
-            other => ghr_core::text::clip_to(&other.to_string(), 1024).into_owned(),
-        };
-        Self { status, message }
     }
 }
 

@@ -1,6 +1,6 @@
 //! One job: its details, the answer to "why is my job waiting?", and its timeline.
 
-use crate::admin::JobDetail;
+use crate::ui::data::JobDetail;
 use crate::ui::layout::{Nav, badge, dash, frame, live, rendered_at, time};
 use crate::ui::{Console, Fragment, Operator, UiError};
 use axum::extract::{Path, Query, State};

@@ -1,6 +1,5 @@
 //! The jobs list, filterable by tenant, status and wait reason, newest first.
 
-use crate::admin::JobsQuery;
 use crate::ui::layout::{Nav, badge, dash, duration, empty, frame, live, rendered_at, time};
 use crate::ui::{Console, Operator, UiError};
 use axum::extract::{Query, State};
@@ -94,8 +93,7 @@ pub async fn page(
             })?,
         };
     let tenant = non_empty(&params.tenant).map(str::to_owned);
-    let query = JobsQuery { tenant: tenant.clone(), status, reason, limit: Some(limit) };
-    let jobs = console.jobs(query).await?;
+    let jobs = console.jobs(tenant.clone(), status, reason, limit).await?;
     let names = console.tenant_names().await?;
     let more = jobs.len() as u32 == limit && limit < MAX_LIMIT;
     let section = html! {

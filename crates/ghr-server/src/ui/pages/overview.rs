@@ -1,9 +1,8 @@
 //! The overview: tenants by status, live runners per tier and per tenant against their limits, waiting jobs by
 //! reason, the hourly queued → running waits chart, and webhook and GitHub API health.
 
-use crate::admin::TenantDetail;
 use crate::ui::chart::{Series, bars};
-use crate::ui::data::{Health, Overview, WAIT_CHART_HOURS, WAITS_TTL};
+use crate::ui::data::{Health, Overview, TenantDetail, WAIT_CHART_HOURS, WAITS_TTL};
 use crate::ui::layout::{Nav, badge, dash, duration, empty, frame, live, rendered_at, time};
 use crate::ui::{Console, Fragment, Operator, UiError};
 use axum::extract::{Query, State};

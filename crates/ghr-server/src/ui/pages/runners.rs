@@ -1,6 +1,5 @@
 //! Runners by state, with their age, tenant, tier and the job they run.
 
-use crate::admin::RunnersQuery;
 use crate::ui::layout::{Nav, age, badge, dash, empty, frame, live, rendered_at};
 use crate::ui::{Console, Operator, UiError};
 use axum::extract::{Query, State};
@@ -26,8 +25,7 @@ pub async fn page(
 ) -> Result<Response, UiError> {
     let state = params.state.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| "live".to_owned());
     let tenant = params.tenant.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned);
-    let query = RunnersQuery { state: Some(state.clone()), tenant: tenant.clone(), ..RunnersQuery::default() };
-    let mut runners = console.runners(query).await?;
+    let mut runners = console.runners(state.clone(), tenant.clone()).await?;
     runners.sort_by_key(|r| (r.state, std::cmp::Reverse(r.created_at)));
     let names = console.tenant_names().await?;
     let section = html! {

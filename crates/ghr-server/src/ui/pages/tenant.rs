@@ -2,9 +2,8 @@
 //! (a chart), and the operator's actions (set tier / max runners, suspend, resume, approve).
 
 use super::jobs::job_table;
-use crate::admin::{JobsQuery, TenantAction, TenantDetail};
 use crate::ui::chart::{Series, bars, significant};
-use crate::ui::data::MAX_USAGE_DAYS;
+use crate::ui::data::{MAX_USAGE_DAYS, TenantAction, TenantDetail};
 use crate::ui::layout::{Nav, badge, empty, frame, live, rendered_at, time};
 use crate::ui::{Console, Operator, UiError};
 use axum::Form;
@@ -74,14 +73,8 @@ pub async fn page(
         return Err(UiError::bad_request(format!("the usage range is at most {MAX_USAGE_DAYS} days: narrow it")));
     }
     let login = detail.tenant.org_name.to_string();
-    let waiting = console
-        .jobs(JobsQuery {
-            tenant: Some(detail.tenant.installation_id.to_string()),
-            status: Some(JobStatus::Queued),
-            limit: Some(WAITING_JOBS_SHOWN),
-            ..JobsQuery::default()
-        })
-        .await?;
+    let tenant_id = Some(detail.tenant.installation_id.to_string());
+    let waiting = console.jobs(tenant_id, Some(JobStatus::Queued), None, WAITING_JOBS_SHOWN).await?;
     let section = live_section(&detail, &waiting);
     if params.fragment.as_deref() == Some("1") {
         return Ok(section.into_response());

@@ -1,7 +1,6 @@
 //! The tenants list: every tenant with its plan, live runners against its limit and waiting jobs.
 
 use super::overview::tenant_table;
-use crate::admin::parse_status;
 use crate::ui::layout::{Nav, badge, frame, live, rendered_at};
 use crate::ui::{Console, Operator, UiError};
 use axum::extract::{Query, State};
@@ -25,7 +24,7 @@ pub async fn page(
 ) -> Result<Response, UiError> {
     let status = match params.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
-        Some(s) => Some(parse_status(s).map_err(|e| UiError::bad_request(format!("status filter: {e}")))?),
+        Some(s) => Some(s.parse::<TenantStatus>().map_err(|e| UiError::bad_request(format!("status filter: {e}")))?),
     };
     let (all, details) = console.tenants(status).await?;
     let deleted: Vec<_> = all.iter().filter(|t| t.status == TenantStatus::Deleted).collect();
