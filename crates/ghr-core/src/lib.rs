@@ -19,6 +19,7 @@ pub mod ports;
 pub mod reason;
 pub mod retry;
 pub mod runner;
+pub mod stats;
 pub mod tenant;
 pub mod text;
 pub mod tier;

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod api;
 pub mod metrics;
 mod runtime;
+pub mod ui;
 pub mod wake_feed;
 pub mod webhook;
 
@@ -41,6 +42,11 @@ pub fn router(state: AppState, webhook_path: &str) -> Router {
     let webhook = webhook_router(state.clone(), &[webhook_path]);
     let health = Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(state.clone());
     Router::new().merge(webhook).merge(health).merge(api::router(state)).fallback(not_found)
+}
+
+/// [`router`] plus the operator console under `/ui`.
+pub fn router_with_console(state: AppState, webhook_path: &str, console: ui::ConsoleConfig) -> Router {
+    router(state.clone(), webhook_path).merge(ui::router(state, console))
 }
 
 /// The webhook endpoint alone, at each of `paths` (the serverless webhook function serves only this).
@@ -110,6 +116,9 @@ const STORE_TIMEOUT: &str = "timeout";
 /// that, not hang.
 pub const READINESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
-async fn not_found() -> Response {
+async fn not_found(uri: axum::http::Uri) -> Response {
+    if uri.path() == "/ui" || uri.path().starts_with("/ui/") {
+        return ui::not_found();
+    }
     (StatusCode::NOT_FOUND, axum::Json(json!({ "error": "not_found", "message": "no such route" }))).into_response()
 }

@@ -3,7 +3,7 @@
 //! up last). With a store shared by replicas, the store's wake feed marks the tenants other replicas changed.
 
 use crate::admin::LocalAdmin;
-use crate::{AppState, metrics_router, router};
+use crate::{AppState, metrics_router, router_with_console};
 use ghr_engine::Ports;
 use ghr_engine::assembly::Engine;
 use ghr_engine::dispatcher::Dispatcher;
@@ -85,9 +85,16 @@ impl RunningServer {
             reconciler: Some(reconciler.clone()),
         };
 
+        let metrics = metrics_listen.map(|_| crate::metrics::prometheus().map_err(ServerError::Metrics)).transpose()?;
+        let console = crate::ui::ConsoleConfig {
+            catalog: settings.catalog.clone(),
+            global_max_runners: settings.global_max_runners,
+            metrics: metrics.clone(),
+        };
+
         let listener = TcpListener::bind(listen).await.map_err(|source| ServerError::Bind { addr: listen, source })?;
         let addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: listen, source })?;
-        let app = router(state, &webhook_path);
+        let app = router_with_console(state, &webhook_path, console);
         let http_stop = stop.clone();
         tasks.spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move { http_stop.cancelled().await });
@@ -96,10 +103,9 @@ impl RunningServer {
             }
         });
 
-        let metrics_addr = match metrics_listen {
+        let metrics_addr = match metrics_listen.zip(metrics) {
             None => None,
-            Some(metrics_listen) => {
-                let handle = crate::metrics::prometheus().map_err(ServerError::Metrics)?;
+            Some((metrics_listen, handle)) => {
                 let listener = TcpListener::bind(metrics_listen)
                     .await
                     .map_err(|source| ServerError::Bind { addr: metrics_listen, source })?;

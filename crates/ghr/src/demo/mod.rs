@@ -46,7 +46,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     if args.keep_running {
         eprintln!(
-            "\nStill running (Ctrl-C to stop):\n  admin API  curl -H 'Authorization: Bearer {token}' {url}/api/v1/tenants\n  CLI        ghr jobs list --server {url} --token {token}\n  metrics    curl http://{metrics}/metrics",
+            "\nStill running (Ctrl-C to stop):\n  console    {url}/ui (sign in with the admin token {token})\n  admin API  curl -H 'Authorization: Bearer {token}' {url}/api/v1/tenants\n  CLI        GHR_ADMIN_TOKEN={token} ghr jobs list --server {url}\n  metrics    curl http://{metrics}/metrics",
             token = stack.admin_token,
             url = stack.url(),
             metrics = stack.server.metrics_addr.map(|a| a.to_string()).unwrap_or_default(),
