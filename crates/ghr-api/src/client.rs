@@ -52,6 +52,11 @@ impl Client {
                 "server URL {base_url:?} must be an http:// or https:// URL with a host"
             )));
         }
+        if !base.username().is_empty() || base.password().is_some() {
+            return Err(ApiError::BadRequest(
+                "the server URL must not carry a user name or password: the admin token is the credential".into(),
+            ));
+        }
         if base.query().is_some() || base.fragment().is_some() {
             return Err(ApiError::BadRequest(format!("server URL {base_url:?} must not carry a query or a fragment")));
         }
@@ -165,19 +170,22 @@ fn chain(error: &(dyn std::error::Error + 'static)) -> String {
 async fn error_from(method: &Method, url: &Url, response: reqwest::Response) -> ApiError {
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
-    let message = match serde_json::from_str::<ErrorBody>(&text) {
-        Ok(body) => body.message,
+    let (message, from_ghr) = match serde_json::from_str::<ErrorBody>(&text) {
+        Ok(body) => (body.message, true),
         Err(_) => {
             let snippet: String = text.trim().chars().take(ERROR_SNIPPET_CHARS).collect();
-            format!("{method} {url} answered {status}: {snippet}")
+            (format!("{method} {url} answered {status}: {snippet}"), false)
         }
     };
     match status {
         StatusCode::UNAUTHORIZED => ApiError::Unauthorized,
         StatusCode::NOT_FOUND => ApiError::NotFound(message),
         StatusCode::CONFLICT => ApiError::Conflict(message),
-        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => {
+        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT if from_ghr => {
             ApiError::Unavailable(format!("{method} {url} answered {status}: {message}"))
+        }
+        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => {
+            ApiError::Unavailable(message)
         }
         s if s.is_client_error() => ApiError::BadRequest(message),
         _ => ApiError::Internal(message),
@@ -289,7 +297,9 @@ mod tests {
 
     #[test]
     fn bad_urls_and_tokens_are_refused() {
-        for url in ["", "ftp://host", "mailto:ops@example.com", "http://h/?x=1", "not a url"] {
+        for url in
+            ["", "ftp://host", "mailto:ops@example.com", "http://h/?x=1", "not a url", "http://u:pw@h/", "http://u@h"]
+        {
             let error = Client::new(url, SecretString::from("t")).unwrap_err();
             assert!(matches!(error, ApiError::BadRequest(_)), "{url}: {error}");
         }

@@ -1,6 +1,8 @@
 //! `ghr`: the binary's library. Command line, wiring of adapters, `serve`, `demo` and the local stack
 //! (emulated GitHub + server + process runners) shared by the demo and the end-to-end tests.
 
+#[macro_use]
+pub mod stdout;
 pub mod cli;
 pub mod commands;
 pub mod demo;
@@ -44,7 +46,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Context { command } => commands::context::run(command).await,
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut command, "ghr", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "ghr", &mut script);
+            out!("{}", String::from_utf8_lossy(&script));
             Ok(())
         }
         Command::EmulatedRunner => emulated_runner::run().await,
@@ -66,14 +70,15 @@ pub fn main_entry() -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
+            note!("error: cannot start the async runtime: {error}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if stdout::is_closed_stdout(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            note!("error: {error:#}");
             ExitCode::FAILURE
         }
     }

@@ -50,7 +50,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         metrics_listen: Some(metrics_listen),
     })
     .await?;
-    println!(
+    outln!(
         "ghr serving on http://{} (webhook {}), metrics on http://{}/metrics",
         server.addr,
         config.raw.server.webhook_path,

@@ -19,10 +19,8 @@ pub async fn store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     open(config, &config.raw.store.url, &named).await
 }
 
-/// Open the store `url` names (`--db`, or the config's) with the pool of `config`.
-pub async fn store_at(config: &Config, url: &str) -> anyhow::Result<Arc<dyn Store>> {
-    open(config, url, &format!("the store {}", ghr_config::redact_url(url))).await
-}
+/// The URL schemes a store URL may have.
+const KNOWN_STORE_SCHEMES: &[&str] = &["sqlite", "postgres", "postgresql", "dynamodb"];
 
 /// Open the existing store `url` names for an operator command (`--db`, or the config's): never created,
 /// never migrated. A SQLite file that does not exist (a mistyped path) is refused and stays absent, a schema
@@ -30,6 +28,11 @@ pub async fn store_at(config: &Config, url: &str) -> anyhow::Result<Arc<dyn Stor
 pub async fn existing_store_at(config: &Config, url: &str) -> anyhow::Result<Arc<dyn Store>> {
     let shown = ghr_config::redact_url(url);
     let named = format!("the store {shown}");
+    if let Some((scheme, _)) = url.trim().split_once("://")
+        && !KNOWN_STORE_SCHEMES.contains(&scheme)
+    {
+        bail!("{named}: unknown store scheme `{scheme}://`: use sqlite://PATH, postgres://... or dynamodb://PREFIX");
+    }
     if StoreKind::of(url) == StoreKind::DynamoDb {
         return open_dynamodb(url.trim(), dynamodb_ttl(config.raw.store.retention_days), &named).await;
     }

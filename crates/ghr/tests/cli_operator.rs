@@ -164,6 +164,14 @@ async fn contexts_keep_the_server_and_token_off_the_command_line() {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         assert_eq!(listed["items"][0]["org_name"], "acme", "{listed}");
+        // A token in the environment (meant for some --server) is never sent to the context's server.
+        let with_env_token = Command::new(env!("CARGO_BIN_EXE_ghr"))
+            .args(["tenants", "list", "-o", "json"])
+            .env("GHR_CONTEXTS", contexts)
+            .env("GHR_ADMIN_TOKEN", "a-token-for-another-server")
+            .output()
+            .expect("ghr runs");
+        assert!(with_env_token.status.success(), "the context's own token: {}", text(&with_env_token.stderr));
         let (shown, _) = ok(ghr_in(contexts, &["context", "show"], None), "show");
         assert!(shown.contains(&url) && !shown.contains(&token), "the token is never printed: {shown}");
         let (list, _) = ok(ghr_in(contexts, &["context", "list"], None), "list");
@@ -193,4 +201,95 @@ async fn contexts_keep_the_server_and_token_off_the_command_line() {
     .await
     .unwrap();
     stack.stop().await.unwrap();
+}
+
+#[test]
+fn a_closed_or_full_stdout_is_an_exit_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let contexts = dir.path().join("contexts.toml");
+    // The bash script is larger than a pipe's buffer, so `head` closes the pipe while ghr still writes.
+    let script = format!(
+        "set -o pipefail; GHR_CONTEXTS={} {} completions bash | head -c 1 > /dev/null",
+        contexts.display(),
+        env!("CARGO_BIN_EXE_ghr")
+    );
+    let out = Command::new("bash").args(["-c", &script]).output().expect("bash runs");
+    assert!(out.status.success(), "a reader that stops early is not an error: {}", text(&out.stderr));
+    assert!(text(&out.stderr).is_empty(), "{}", text(&out.stderr));
+
+    let db = store_with_tenants(dir.path(), &contexts);
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+    let out = Command::new(env!("CARGO_BIN_EXE_ghr"))
+        .args(["tenants", "list", "-o", "json", "--db", &db])
+        .env("GHR_CONTEXTS", &contexts)
+        .stdout(full)
+        .output()
+        .expect("ghr runs");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("error: cannot write to standard output: No space left"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn the_command_line_target_beats_the_environment_and_two_on_one_level_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let contexts = dir.path().join("contexts.toml");
+    let db = store_with_tenants(dir.path(), &contexts);
+    // GHR_SERVER names a server nobody runs; the --db on the command line is what the operator meant.
+    let out = Command::new(env!("CARGO_BIN_EXE_ghr"))
+        .args(["tenants", "list", "--no-headers", "--db", &db])
+        .env("GHR_CONTEXTS", &contexts)
+        .env("GHR_SERVER", "http://127.0.0.1:1")
+        .env("GHR_ADMIN_TOKEN", "t")
+        .output()
+        .expect("ghr runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().count(), 3);
+    // Two targets on the command line: refused, and nothing is written anywhere.
+    let out = ghr_in(&contexts, &["tenants", "suspend", "acme", "--server", "http://127.0.0.1:1", "--db", &db], None);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("--server and --db/--config name different targets"), "{stderr}");
+    let (shown, _) = ok(ghr_in(&contexts, &["tenants", "show", "acme", "-o", "json", "--db", &db], None), "show");
+    assert_eq!(serde_json::from_str::<Value>(&shown).unwrap()["status"], "active", "nothing was suspended");
+    let out = ghr_in(&contexts, &["tenants", "list", "--db", "mysql://db/ghr"], None);
+    assert!(text(&out.stderr).contains("unknown store scheme `mysql://`"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn contexts_saved_at_once_all_land_and_bad_tokens_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let contexts = dir.path().join("contexts.toml");
+    let children: Vec<_> = (0..12)
+        .map(|i| {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_ghr"))
+                .args(["context", "set", &format!("c{i}"), "--server", "http://127.0.0.1:1", "--no-use"])
+                .env("GHR_CONTEXTS", &contexts)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("ghr runs");
+            child.stdin.take().expect("stdin").write_all(format!("token{i}\n").as_bytes()).expect("write");
+            child
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().expect("ghr finishes");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let (list, _) = ok(ghr_in(&contexts, &["context", "list"], None), "list");
+    assert_eq!(list.lines().count(), 13, "a header and all twelve contexts:\n{list}");
+
+    for (input, complaint) in
+        [("tok1\ntok2\n", "'\\n'"), ("\u{feff}token\n", "byte-order mark"), (&"x".repeat(5000), "longer than 1024")]
+    {
+        let out = ghr_in(&contexts, &["context", "set", "bad", "--server", "http://127.0.0.1:1"], Some(input));
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(complaint), "{input:?}: {stderr}");
+    }
+    let out = ghr_in(&contexts, &["context", "set", "creds", "--server", "http://u:pw@127.0.0.1:1"], Some("t\n"));
+    assert!(text(&out.stderr).contains("must not carry a user name or password"), "{}", text(&out.stderr));
+    let (list, _) = ok(ghr_in(&contexts, &["context", "list"], None), "list");
+    assert!(!list.contains("bad") && !list.contains("creds"), "{list}");
 }

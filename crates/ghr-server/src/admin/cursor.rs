@@ -1,6 +1,6 @@
-//! Page cursors of the list endpoints: a position in the listing's order, encoded as an opaque, URL-safe
-//! string. A cursor this server did not issue (edited, truncated, from another listing) is refused with 400
-//! rather than guessed at.
+//! Page cursors of the list endpoints: a position in the listing's order and a fingerprint of the filters it
+//! was issued for, encoded as an opaque, URL-safe string. A cursor this server did not issue (edited,
+//! truncated, from another listing) or passed with other filters is refused with 400 rather than guessed at.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -8,6 +8,7 @@ use chrono::DateTime;
 use ghr_api::ApiError;
 use ghr_core::Timestamp;
 use ghr_core::ids::{InstallationId, JobId, RunnerSeq};
+use sha2::{Digest, Sha256};
 
 /// The longest cursor accepted (the longest one issued is well under it).
 const MAX_CURSOR_CHARS: usize = 128;
@@ -23,19 +24,44 @@ pub enum Cursor {
     Jobs(Timestamp, JobId),
 }
 
+/// The filters a page was read with, as one fingerprint a cursor carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Filters(u32);
+
+impl Filters {
+    /// The fingerprint of the filters' canonical text (e.g. `tenant=7;status=queued`).
+    pub fn of(canonical: &str) -> Filters {
+        let digest = Sha256::digest(canonical.as_bytes());
+        Filters(u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]))
+    }
+}
+
 impl Cursor {
-    /// The opaque text handed to clients.
-    pub fn encode(self) -> String {
+    /// The opaque text handed to clients, for a page read with `filters`.
+    pub fn encode(self, filters: Filters) -> String {
         let plain = match self {
             Cursor::Tenants(id) => format!("t:{id}"),
             Cursor::Runners(seq) => format!("r:{seq}"),
             Cursor::Jobs(at, id) => format!("j:{}:{id}", at.timestamp_millis()),
         };
-        URL_SAFE_NO_PAD.encode(plain)
+        URL_SAFE_NO_PAD.encode(format!("{plain}:{:08x}", filters.0))
     }
 
-    /// The cursor `text` encodes; the error says to start the listing again.
-    pub fn decode(text: &str) -> Result<Cursor, ApiError> {
+    /// The cursor `text` encodes, checked against the `filters` it is passed with; the error says to start the
+    /// listing again.
+    pub fn decode(text: &str, filters: Filters) -> Result<Cursor, ApiError> {
+        let (cursor, issued_for) = Cursor::decode_unchecked(text)?;
+        if issued_for != filters {
+            return Err(ApiError::BadRequest(
+                "this cursor was issued for other filters: pass the same filters as the page it came from, or leave \
+                 `cursor` out to start from the first page"
+                    .into(),
+            ));
+        }
+        Ok(cursor)
+    }
+
+    fn decode_unchecked(text: &str) -> Result<(Cursor, Filters), ApiError> {
         let invalid = || {
             ApiError::BadRequest(format!(
                 "cursor {:?} is not one this server issued for this listing: pass back `next_cursor` unchanged, or \
@@ -48,39 +74,42 @@ impl Cursor {
         }
         let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
         let plain = String::from_utf8(bytes).map_err(|_| invalid())?;
-        let parts: Vec<&str> = plain.split(':').collect();
+        let (position, fingerprint) = plain.rsplit_once(':').ok_or_else(invalid)?;
+        let fingerprint = u32::from_str_radix(fingerprint, 16).map_err(|_| invalid())?;
+        let parts: Vec<&str> = position.split(':').collect();
         let number = |s: &str| s.parse::<u64>().map_err(|_| invalid());
-        match parts.as_slice() {
-            ["t", id] => Ok(Cursor::Tenants(InstallationId(number(id)?))),
-            ["r", seq] => Ok(Cursor::Runners(RunnerSeq(number(seq)?))),
+        let cursor = match parts.as_slice() {
+            ["t", id] => Cursor::Tenants(InstallationId(number(id)?)),
+            ["r", seq] => Cursor::Runners(RunnerSeq(number(seq)?)),
             ["j", millis, id] => {
                 let millis = millis.parse::<i64>().map_err(|_| invalid())?;
                 let at = DateTime::from_timestamp_millis(millis).ok_or_else(invalid)?;
-                Ok(Cursor::Jobs(at, JobId(number(id)?)))
+                Cursor::Jobs(at, JobId(number(id)?))
             }
-            _ => Err(invalid()),
-        }
+            _ => return Err(invalid()),
+        };
+        Ok((cursor, Filters(fingerprint)))
     }
 
     /// The listing's cursor, or 400 when it belongs to another listing.
-    pub fn tenants(text: Option<&str>) -> Result<Option<InstallationId>, ApiError> {
-        match text.map(Cursor::decode).transpose()? {
+    pub fn tenants(text: Option<&str>, filters: Filters) -> Result<Option<InstallationId>, ApiError> {
+        match text.map(|t| Cursor::decode(t, filters)).transpose()? {
             None => Ok(None),
             Some(Cursor::Tenants(id)) => Ok(Some(id)),
             Some(_) => Err(other_listing("tenants")),
         }
     }
 
-    pub fn runners(text: Option<&str>) -> Result<Option<RunnerSeq>, ApiError> {
-        match text.map(Cursor::decode).transpose()? {
+    pub fn runners(text: Option<&str>, filters: Filters) -> Result<Option<RunnerSeq>, ApiError> {
+        match text.map(|t| Cursor::decode(t, filters)).transpose()? {
             None => Ok(None),
             Some(Cursor::Runners(seq)) => Ok(Some(seq)),
             Some(_) => Err(other_listing("runners")),
         }
     }
 
-    pub fn jobs(text: Option<&str>) -> Result<Option<(Timestamp, JobId)>, ApiError> {
-        match text.map(Cursor::decode).transpose()? {
+    pub fn jobs(text: Option<&str>, filters: Filters) -> Result<Option<(Timestamp, JobId)>, ApiError> {
+        match text.map(|t| Cursor::decode(t, filters)).transpose()? {
             None => Ok(None),
             Some(Cursor::Jobs(at, id)) => Ok(Some((at, id))),
             Some(_) => Err(other_listing("jobs")),
@@ -101,22 +130,33 @@ mod tests {
     #[test]
     fn cursors_round_trip() {
         let at = DateTime::from_timestamp_millis(1_780_000_000_123).unwrap();
+        let filters = Filters::of("tenant=7;status=queued");
         for cursor in [Cursor::Tenants(InstallationId(42)), Cursor::Runners(RunnerSeq(7)), Cursor::Jobs(at, JobId(9))] {
-            let text = cursor.encode();
+            let text = cursor.encode(filters);
             assert!(text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "{text}");
-            assert_eq!(Cursor::decode(&text).unwrap(), cursor);
+            assert_eq!(Cursor::decode(&text, filters).unwrap(), cursor);
         }
     }
 
     #[test]
     fn foreign_or_edited_cursors_are_refused() {
-        for text in ["", "!!", "dDp4", "ajox", &"A".repeat(200), &URL_SAFE_NO_PAD.encode("j:1:2:3")] {
-            let error = Cursor::decode(text).unwrap_err();
+        let filters = Filters::of("");
+        for text in ["", "!!", "dDp4", "ajox", &"A".repeat(200), &URL_SAFE_NO_PAD.encode("j:1:2:3:zz")] {
+            let error = Cursor::decode(text, filters).unwrap_err();
             assert!(matches!(error, ApiError::BadRequest(_)), "{text}: {error}");
         }
-        let runners = Cursor::Runners(RunnerSeq(1)).encode();
-        let error = Cursor::jobs(Some(&runners)).unwrap_err();
+        let runners = Cursor::Runners(RunnerSeq(1)).encode(filters);
+        let error = Cursor::jobs(Some(&runners), filters).unwrap_err();
         assert!(error.to_string().contains("another listing"), "{error}");
-        assert_eq!(Cursor::jobs(None).unwrap(), None);
+        assert_eq!(Cursor::jobs(None, filters).unwrap(), None);
+    }
+
+    #[test]
+    fn a_cursor_only_continues_the_filters_it_came_from() {
+        let acme = Filters::of("tenant=1;status=-;reason=-");
+        let text = Cursor::Tenants(InstallationId(5)).encode(acme);
+        assert_eq!(Cursor::tenants(Some(&text), acme).unwrap(), Some(InstallationId(5)));
+        let error = Cursor::tenants(Some(&text), Filters::of("tenant=2;status=-;reason=-")).unwrap_err();
+        assert!(error.to_string().contains("other filters"), "{error}");
     }
 }

@@ -2,7 +2,7 @@
 //! when pointed at a database. Domain records become wire types here (`ghr_api::convert`), and list
 //! operations are paged by [`Cursor`].
 
-use super::cursor::Cursor;
+use super::cursor::{Cursor, Filters};
 use async_trait::async_trait;
 use chrono::{Duration, Utc};
 use ghr_api::convert::usage_line;
@@ -68,11 +68,16 @@ fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
 }
 
 /// A page from `limit + 1` rows read: the extra row only says that another page follows.
-fn page_of<T, W: From<T>>(mut rows: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> Cursor) -> Page<W> {
+fn page_of<T, W: From<T>>(mut rows: Vec<T>, limit: u32, filters: Filters, cursor_of: impl Fn(&T) -> Cursor) -> Page<W> {
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
-    let next_cursor = if more { rows.last().map(|last| cursor_of(last).encode()) } else { None };
+    let next_cursor = if more { rows.last().map(|last| cursor_of(last).encode(filters)) } else { None };
     Page { items: rows.into_iter().map(W::from).collect(), next_cursor }
+}
+
+/// A filter value in a cursor's fingerprint; `-` when absent.
+fn or_dash<T: std::fmt::Display>(value: Option<T>) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
 
 fn engine_error(error: EngineError) -> ApiError {
@@ -126,13 +131,14 @@ pub fn explain(job: &Job) -> String {
 impl Admin for LocalAdmin {
     async fn tenants_list(&self, query: TenantsQuery) -> Result<Page<ghr_api::Tenant>, ApiError> {
         let limit = page_limit(query.limit)?;
-        let after = Cursor::tenants(query.cursor.as_deref())?;
+        let filters = Filters::of(&format!("status={}", or_dash(query.status)));
+        let after = Cursor::tenants(query.cursor.as_deref(), filters)?;
         // Tenants are few (one per customer): the page is cut here rather than in each store.
         let mut tenants = self.tenants.list(query.status.map(Into::into)).await.map_err(engine_error)?;
         tenants.sort_by_key(|t| t.installation_id);
         tenants.retain(|t| after.is_none_or(|after| t.installation_id > after));
         tenants.truncate(limit as usize + 1);
-        Ok(page_of(tenants, limit, |t| Cursor::Tenants(t.installation_id)))
+        Ok(page_of(tenants, limit, filters, |t| Cursor::Tenants(t.installation_id)))
     }
 
     async fn tenant_show(&self, reference: &str) -> Result<TenantDetail, ApiError> {
@@ -209,22 +215,31 @@ impl Admin for LocalAdmin {
 
     async fn runners_list(&self, query: RunnersQuery) -> Result<Page<ghr_api::Runner>, ApiError> {
         let limit = page_limit(query.limit)?;
-        let after_seq = Cursor::runners(query.cursor.as_deref())?;
         let tier = query.tier.map(TierName::new);
         if let Some(tier) = &tier {
             self.settings.catalog.require(tier).map_err(|e| ApiError::BadRequest(e.to_string()))?;
         }
-        let states = query.state.unwrap_or(ghr_api::RunnerStates::Live).states().into_iter().map(Into::into).collect();
+        let state = query.state.unwrap_or(ghr_api::RunnerStates::Live);
+        let states = state.states().into_iter().map(Into::into).collect();
         let installation_id = self.installation_of(query.tenant.as_deref()).await?;
+        let filters =
+            Filters::of(&format!("tenant={};tier={};state={state}", or_dash(installation_id), or_dash(tier.as_ref())));
+        let after_seq = Cursor::runners(query.cursor.as_deref(), filters)?;
         let filter = RunnerFilter { installation_id, tier, states, after_seq, limit: Some(limit + 1) };
         let runners = self.store.runner_list(filter).await.map_err(store_error)?;
-        Ok(page_of(runners, limit, |r| Cursor::Runners(r.seq)))
+        Ok(page_of(runners, limit, filters, |r| Cursor::Runners(r.seq)))
     }
 
     async fn jobs_list(&self, query: JobsQuery) -> Result<Page<ghr_api::Job>, ApiError> {
         let limit = page_limit(query.limit)?;
-        let before = Cursor::jobs(query.cursor.as_deref())?;
         let installation_id = self.installation_of(query.tenant.as_deref()).await?;
+        let filters = Filters::of(&format!(
+            "tenant={};status={};reason={}",
+            or_dash(installation_id),
+            or_dash(query.status),
+            or_dash(query.reason)
+        ));
+        let before = Cursor::jobs(query.cursor.as_deref(), filters)?;
         let filter = JobFilter {
             installation_id,
             status: query.status.map(Into::into),
@@ -233,7 +248,7 @@ impl Admin for LocalAdmin {
             limit: Some(limit + 1),
         };
         let jobs = self.store.job_list(filter).await.map_err(store_error)?;
-        Ok(page_of(jobs, limit, |j| Cursor::Jobs(j.received_at, j.job_id)))
+        Ok(page_of(jobs, limit, filters, |j| Cursor::Jobs(j.received_at, j.job_id)))
     }
 
     async fn job_show(&self, id: u64) -> Result<JobDetail, ApiError> {

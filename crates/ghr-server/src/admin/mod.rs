@@ -5,6 +5,6 @@
 mod cursor;
 mod local;
 
-pub use cursor::Cursor;
+pub use cursor::{Cursor, Filters};
 pub use ghr_api::{Admin, ApiError};
 pub use local::{DEFAULT_USAGE_DAYS, LocalAdmin, explain};

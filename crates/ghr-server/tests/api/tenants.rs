@@ -58,6 +58,11 @@ async fn tenants_are_added_listed_filtered_and_shown() {
     let second = h.get(&format!("/api/v1/tenants?limit=1&cursor={cursor}")).await.expect(200);
     assert_eq!(ids(&second), vec![102]);
     assert!(second.get("next_cursor").is_none(), "the last page: {second}");
+    let message = h
+        .get(&format!("/api/v1/tenants?limit=1&status=suspended&cursor={cursor}"))
+        .await
+        .expect_error(400, "bad_request");
+    assert!(message.contains("other filters"), "a cursor continues only the filters it came from: {message}");
     let message = h.get("/api/v1/tenants?cursor=nonsense").await.expect_error(400, "bad_request");
     assert!(message.contains("next_cursor"), "{message}");
     h.get("/api/v1/tenants?limit=0").await.expect_error(400, "bad_request");

@@ -96,9 +96,9 @@ pub fn run(flag: Option<&Path>, json: bool) -> anyhow::Result<()> {
     crate::wiring::check_store_url(&config)?;
     if json {
         let report = CheckReport::new(&config, &origin);
-        println!("{}", serde_json::to_string_pretty(&report).context("rendering the configuration as JSON")?);
+        outln!("{}", serde_json::to_string_pretty(&report).context("rendering the configuration as JSON")?);
     } else {
-        print!("{}", check(&config, &origin)?);
+        out!("{}", check(&config, &origin)?);
     }
     Ok(())
 }
@@ -175,12 +175,15 @@ pub fn check(config: &Config, origin: &ConfigOrigin) -> anyhow::Result<String> {
         if config.admin_token.is_some() { "set" } else { "not set (admin API answers 401)" },
     ));
     let effective = toml::to_string(&config.effective()).context("rendering the effective settings as TOML")?;
-    out.push_str(
-        "\n# The effective settings, as ghr.toml: every default filled in; secrets are never printed (give them in \
+    // The summary is TOML comments, so the whole output is a ghr.toml: `ghr config check > ghr.toml` works.
+    let mut text: String =
+        out.lines().map(|line| if line.is_empty() { "#\n".to_owned() } else { format!("# {line}\n") }).collect();
+    text.push_str(
+        "#\n# The effective settings, as ghr.toml: every default filled in; secrets are never printed (give them in \
          the environment).\n",
     );
-    out.push_str(&effective);
-    Ok(out)
+    text.push_str(&effective);
+    Ok(text)
 }
 
 /// `store: postgres postgres://ghr:***@db/ghr  pool: max 10, min 1, acquire timeout 30s`.

@@ -9,13 +9,15 @@ use anyhow::{Context as _, bail};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// Environment variable naming the contexts file.
 pub const CONTEXTS_ENV: &str = "GHR_CONTEXTS";
 /// File name under the configuration directory.
 const CONTEXTS_FILE: &str = "ghr/contexts.toml";
+/// Longest admin token accepted.
+const MAX_TOKEN_CHARS: usize = 1024;
 /// Longest context name.
 const MAX_NAME_CHARS: usize = 64;
 
@@ -135,20 +137,57 @@ fn read_token(token_env: Option<&str>) -> anyhow::Result<SecretString> {
             rpassword::prompt_password("admin token: ").context("cannot read the token from the terminal")?
         }
         None => {
-            let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line).context("cannot read the token from standard input")?;
-            line
+            let mut text = String::new();
+            std::io::stdin()
+                .lock()
+                .take(MAX_TOKEN_CHARS as u64 * 4 + 2)
+                .read_to_string(&mut text)
+                .context("cannot read the token from standard input (it must be UTF-8 text)")?;
+            text
         }
     };
-    let token = token.trim().to_owned();
+    let token = token.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&token).trim();
+    check_token(token)?;
+    Ok(SecretString::from(token.to_owned()))
+}
+
+/// A token as an HTTP header can carry it: one line of visible ASCII, not absurdly long.
+fn check_token(token: &str) -> anyhow::Result<()> {
     if token.is_empty() {
         bail!("the admin token is empty: pipe it on standard input or name a variable with --token-env");
     }
-    Ok(SecretString::from(token))
+    if token.chars().count() > MAX_TOKEN_CHARS {
+        bail!("the admin token is longer than {MAX_TOKEN_CHARS} characters: give the token alone, not a file of them");
+    }
+    if let Some(bad) = token.chars().find(|c| !c.is_ascii_graphic()) {
+        bail!(
+            "the admin token holds {:?}, which a token never does (one line of visible ASCII; check for a second line, \
+             a byte-order mark or spaces)",
+            bad
+        );
+    }
+    Ok(())
+}
+
+/// An exclusive lock on the contexts file (a `.lock` file beside it), held while a command reads, changes and
+/// writes it: two `ghr context set` at once both land, one after the other.
+fn lock(path: &Path) -> anyhow::Result<std::fs::File> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(&lock_path).with_context(|| format!("cannot open {}", Path::new(&lock_path).display()))?;
+    file.lock().with_context(|| format!("cannot lock {}", Path::new(&lock_path).display()))?;
+    Ok(file)
 }
 
 pub async fn run(command: ContextCommand) -> anyhow::Result<()> {
     let path = contexts_path()?;
+    let _lock = lock(&path)?;
     let mut file = load(&path)?;
     match command {
         ContextCommand::Set { name, server, token_env, no_use } => {
@@ -163,7 +202,7 @@ pub async fn run(command: ContextCommand) -> anyhow::Result<()> {
             }
             save(&path, &file)?;
             let current = if no_use { "" } else { " (current)" };
-            eprintln!("context {name} saved in {}{current}", path.display());
+            note!("context {name} saved in {}{current}", path.display());
         }
         ContextCommand::Use { name } => {
             if !file.contexts.contains_key(&name) {
@@ -171,7 +210,7 @@ pub async fn run(command: ContextCommand) -> anyhow::Result<()> {
             }
             file.current = Some(name.clone());
             save(&path, &file)?;
-            eprintln!("current context: {name}");
+            note!("current context: {name}");
         }
         ContextCommand::List => {
             let rows: Vec<Vec<String>> = file
@@ -182,14 +221,14 @@ pub async fn run(command: ContextCommand) -> anyhow::Result<()> {
                     vec![mark.to_owned(), name.clone(), stored.server.clone()]
                 })
                 .collect();
-            print!("{}", table::render(&["CURRENT", "NAME", "SERVER"], &rows));
+            out!("{}", table::render(&["CURRENT", "NAME", "SERVER"], &rows));
         }
         ContextCommand::Show { name } => {
             let Some(context) = resolve(name.as_deref())? else {
                 bail!("no current context: `ghr context set NAME --server URL` creates one");
             };
             let token_chars = context.token.expose_secret().chars().count();
-            println!("name:   {}\nserver: {}\ntoken:  (set, {token_chars} characters)", context.name, context.server);
+            outln!("name:   {}\nserver: {}\ntoken:  (set, {token_chars} characters)", context.name, context.server);
         }
         ContextCommand::Remove { name } => {
             if file.contexts.remove(&name).is_none() {
@@ -199,7 +238,7 @@ pub async fn run(command: ContextCommand) -> anyhow::Result<()> {
                 file.current = None;
             }
             save(&path, &file)?;
-            eprintln!("context {name} removed");
+            note!("context {name} removed");
         }
     }
     Ok(())

@@ -3,6 +3,7 @@
 use super::admin_for;
 use super::output::{Row, all_pages, or_dash, print_one, print_page, time};
 use crate::cli::JobsCommand;
+use crate::table::printable;
 use ghr_api::{Job, JobsQuery};
 
 impl Row for Job {
@@ -54,17 +55,23 @@ pub async fn run(command: JobsCommand) -> anyhow::Result<()> {
             let detail = admin_for(&target).await?.job_show(job_id).await?;
             print_one(&target, &detail, || {
                 let j = &detail.job;
+                let labels = j.labels.iter().map(|l| printable(l).into_owned()).collect::<Vec<_>>().join(", ");
                 let mut out = format!(
                     "job:         {}\nrepository:  {}\nlabels:      {}\ntier:        {}\nstatus:      {}\nwhy:         {}\n\ntimeline:\n",
                     j.job_id,
-                    j.repository,
-                    j.labels.join(", "),
-                    j.tier.clone().unwrap_or_else(|| "- (no matching tier)".into()),
+                    printable(&j.repository),
+                    labels,
+                    j.tier.as_deref().map_or_else(|| "- (no matching tier)".into(), printable),
                     j.status,
-                    detail.explanation,
+                    printable(&detail.explanation),
                 );
                 for event in &detail.timeline {
-                    out.push_str(&format!("  {}  {:<17} {}\n", time(Some(event.at)), event.kind, event.detail));
+                    out.push_str(&format!(
+                        "  {}  {:<17} {}\n",
+                        time(Some(event.at)),
+                        printable(&event.kind),
+                        printable(&event.detail)
+                    ));
                 }
                 out
             })

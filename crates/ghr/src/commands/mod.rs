@@ -27,28 +27,112 @@ pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
     config::ConfigOrigin::of_process(path).load()
 }
 
-/// The admin backend a command talks to: `--server` (token from GHR_ADMIN_TOKEN); else the database of
-/// `--db`/`--config` (or GHR_DB/GHR_CONFIG); else a context (`--context`, or the current one); else the database
-/// of `./ghr.toml` or of the built-in defaults. A database is opened only if it exists, and never migrated.
+/// Where a command's target came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    CommandLine,
+    Environment,
+}
+
+/// The kinds of target a command may name.
+#[derive(Debug)]
+enum Named<'a> {
+    Server(&'a str),
+    Context(&'a str),
+    Database,
+}
+
+impl Named<'_> {
+    fn describe(&self, origin: Origin) -> &'static str {
+        match (self, origin) {
+            (Named::Server(_), Origin::CommandLine) => "--server",
+            (Named::Server(_), Origin::Environment) => "GHR_SERVER",
+            (Named::Context(_), Origin::CommandLine) => "--context",
+            (Named::Context(_), Origin::Environment) => "GHR_CONTEXT",
+            (Named::Database, Origin::CommandLine) => "--db/--config",
+            (Named::Database, Origin::Environment) => "GHR_DB/GHR_CONFIG",
+        }
+    }
+}
+
+/// Whether `value` came from the environment variable `name` rather than the command line.
+fn origin(name: &str, value: &str) -> Origin {
+    match std::env::var(name) {
+        Ok(from_env) if from_env == value => Origin::Environment,
+        _ => Origin::CommandLine,
+    }
+}
+
+/// The one target a command names: command-line flags before the environment; two kinds at the same level
+/// (a server and a database, say) are refused rather than one silently ignored.
+fn named_target(target: &Target) -> anyhow::Result<Option<Named<'_>>> {
+    let mut named: Vec<(Named<'_>, Origin)> = Vec::new();
+    if let Some(server) = target.server.as_deref() {
+        named.push((Named::Server(server), origin("GHR_SERVER", server)));
+    }
+    if let Some(context) = target.context.as_deref() {
+        named.push((Named::Context(context), origin("GHR_CONTEXT", context)));
+    }
+    let db_origin = target.db.as_deref().map(|db| origin("GHR_DB", db));
+    let config_origin = target.config.as_deref().map(|c| origin("GHR_CONFIG", &c.to_string_lossy()));
+    match (db_origin, config_origin) {
+        (Some(Origin::CommandLine), _) | (_, Some(Origin::CommandLine)) => {
+            named.push((Named::Database, Origin::CommandLine));
+        }
+        (Some(_), _) | (_, Some(_)) => named.push((Named::Database, Origin::Environment)),
+        (None, None) => {}
+    }
+    for level in [Origin::CommandLine, Origin::Environment] {
+        let mut at_level: Vec<(Named<'_>, Origin)> = Vec::new();
+        for (kind, from) in std::mem::take(&mut named) {
+            if from == level { at_level.push((kind, from)) } else { named.push((kind, from)) }
+        }
+        match at_level.len() {
+            0 => continue,
+            1 => return Ok(at_level.pop().map(|(kind, _)| kind)),
+            _ => {
+                let names: Vec<&str> = at_level.iter().map(|(kind, from)| kind.describe(*from)).collect();
+                bail!(
+                    "{} name different targets: use one (a server, a context, or a database), so a change cannot land \
+                     somewhere you did not mean",
+                    names.join(" and ")
+                );
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The admin backend a command talks to: the one target the command line names (`--server`, `--context`, or
+/// `--db`/`--config`), else the one the environment names (GHR_SERVER, GHR_CONTEXT, GHR_DB/GHR_CONFIG), else
+/// the current context, else the database of `./ghr.toml` or of the built-in defaults. `--server` takes its
+/// token from GHR_ADMIN_TOKEN (or `--token`); a context always uses its own token. A database is opened only if
+/// it exists, and never migrated.
 pub async fn admin_for(target: &Target) -> anyhow::Result<Arc<dyn Admin>> {
-    let env_token = std::env::var(ADMIN_TOKEN_ENV).ok().filter(|t| !t.is_empty());
     if target.token.is_some() {
-        eprintln!(
+        note!(
             "warning: --token puts the admin token in `ps` and in shell history; prefer {ADMIN_TOKEN_ENV} or `ghr \
              context set`"
         );
     }
-    let flag_token = target.token.clone().filter(|t| !t.is_empty());
-    if let Some(server) = &target.server {
-        let Some(token) = flag_token.or(env_token) else {
+    let named = named_target(target)?;
+    if let Some(Named::Server(server)) = named {
+        let env_token = std::env::var(ADMIN_TOKEN_ENV).ok().filter(|t| !t.is_empty());
+        let Some(token) = target.token.clone().filter(|t| !t.is_empty()).or(env_token) else {
             bail!("--server needs the admin token: set {ADMIN_TOKEN_ENV}, or save the server with `ghr context set`");
         };
         return Ok(Arc::new(Client::new(server, SecretString::from(token))?));
     }
-    let database_mode = target.db.is_some() || target.config.is_some();
-    if !database_mode && let Some(context) = crate::commands::context::resolve(target.context.as_deref())? {
-        let token = flag_token.or(env_token).map(SecretString::from).unwrap_or(context.token);
-        return Ok(Arc::new(Client::new(&context.server, token)?));
+    let context = match named {
+        Some(Named::Context(name)) => crate::commands::context::resolve(Some(name))?,
+        None => crate::commands::context::resolve(None)?,
+        _ => None,
+    };
+    if let Some(context) = context {
+        if target.token.is_some() {
+            bail!("--token goes with --server; the context {} has its own token", context.name);
+        }
+        return Ok(Arc::new(Client::new(&context.server, context.token)?));
     }
     let config = load_config(target.config.as_deref())?;
     let url = target.db.clone().unwrap_or_else(|| config.raw.store.url.clone());

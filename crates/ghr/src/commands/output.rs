@@ -40,12 +40,12 @@ pub fn rows<T: Row>(format: OutputFormat, no_headers: bool, items: &[T]) -> Stri
 pub fn print_page<T: Row + Serialize>(target: &Target, what: &str, page: &Page<T>) -> anyhow::Result<()> {
     let format = target.format();
     if let Some(text) = structured(format, page)? {
-        print!("{text}");
+        out!("{text}");
         return Ok(());
     }
-    print!("{}", rows(format, target.no_headers, &page.items));
+    out!("{}", rows(format, target.no_headers, &page.items));
     if let Some(cursor) = &page.next_cursor {
-        eprintln!("more {what}: add --cursor {cursor} (or --all)");
+        note!("more {what}: add --cursor {cursor} (or --all)");
     }
     Ok(())
 }
@@ -53,8 +53,8 @@ pub fn print_page<T: Row + Serialize>(target: &Target, what: &str, page: &Page<T
 /// Print one record: structured, or as `text` renders it.
 pub fn print_one<T: Serialize>(target: &Target, value: &T, text: impl FnOnce() -> String) -> anyhow::Result<()> {
     match structured(target.format(), value)? {
-        Some(structured) => print!("{structured}"),
-        None => print!("{}", text()),
+        Some(structured) => out!("{structured}"),
+        None => out!("{}", text()),
     }
     Ok(())
 }

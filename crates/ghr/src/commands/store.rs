@@ -19,7 +19,7 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<()> {
             let shown = redact_url(&url);
             if StoreKind::of(&url) == StoreKind::DynamoDb {
                 let report = wiring::init_dynamodb(&url, &shown).await?;
-                print!("{}", render_init(&shown, &report));
+                out!("{}", render_init(&shown, &report));
                 return Ok(());
             }
             migrate(&config, &url).await
@@ -47,9 +47,9 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<()> {
                     );
                 }
             }
-            eprintln!("copying {} → {}", redact_url(&from), redact_url(&to));
+            note!("copying {} → {}", redact_url(&from), redact_url(&to));
             let report = copy_store(&from, &to, &wiring::store_options(&config)).await?;
-            print!("{}", render_copy(&report));
+            out!("{}", render_copy(&report));
             Ok(())
         }
     }
@@ -64,7 +64,7 @@ async fn migrate(config: &Config, url: &str) -> anyhow::Result<()> {
             None => anyhow::Error::new(error).context(format!("cannot migrate the store {shown}")),
         }
     })?;
-    println!("{} store {shown}: {}", StoreKind::of(url).as_str(), describe_migration(migrated));
+    outln!("{} store {shown}: {}", StoreKind::of(url).as_str(), describe_migration(migrated));
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 use super::admin_for;
 use super::output::{Row, all_pages, or_dash, print_one, print_page, rows, time};
 use crate::cli::{Target, TenantsCommand};
+use crate::table::printable;
 use ghr_api::{NewTenantRequest, OrgType, SetTierRequest, Tenant, TenantAction, TenantsQuery};
 
 impl Row for Tenant {
@@ -55,22 +56,23 @@ pub async fn run(command: TenantsCommand) -> anyhow::Result<()> {
             let detail = admin_for(&target).await?.tenant_show(&tenant).await?;
             print_one(&target, &detail, || {
                 let t = &detail.tenant;
-                let by_tier: Vec<String> = detail.live_by_tier.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let by_tier: Vec<String> =
+                    detail.live_by_tier.iter().map(|(k, v)| format!("{}={v}", printable(k))).collect();
                 let waiting: Vec<String> = detail.waiting_jobs.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 format!(
                     "installation_id: {}\norg_name:        {}\norg_type:        {}\nstatus:          {}\ntier:            {}\nmax_runners:     {}\nlive_runners:    {} {}\nwaiting_jobs:    {}\ncreated_at:      {}\nupdated_at:      {}\ninstalled_by:    {}\n",
                     t.installation_id,
-                    t.org_name,
+                    printable(&t.org_name),
                     t.org_type,
                     t.status,
-                    t.tier,
+                    printable(&t.tier),
                     t.max_runners,
                     detail.live_runners,
                     if by_tier.is_empty() { String::new() } else { format!("({})", by_tier.join(", ")) },
                     if waiting.is_empty() { "none".into() } else { waiting.join(", ") },
                     time(Some(t.created_at)),
                     time(Some(t.updated_at)),
-                    or_dash(t.metadata.sender_login.as_ref()),
+                    printable(&or_dash(t.metadata.sender_login.as_ref())),
                 )
             })
         }

@@ -39,22 +39,22 @@ pub async fn run(args: UsageArgs) -> anyhow::Result<()> {
     let query = UsageQuery { from: instant("from", args.from)?, to: instant("to", args.to)?, tenant: args.tenant };
     let report = admin_for(&args.target).await?.usage(query).await?;
     if args.csv {
-        print!("{}", report.to_csv());
+        out!("{}", report.to_csv());
         return Ok(());
     }
     let target = &args.target;
     if let Some(text) = structured(target.format(), &report)? {
-        print!("{text}");
+        out!("{text}");
         return Ok(());
     }
     // The period goes to standard error with --no-headers, so the rows alone reach a pipe.
     let period =
         format!("usage from {} to {}", report.from.format("%Y-%m-%d %H:%M:%S"), report.to.format("%Y-%m-%d %H:%M:%S"));
     if target.no_headers {
-        eprintln!("{period}");
+        note!("{period}");
     } else {
-        println!("{period}");
+        outln!("{period}");
     }
-    print!("{}", rows(target.format(), target.no_headers, &report.rows));
+    out!("{}", rows(target.format(), target.no_headers, &report.rows));
     Ok(())
 }

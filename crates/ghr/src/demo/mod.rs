@@ -24,7 +24,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     options.metrics = true;
     let stack = LocalStack::start(options).await?;
     // Everything but the report goes to stderr, so `ghr demo --json | jq` reads one JSON document.
-    eprintln!(
+    note!(
         "ghr demo: server {} · GitHub emulator {} · metrics http://{}/metrics",
         stack.url(),
         stack.emulator.base_url(),
@@ -39,13 +39,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        eprintln!();
-        println!("{}", report.render());
+        note!();
+        outln!("{}", report.render());
     }
     if args.keep_running {
-        eprintln!(
+        note!(
             "\nStill running (Ctrl-C to stop):\n  console    {url}/ui (sign in with the admin token {token})\n  admin API  curl -H 'Authorization: Bearer {token}' {url}/api/v1/tenants\n  CLI        GHR_ADMIN_TOKEN={token} ghr jobs list --server {url}\n  metrics    curl http://{metrics}/metrics",
             token = stack.admin_token,
             url = stack.url(),

@@ -101,7 +101,7 @@ impl ProgressLine {
     async fn update(&mut self, stack: &LocalStack, plan: &Plan, started: Instant) -> anyhow::Result<()> {
         let line = progress(stack, plan).await?;
         if self.last.as_ref() != Some(&line) {
-            eprintln!("{} {line}", elapsed(started));
+            note!("{} {line}", elapsed(started));
             self.last = Some(line);
         }
         Ok(())
@@ -125,7 +125,7 @@ pub async fn run(stack: &LocalStack, args: &DemoArgs, started: Instant) -> anyho
     let burst = args.burst.max(1) as usize;
     let mut plan = Plan { tenants: Vec::new(), jobs: Vec::new(), uninstalled: None, suspended_reason_seen: false };
 
-    eprintln!("{} three orgs and a personal account install the App", elapsed(started));
+    note!("{} three orgs and a personal account install the App", elapsed(started));
     let acme = stack.emulator.install_org("acme").await?;
     let globex = stack.emulator.install_org("globex").await?;
     let initech = stack.emulator.install_org("initech").await?;
@@ -139,12 +139,9 @@ pub async fn run(stack: &LocalStack, args: &DemoArgs, started: Instant) -> anyho
     }
     admin.tenant_set_tier(&globex.to_string(), SetTierRequest { tier: "medium".into(), max_runners: None }).await?;
     admin.tenant_set_tier(&initech.to_string(), SetTierRequest { tier: "large".into(), max_runners: None }).await?;
-    eprintln!(
-        "{} plans: acme small (2 runners), globex medium (5), initech large (10), jane small (2)",
-        elapsed(started)
-    );
+    note!("{} plans: acme small (2 runners), globex medium (5), initech large (10), jane small (2)", elapsed(started));
 
-    eprintln!(
+    note!(
         "{} burst: {burst} jobs per tenant, plus jobs no tier matches and jobs above a tenant's plan",
         elapsed(started)
     );
@@ -178,7 +175,7 @@ pub async fn run(stack: &LocalStack, args: &DemoArgs, started: Instant) -> anyho
         }
         // Mid-way: suspend globex once it is running something, queue more, resume after a while.
         if suspended_at.is_none() && busy_runners(stack, globex).await? > 0 {
-            eprintln!(
+            note!(
                 "{} the operator suspends globex mid-way (admin API); its new jobs wait, running ones finish",
                 elapsed(started)
             );
@@ -195,14 +192,14 @@ pub async fn run(stack: &LocalStack, args: &DemoArgs, started: Instant) -> anyho
             plan.suspended_reason_seen |=
                 waiting.iter().any(|j| j.installation_id == globex && j.wait_reason == Some(Reason::TenantSuspended));
             if plan.suspended_reason_seen || at.elapsed() > Duration::from_secs(5) {
-                eprintln!("{} the operator resumes globex", elapsed(started));
+                note!("{} the operator resumes globex", elapsed(started));
                 admin.tenant_action(&globex.to_string(), TenantAction::Resume).await?;
                 resumed = true;
             }
         }
         // initech uninstalls while its runners are busy.
         if plan.uninstalled.is_none() && busy_runners(stack, initech).await? >= 2 {
-            eprintln!(
+            note!(
                 "{} initech uninstalls the App while {} of its runners are busy",
                 elapsed(started),
                 busy_runners(stack, initech).await?
@@ -214,7 +211,7 @@ pub async fn run(stack: &LocalStack, args: &DemoArgs, started: Instant) -> anyho
             break;
         }
         if Instant::now() >= deadline {
-            eprintln!("{} gave up waiting after {:?}", elapsed(started), SETTLE_TIMEOUT);
+            note!("{} gave up waiting after {:?}", elapsed(started), SETTLE_TIMEOUT);
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
