@@ -214,7 +214,9 @@ async fn bad_input_gets_an_error_page_saying_what_to_fix() {
         let answer = client().get(format!("{}{path}", h.base)).header(COOKIE, &cookie).send().await.unwrap();
         (answer.status().as_u16(), answer.text().await.unwrap())
     };
-    let table: [(&str, u16, &str); 7] = [
+    let table: [(&str, u16, &str); 9] = [
+        ("/ui/jobs?limit=2&limit=3", 400, "give each filter once"),
+        ("/ui/runners?state=gone", 400, "live, all"),
         ("/ui/tenants/acme?from=2026-01-01&to=2026-12-31", 400, "at most 92 days"),
         ("/ui/tenants/nobody", 404, "nobody"),
         ("/ui/jobs/abc", 400, "not a number"),
@@ -266,11 +268,51 @@ async fn failed_sign_ins_are_rate_limited() {
             .unwrap();
         last = answer.status().as_u16();
         if last == 429 {
+            let wait: u64 = answer.headers()["retry-after"].to_str().unwrap().parse().expect("Retry-After seconds");
+            assert!((1..=60).contains(&wait), "{wait}");
             assert!(answer.text().await.unwrap().contains("Too many failed sign-ins"));
             break;
         }
     }
     assert_eq!(last, 429, "failed sign-ins are throttled");
+    // Whoever sends wrong tokens cannot lock the operator out: the right one still signs in at once.
+    sign_in(&h).await;
+}
+
+#[tokio::test]
+async fn a_signed_out_session_is_refused_even_when_its_cookie_is_replayed() {
+    let h = Harness::start().await;
+    let acme = h.install("acme").await;
+    let before = max_runners(&h, acme).await;
+    let cookie = sign_in(&h).await;
+    let csrf = csrf_of(&h, &cookie, "/ui/tenants/acme").await;
+    let other = sign_in(&h).await;
+    let out = client()
+        .post(format!("{}/ui/logout", h.base))
+        .header(COOKIE, &cookie)
+        .header(CONTENT_TYPE, FORM)
+        .body(encode(&[("csrf", csrf.as_str())]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 303);
+    assert!(out.headers()[SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
+
+    let page = client().get(format!("{}/ui", h.base)).header(COOKIE, &cookie).send().await.unwrap();
+    assert_eq!((page.status().as_u16(), page.headers()[LOCATION].to_str().unwrap()), (303, "/ui/login"));
+    let action = client()
+        .post(format!("{}/ui/tenants/acme/tier", h.base))
+        .header(COOKIE, &cookie)
+        .header(CONTENT_TYPE, FORM)
+        .body(encode(&[("csrf", csrf.as_str()), ("tier", "small"), ("max_runners", "7")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(action.status(), 403, "the old cookie and its CSRF token change nothing");
+    assert_eq!(max_runners(&h, acme).await, before);
+    // Another session of the same operator is untouched.
+    let page = client().get(format!("{}/ui", h.base)).header(COOKIE, &other).send().await.unwrap();
+    assert_eq!(page.status(), 200);
 }
 
 #[tokio::test]

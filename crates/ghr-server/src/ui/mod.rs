@@ -175,7 +175,19 @@ pub(crate) fn same_origin(headers: &HeaderMap) -> Result<(), UiError> {
 /// Why a request has no operator: the console is off, or nobody signed in.
 pub(crate) enum NoOperator {
     Disabled,
-    SignIn { post: bool },
+    SignIn {
+        post: bool,
+    },
+    /// The store could not say whether the session was signed out.
+    Unavailable,
+}
+
+/// Prefix of the store checkpoints that mark signed-out sessions (`<prefix><session id>`, the expiry as value).
+pub(crate) const REVOKED_SESSION_PREFIX: &str = "console.signed_out.";
+
+/// The checkpoint that marks `session` as signed out.
+pub(crate) fn revoked_checkpoint(session: &Session) -> String {
+    format!("{REVOKED_SESSION_PREFIX}{}", session.id)
 }
 
 impl IntoResponse for NoOperator {
@@ -187,6 +199,11 @@ impl IntoResponse for NoOperator {
                 UiError::forbidden("not signed in (or the session expired): sign in at /ui/login, then try again")
                     .into_response()
             }
+            NoOperator::Unavailable => UiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the store did not answer, so the session could not be checked: try again shortly",
+            )
+            .into_response(),
         }
     }
 }
@@ -224,7 +241,15 @@ impl FromRequestParts<Console> for Operator {
             .filter_map(auth::session_cookie)
             .find_map(|value| key.verify(value, now_unix()))
             .ok_or(NoOperator::SignIn { post })?;
-        Ok(Operator { csrf: key.csrf(&session), session, key })
+        // A signed-out session stays refused until it would have expired, on every replica (the store is shared).
+        match console.app.store.checkpoint_get(&revoked_checkpoint(&session)).await {
+            Ok(None) => Ok(Operator { csrf: key.csrf(&session), session, key }),
+            Ok(Some(_)) => Err(NoOperator::SignIn { post }),
+            Err(error) => {
+                tracing::error!(error = %ghr_engine::error::ErrorChain(&error), "console: cannot check a session");
+                Err(NoOperator::Unavailable)
+            }
+        }
     }
 }
 
@@ -250,6 +275,28 @@ pub(crate) struct Fragment {
 impl Fragment {
     pub fn wanted(&self) -> bool {
         self.fragment.as_deref() == Some("1")
+    }
+}
+
+/// `Query` whose refusal (a repeated or malformed parameter) is a console error page, not the framework's
+/// plain-text answer.
+pub(crate) struct UiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for UiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = UiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(UiQuery(value)),
+            Err(rejection) => Err(UiError::bad_request(format!(
+                "{}: give each filter once, as the page's own links do",
+                ghr_core::text::clip_to(&rejection.body_text(), 300)
+            ))),
+        }
     }
 }
 

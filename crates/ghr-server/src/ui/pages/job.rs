@@ -2,8 +2,8 @@
 
 use crate::ui::data::JobDetail;
 use crate::ui::layout::{Nav, badge, dash, frame, live, rendered_at, time};
-use crate::ui::{Console, Fragment, Operator, UiError};
-use axum::extract::{Path, Query, State};
+use crate::ui::{Console, Fragment, Operator, UiError, UiQuery};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 
@@ -11,7 +11,7 @@ pub async fn page(
     operator: Operator,
     State(console): State<Console>,
     Path(id): Path<String>,
-    fragment: Query<Fragment>,
+    UiQuery(fragment): UiQuery<Fragment>,
 ) -> Result<Response, UiError> {
     let job_id = id
         .trim()

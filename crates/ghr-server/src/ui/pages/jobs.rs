@@ -3,8 +3,8 @@
 use crate::ui::data::Reason;
 use crate::ui::data::{Job, JobStatus};
 use crate::ui::layout::{Nav, badge, dash, duration, empty, frame, live, rendered_at, time};
-use crate::ui::{Console, Operator, UiError};
-use axum::extract::{Query, State};
+use crate::ui::{Console, Operator, UiError, UiQuery};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use maud::{Markup, html};
@@ -74,7 +74,7 @@ pub fn job_table(jobs: &[Job], names: Option<&BTreeMap<u64, String>>) -> Markup 
 pub async fn page(
     operator: Operator,
     State(console): State<Console>,
-    Query(params): Query<JobsParams>,
+    UiQuery(params): UiQuery<JobsParams>,
 ) -> Result<Response, UiError> {
     let status = non_empty(&params.status)
         .map(|s| s.parse::<JobStatus>().map_err(|e| UiError::bad_request(format!("status filter: {e}"))))

@@ -57,11 +57,20 @@ pub async fn submit(
     }
     let token = form.map(|Form(f)| f.token).unwrap_or_default();
     let now = Instant::now();
-    if let Err(wait) = console.limiter.check(now) {
-        let message = format!("Too many failed sign-ins: try again in {} seconds.", wait.as_secs().max(1));
-        return (StatusCode::TOO_MANY_REQUESTS, login_page(Some(&message))).into_response();
-    }
+    // The right token always signs in: a stranger sending wrong ones must not lock the operator out. Wrong ones
+    // are throttled (the token itself is a long random secret, as for the admin API).
     if !SessionKey::token_matches(admin_token, token.trim()) {
+        if let Err(wait) = console.limiter.check(now) {
+            let seconds = wait.as_secs().max(1);
+            let message = format!("Too many failed sign-ins: try again in {seconds} seconds.");
+            tracing::warn!("console sign-in with a wrong admin token, throttled");
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, seconds.to_string())],
+                login_page(Some(&message)),
+            )
+                .into_response();
+        }
         console.limiter.failed(now);
         tracing::warn!("console sign-in with a wrong admin token");
         return (StatusCode::UNAUTHORIZED, login_page(Some("That is not the admin token. Check it and try again.")))
@@ -80,11 +89,24 @@ pub struct LogoutForm {
 
 pub async fn logout(
     operator: Operator,
+    State(console): State<Console>,
     headers: HeaderMap,
     form: Result<Form<LogoutForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, UiError> {
     let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
     operator.check_post(&headers, &csrf)?;
+    // The cookie is signed, not stored: signing out records the session as ended, so a copy of the cookie is
+    // refused from now on, not only cleared from this browser.
+    let marker = crate::ui::revoked_checkpoint(&operator.session);
+    console
+        .app
+        .store
+        .checkpoint_set(&marker, &operator.session.expires.to_string(), chrono::Utc::now())
+        .await
+        .map_err(|error| {
+            tracing::error!(error = %ghr_engine::error::ErrorChain(&error), "console: cannot record a sign-out");
+            UiError::new(StatusCode::SERVICE_UNAVAILABLE, "the sign-out could not be recorded: try again")
+        })?;
     let clear = session_set_cookie("", 0, &headers);
     Ok(([(header::SET_COOKIE, clear)], Redirect::to("/ui/login")).into_response())
 }

@@ -5,15 +5,15 @@ use crate::ui::chart::{Series, bars};
 use crate::ui::data::TenantStatus;
 use crate::ui::data::{Health, Overview, TenantDetail, WAIT_CHART_HOURS, WAITS_TTL};
 use crate::ui::layout::{Nav, badge, dash, duration, empty, frame, live, rendered_at, time};
-use crate::ui::{Console, Fragment, Operator, UiError};
-use axum::extract::{Query, State};
+use crate::ui::{Console, Fragment, Operator, UiError, UiQuery};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 
 pub async fn page(
     operator: Operator,
     State(console): State<Console>,
-    fragment: Query<Fragment>,
+    UiQuery(fragment): UiQuery<Fragment>,
 ) -> Result<Response, UiError> {
     let overview = console.overview().await?;
     let section = content(&overview);

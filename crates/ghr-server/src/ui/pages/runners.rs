@@ -1,8 +1,8 @@
 //! Runners by state, with their age, tenant, tier and the job they run.
 
 use crate::ui::layout::{Nav, age, badge, dash, empty, frame, live, rendered_at};
-use crate::ui::{Console, Operator, UiError};
-use axum::extract::{Query, State};
+use crate::ui::{Console, Operator, UiError, UiQuery};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use ghr_api::RunnerStates;
 use maud::html;
@@ -21,7 +21,7 @@ pub struct RunnersParams {
 pub async fn page(
     operator: Operator,
     State(console): State<Console>,
-    Query(params): Query<RunnersParams>,
+    UiQuery(params): UiQuery<RunnersParams>,
 ) -> Result<Response, UiError> {
     let state = match params.state.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => RunnerStates::Live,

@@ -6,10 +6,10 @@ use crate::ui::chart::{Series, bars, significant};
 use crate::ui::data::{Job, JobStatus, TenantStatus};
 use crate::ui::data::{MAX_USAGE_DAYS, TenantAction, TenantDetail};
 use crate::ui::layout::{Nav, badge, empty, frame, live, rendered_at, time};
-use crate::ui::{Console, Operator, UiError};
+use crate::ui::{Console, Operator, UiError, UiQuery};
 use axum::Form;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
@@ -59,7 +59,7 @@ pub async fn page(
     operator: Operator,
     State(console): State<Console>,
     Path(reference): Path<String>,
-    Query(params): Query<TenantParams>,
+    UiQuery(params): UiQuery<TenantParams>,
 ) -> Result<Response, UiError> {
     let detail = console.tenant(&reference).await?;
     let today = Utc::now().date_naive();

@@ -3,8 +3,8 @@
 use super::overview::tenant_table;
 use crate::ui::data::TenantStatus;
 use crate::ui::layout::{Nav, badge, frame, live, rendered_at};
-use crate::ui::{Console, Operator, UiError};
-use axum::extract::{Query, State};
+use crate::ui::{Console, Operator, UiError, UiQuery};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use maud::html;
 use serde::Deserialize;
@@ -20,7 +20,7 @@ pub struct TenantsParams {
 pub async fn page(
     operator: Operator,
     State(console): State<Console>,
-    Query(params): Query<TenantsParams>,
+    UiQuery(params): UiQuery<TenantsParams>,
 ) -> Result<Response, UiError> {
     let status = match params.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
