@@ -252,6 +252,13 @@ async fn bad_input_gets_an_error_page_saying_what_to_fix() {
     let (status, body) = post("/ui/tenants/acme/explode", &[]).await;
     assert_eq!(status, 404, "{body}");
     assert!(body.contains("suspend, resume or approve"), "{body}");
+    let (status, body) = post("/ui/tenants/acme/tier", &[("tier", "small"), ("max_runners", "-1")]).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("from 1 to 10000"), "{body}");
+    let padding = "x".repeat(3 * 1024 * 1024);
+    let (status, body) = post("/ui/tenants/acme/suspend", &[("pad", padding.as_str())]).await;
+    assert_eq!(status, 413, "an oversized form is named as such: {body}");
+    assert!(body.contains("larger than the server accepts"), "{body}");
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
-use ghr_core::tenant::check_max_runners;
+use ghr_core::tenant::{MAX_RUNNERS_LIMIT, check_max_runners};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -206,6 +206,18 @@ fn bad_form(rejection: FormRejection) -> UiError {
     UiError::bad_request(format!("the form could not be read: {}", rejection.body_text()))
 }
 
+/// A form body over the server's limit is answered as such (413), before the CSRF check would call its token
+/// missing; nothing is changed either way.
+fn refuse_oversized<T>(form: &Result<Form<T>, FormRejection>) -> Result<(), UiError> {
+    match form {
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(UiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the form is larger than the server accepts: send only the form's own fields",
+        )),
+        _ => Ok(()),
+    }
+}
+
 pub async fn set_tier(
     operator: Operator,
     State(console): State<Console>,
@@ -213,6 +225,7 @@ pub async fn set_tier(
     headers: HeaderMap,
     form: Result<Form<TierForm>, FormRejection>,
 ) -> Result<Response, UiError> {
+    refuse_oversized(&form)?;
     let csrf = form.as_ref().map(|Form(f)| f.csrf.clone()).unwrap_or_default();
     operator.check_post(&headers, &csrf)?;
     let Form(form) = form.map_err(bad_form)?;
@@ -224,7 +237,9 @@ pub async fn set_tier(
         "" => None,
         value => {
             let n = value.parse::<u32>().map_err(|_| {
-                UiError::bad_request(format!("max runners must be a whole number from 1, not {value:?}"))
+                UiError::bad_request(format!(
+                    "max runners must be a whole number from 1 to {MAX_RUNNERS_LIMIT}, not {value:?}"
+                ))
             })?;
             Some(check_max_runners(n).map_err(|e| UiError::bad_request(e.to_string()))?)
         }
@@ -240,6 +255,7 @@ pub async fn action(
     headers: HeaderMap,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Result<Response, UiError> {
+    refuse_oversized(&form)?;
     let csrf = form.as_ref().map(|Form(f)| f.csrf.clone()).unwrap_or_default();
     operator.check_post(&headers, &csrf)?;
     let action = match action.as_str() {
