@@ -1,6 +1,12 @@
-//! The `ghr` CLI end to end: on a SQLite file, and against a running server.
+//! The `ghr` CLI end to end: on a SQLite file, and against a running server; `behaviour` (configuration lookup,
+//! database mode, the demo's output) and `operator` (output formats, pages, enum flags, completions, contexts)
+//! are modules of this one test binary, so the suite links ghr once for all of them.
 
+#[path = "cli/behaviour.rs"]
+mod behaviour;
 mod common;
+#[path = "cli/operator.rs"]
+mod operator;
 
 use serde_json::Value;
 use std::process::{Command, Output};

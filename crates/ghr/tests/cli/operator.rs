@@ -2,7 +2,7 @@
 //! `--no-headers`, pages with `--limit`/`--cursor`/`--all`, shell completions, and contexts that keep the
 //! server and its token out of the command line.
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 use std::io::Write;
