@@ -27,15 +27,15 @@ pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
     config::ConfigOrigin::of_process(path).load()
 }
 
-/// Where a command's target came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a command's target came from, the more explicit first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Origin {
     CommandLine,
     Environment,
 }
 
 /// The kinds of target a command may name.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 enum Named<'a> {
     Server(&'a str),
     Context(&'a str),
@@ -66,41 +66,35 @@ fn origin(name: &str, value: &str) -> Origin {
 /// The one target a command names: command-line flags before the environment; two kinds at the same level
 /// (a server and a database, say) are refused rather than one silently ignored.
 fn named_target(target: &Target) -> anyhow::Result<Option<Named<'_>>> {
-    let mut named: Vec<(Named<'_>, Origin)> = Vec::new();
-    if let Some(server) = target.server.as_deref() {
-        named.push((Named::Server(server), origin("GHR_SERVER", server)));
+    // `--db` and `--config` both name the database: at the more explicit of their two origins.
+    let database = [
+        target.db.as_deref().map(|db| origin("GHR_DB", db)),
+        target.config.as_deref().map(|c| origin("GHR_CONFIG", &c.to_string_lossy())),
+    ]
+    .into_iter()
+    .flatten()
+    .min();
+    let named: Vec<(Named<'_>, Origin)> = [
+        target.server.as_deref().map(|s| (Named::Server(s), origin("GHR_SERVER", s))),
+        target.context.as_deref().map(|c| (Named::Context(c), origin("GHR_CONTEXT", c))),
+        database.map(|from| (Named::Database, from)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let Some(level) = named.iter().map(|(_, from)| *from).min() else {
+        return Ok(None);
+    };
+    let at_level: Vec<(Named<'_>, Origin)> = named.into_iter().filter(|(_, from)| *from == level).collect();
+    if let [(kind, _)] = at_level.as_slice() {
+        return Ok(Some(*kind));
     }
-    if let Some(context) = target.context.as_deref() {
-        named.push((Named::Context(context), origin("GHR_CONTEXT", context)));
-    }
-    let db_origin = target.db.as_deref().map(|db| origin("GHR_DB", db));
-    let config_origin = target.config.as_deref().map(|c| origin("GHR_CONFIG", &c.to_string_lossy()));
-    match (db_origin, config_origin) {
-        (Some(Origin::CommandLine), _) | (_, Some(Origin::CommandLine)) => {
-            named.push((Named::Database, Origin::CommandLine));
-        }
-        (Some(_), _) | (_, Some(_)) => named.push((Named::Database, Origin::Environment)),
-        (None, None) => {}
-    }
-    for level in [Origin::CommandLine, Origin::Environment] {
-        let mut at_level: Vec<(Named<'_>, Origin)> = Vec::new();
-        for (kind, from) in std::mem::take(&mut named) {
-            if from == level { at_level.push((kind, from)) } else { named.push((kind, from)) }
-        }
-        match at_level.len() {
-            0 => continue,
-            1 => return Ok(at_level.pop().map(|(kind, _)| kind)),
-            _ => {
-                let names: Vec<&str> = at_level.iter().map(|(kind, from)| kind.describe(*from)).collect();
-                bail!(
-                    "{} name different targets: use one (a server, a context, or a database), so a change cannot land \
-                     somewhere you did not mean",
-                    names.join(" and ")
-                );
-            }
-        }
-    }
-    Ok(None)
+    let names: Vec<&str> = at_level.iter().map(|(kind, from)| kind.describe(*from)).collect();
+    bail!(
+        "{} name different targets: use one (a server, a context, or a database), so a change cannot land \
+         somewhere you did not mean",
+        names.join(" and ")
+    )
 }
 
 /// The admin backend a command talks to: the one target the command line names (`--server`, `--context`, or
