@@ -6,6 +6,7 @@
 //! With the `domain` feature, [`convert`] maps them onto these types (the server's side); with the `clap`
 //! feature, the enums are command-line value enums (the CLI's side).
 
+pub mod agent;
 pub mod client;
 #[cfg(feature = "domain")]
 pub mod convert;

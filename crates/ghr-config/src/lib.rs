@@ -10,9 +10,12 @@ mod model;
 pub use cluster::*;
 pub use model::*;
 
+use ghr_core::ids::TierName;
+use ghr_core::pool::{MAX_POOL_SIZE, WarmPool, window};
 use ghr_core::tenant::{MAX_RUNNERS_LIMIT, check_max_runners};
 use ghr_core::tier::{CatalogError, Tier, TierCatalog};
 use secrecy::{ExposeSecret, SecretString};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Environment variable holding the webhook secret (overrides `github.webhook_secret`).
@@ -52,6 +55,8 @@ pub struct Config {
     pub catalog: TierCatalog,
     pub webhook_secret: Option<SecretString>,
     pub admin_token: Option<SecretString>,
+    /// Warm pools by tier (`[[tiers]] warm_pool`); empty when no tier has one.
+    pub pools: BTreeMap<TierName, WarmPool>,
 }
 
 impl Config {
@@ -180,11 +185,16 @@ impl Config {
             }
         }
 
+        let pools = warm_pools(&raw.tiers).map_err(|(key, message)| invalid(&key, message))?;
+        if let Some(url) = &raw.agent.url {
+            check_agent_url(url).map_err(|message| invalid("agent.url", message))?;
+        }
+
         let from_env = |name: &str| env(name).filter(|s| !s.is_empty()).map(SecretString::from);
         let non_empty = |secret: &Option<SecretString>| secret.clone().filter(|s| !s.expose_secret().is_empty());
         let webhook_secret = from_env(ENV_WEBHOOK_SECRET).or_else(|| non_empty(&raw.github.webhook_secret));
         let admin_token = from_env(ENV_ADMIN_TOKEN).or_else(|| non_empty(&raw.admin.token));
-        Ok(Config { source: source.to_owned(), raw, catalog, webhook_secret, admin_token })
+        Ok(Config { source: source.to_owned(), raw, catalog, webhook_secret, admin_token, pools })
     }
 
     /// The settings in effect, as keys of `ghr.toml`: every default filled in, the tier catalog written out
@@ -193,7 +203,15 @@ impl Config {
     /// serialized (give them in the environment).
     pub fn effective(&self) -> RawConfig {
         let mut raw = self.raw.clone();
-        raw.tiers = self.catalog.tiers().iter().map(TierSection::from_tier).collect();
+        raw.tiers = self
+            .catalog
+            .tiers()
+            .iter()
+            .map(|tier| {
+                let declared = self.raw.tiers.iter().find(|t| t.name == tier.name.as_str());
+                TierSection { warm_pool: declared.and_then(|t| t.warm_pool.clone()), ..TierSection::from_tier(tier) }
+            })
+            .collect();
         raw.store.url = redact_url(&raw.store.url);
         raw
     }
@@ -221,6 +239,58 @@ impl Config {
             message: format!("no webhook secret: set this key or the {ENV_WEBHOOK_SECRET} environment variable"),
         })
     }
+}
+
+/// Longest `max_idle_seconds` / `boot_timeout_seconds` of a warm pool: a day.
+pub const MAX_POOL_SECONDS: u64 = 86_400;
+
+/// The checked warm pools of the declared tiers; the error names the key and what to fix.
+fn warm_pools(tiers: &[TierSection]) -> Result<BTreeMap<TierName, WarmPool>, (String, String)> {
+    let mut pools = BTreeMap::new();
+    for tier in tiers {
+        let Some(section) = &tier.warm_pool else { continue };
+        let key = |k: &str| format!("tiers.warm_pool.{k}");
+        if section.size > MAX_POOL_SIZE {
+            return Err((key("size"), format!("tier {:?}: size {} is above {MAX_POOL_SIZE}", tier.name, section.size)));
+        }
+        for (name, seconds) in
+            [("max_idle_seconds", section.max_idle_seconds), ("boot_timeout_seconds", section.boot_timeout_seconds)]
+        {
+            if seconds == 0 || seconds > MAX_POOL_SECONDS {
+                return Err((
+                    key(name),
+                    format!("tier {:?}: {seconds} is out of range: use 1 to {MAX_POOL_SECONDS}", tier.name),
+                ));
+            }
+        }
+        let schedule = section
+            .schedule
+            .iter()
+            .map(|w| window(&w.from, &w.to, w.size))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| (key("schedule"), format!("tier {:?}: {e}", tier.name)))?;
+        let pool = WarmPool {
+            size: section.size,
+            schedule,
+            max_idle: std::time::Duration::from_secs(section.max_idle_seconds),
+            boot_timeout: std::time::Duration::from_secs(section.boot_timeout_seconds),
+        };
+        pools.insert(TierName::from(tier.name.as_str()), pool);
+    }
+    Ok(pools)
+}
+
+/// `agent.url` must be an absolute http(s) URL without credentials, query or fragment.
+fn check_agent_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("{url:?} is not an http:// or https:// URL"))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || host.contains('@') || url.contains(['?', '#']) || url.chars().any(char::is_whitespace) {
+        return Err(format!("{url:?}: give scheme, host and optional port and path, without credentials or a query"));
+    }
+    Ok(())
 }
 
 /// Drop `null` members of objects, recursively (Terraform writes unset optional values as `null`; serde's

@@ -21,6 +21,7 @@ pub struct RawConfig {
     pub reconciler: ReconcilerSection,
     pub provider: ProviderSection,
     pub cluster: crate::ClusterSection,
+    pub agent: AgentSection,
     /// The tier catalog, in plan order. Empty: the built-in small/medium/large tiers.
     pub tiers: Vec<TierSection>,
 }
@@ -38,6 +39,7 @@ impl Default for RawConfig {
             reconciler: ReconcilerSection::default(),
             provider: ProviderSection::default(),
             cluster: crate::ClusterSection::default(),
+            agent: AgentSection::default(),
             tiers: Vec::new(),
         }
     }
@@ -451,6 +453,55 @@ pub struct TierSection {
     /// Tie-breaker between equally specific tiers; lower wins. Default 100.
     #[serde(default = "default_priority")]
     pub priority: i32,
+    /// Tenant-neutral machines of this tier kept ready and bound to a tenant when its job arrives. Absent:
+    /// every runner of the tier starts cold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_pool: Option<WarmPoolSection>,
+}
+
+/// `[[tiers]] warm_pool = { size = N, ... }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WarmPoolSection {
+    /// Machines kept ready outside the schedule's windows (0 to 1000).
+    pub size: u32,
+    /// Other sizes at times of day (UTC), e.g. `[{ from = "22:00", to = "06:00", size = 1 }]`; first match wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedule: Vec<PoolWindowSection>,
+    /// A ready machine unclaimed this long is replaced by a fresh one. Default 3600.
+    #[serde(default = "default_pool_max_idle")]
+    pub max_idle_seconds: u64,
+    /// A machine whose agent has not said hello this long after launch is replaced. Default 600.
+    #[serde(default = "default_pool_boot_timeout")]
+    pub boot_timeout_seconds: u64,
+}
+
+/// One `warm_pool.schedule` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolWindowSection {
+    /// `HH:MM`, UTC, inclusive.
+    pub from: String,
+    /// `HH:MM`, UTC, exclusive; before `from` wraps midnight.
+    pub to: String,
+    pub size: u32,
+}
+
+fn default_pool_max_idle() -> u64 {
+    ghr_core::pool::DEFAULT_MAX_IDLE.as_secs()
+}
+fn default_pool_boot_timeout() -> u64 {
+    ghr_core::pool::DEFAULT_BOOT_TIMEOUT.as_secs()
+}
+
+/// `[agent]`: how `ghr-agent` on pool machines reaches ghr.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentSection {
+    /// Base URL agents use to reach this server (e.g. `https://ghr.internal:8443`); the agent endpoints are
+    /// served on `server.listen` under `/agent/v1`. Default: `http://` + `server.listen` (right for the
+    /// process provider; set it for EC2 pools).
+    pub url: Option<String>,
 }
 
 fn default_os() -> String {
@@ -475,6 +526,7 @@ impl TierSection {
             runner_architecture: tier.runner_architecture.clone(),
             price_per_hour: tier.price_per_hour,
             priority: tier.priority,
+            warm_pool: None,
         }
     }
 

@@ -80,6 +80,24 @@ fn errors_name_file_key_and_fix() {
         ("[store.pool]\nmin_connections = 20", &["store.pool.min_connections", "max_connections = 10"]),
         ("[store.pool]\nacquire_timeout_seconds = 0", &["store.pool.acquire_timeout_seconds"]),
         ("[store.pool]\nmax_conections = 5", &["unknown field `max_conections`"]),
+        (
+            "[[tiers]]\nname = \"small\"\nlabels = [\"a\"]\ninstance_types = [\"t3.small\"]\nmax_runners = 1\nwarm_pool = { size = 1001 }",
+            &["tiers.warm_pool.size", "\"small\"", "1000"],
+        ),
+        (
+            "[[tiers]]\nname = \"small\"\nlabels = [\"a\"]\ninstance_types = [\"t3.small\"]\nmax_runners = 1\nwarm_pool = { size = 1, max_idle_seconds = 0 }",
+            &["tiers.warm_pool.max_idle_seconds", "1 to 86400"],
+        ),
+        (
+            "[[tiers]]\nname = \"small\"\nlabels = [\"a\"]\ninstance_types = [\"t3.small\"]\nmax_runners = 1\nwarm_pool = { size = 1, sise = 2 }",
+            &["unknown field `sise`"],
+        ),
+        (
+            "[[tiers]]\nname = \"small\"\nlabels = [\"a\"]\ninstance_types = [\"t3.small\"]\nmax_runners = 1\nwarm_pool = { size = 1, schedule = [{ from = \"25:00\", to = \"06:00\", size = 0 }] }",
+            &["tiers.warm_pool.schedule", "\"25:00\"", "HH:MM"],
+        ),
+        ("[agent]\nurl = \"ftp://x\"", &["agent.url", "http://"]),
+        ("[agent]\nurl = \"http://u:p@x\"", &["agent.url", "credentials"]),
     ];
     for (text, fragments) in table {
         let message = match parse(text) {
@@ -90,6 +108,35 @@ fn errors_name_file_key_and_fix() {
             assert!(message.contains(fragment), "{text:?}: {message:?} should mention {fragment:?}");
         }
     }
+}
+
+#[test]
+fn warm_pools_are_per_tier_and_absent_means_none() {
+    assert!(parse("").unwrap().pools.is_empty(), "no warm_pool: every runner starts cold, as before");
+    let config = parse(
+        r#"
+        [[tiers]]
+        name = "small"
+        labels = ["small"]
+        instance_types = ["t3.small"]
+        max_runners = 2
+        warm_pool = { size = 3, schedule = [{ from = "22:00", to = "06:00", size = 1 }] }
+
+        [[tiers]]
+        name = "large"
+        labels = ["large"]
+        instance_types = ["t3.large"]
+        max_runners = 2
+    "#,
+    )
+    .unwrap();
+    let small = &config.pools[&"small".into()];
+    assert_eq!((small.size, small.schedule.len()), (3, 1));
+    assert_eq!(small.max_idle, ghr_core::pool::DEFAULT_MAX_IDLE);
+    assert!(!config.pools.contains_key(&"large".into()));
+    let effective = toml::to_string(&config.effective()).unwrap();
+    let again = parse(&effective).unwrap();
+    assert_eq!(again.pools, config.pools, "config check's output keeps the pools:\n{effective}");
 }
 
 #[test]

@@ -96,6 +96,10 @@ string_id!(
     /// An organisation or user login on GitHub.
     OrgName
 );
+string_id!(
+    /// A warm-pool machine: a tenant-neutral runner machine waiting to be bound (`pool-<tier>-<random>`).
+    MachineId
+);
 
 /// The prefix of every runner name ghr mints; the reconciler only touches registrations that carry it.
 pub const RUNNER_NAME_PREFIX: &str = "ghr";

@@ -15,6 +15,7 @@ pub mod intake;
 pub mod job;
 pub mod labels;
 pub mod planner;
+pub mod pool;
 pub mod ports;
 pub mod reason;
 pub mod retry;

@@ -35,7 +35,7 @@ pub use error::EngineError;
 pub use settings::EngineSettings;
 
 use ghr_core::clock::{Clock, SystemClock};
-use ghr_core::ports::{GitHubApi, Provider, Store};
+use ghr_core::ports::{GitHubApi, PoolStore, Provider, Store};
 use std::sync::Arc;
 
 /// The adapters the engine drives, chosen by the binary's wiring, and the clock it reads.
@@ -44,6 +44,8 @@ pub struct Ports {
     pub store: Arc<dyn Store>,
     pub github: Arc<dyn GitHubApi>,
     pub provider: Arc<dyn Provider>,
+    /// Where warm-pool machines are recorded; None when no tier has a warm pool (or the store keeps none).
+    pub pool: Option<Arc<dyn PoolStore>>,
     /// Every time the engine stamps or compares comes from here (tests and simulations own time).
     pub clock: Arc<dyn Clock>,
 }
@@ -51,7 +53,13 @@ pub struct Ports {
 impl Ports {
     /// Ports on the system clock.
     pub fn new(store: Arc<dyn Store>, github: Arc<dyn GitHubApi>, provider: Arc<dyn Provider>) -> Self {
-        Self { store, github, provider, clock: Arc::new(SystemClock) }
+        Self { store, github, provider, pool: None, clock: Arc::new(SystemClock) }
+    }
+
+    /// The same ports recording warm-pool machines in `pool`.
+    pub fn with_pool(mut self, pool: Arc<dyn PoolStore>) -> Self {
+        self.pool = Some(pool);
+        self
     }
 
     /// The same ports reading another clock.

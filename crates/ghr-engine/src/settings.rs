@@ -3,7 +3,9 @@
 use ghr_config::{Config, OnSuspend, Onboarding};
 use ghr_core::entitlement::TierAccess;
 use ghr_core::ids::TierName;
+use ghr_core::pool::WarmPool;
 use ghr_core::tier::TierCatalog;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Everything the engine needs to know from `ghr.toml`.
@@ -35,6 +37,11 @@ pub struct EngineSettings {
     pub replica_id: String,
     /// How long the reconciler lease lasts unless renewed (see [`crate::lease`]).
     pub lease_ttl: Duration,
+    /// Warm pools by tier; empty: every runner starts cold.
+    pub pools: BTreeMap<TierName, WarmPool>,
+    /// The base URL pool machines' agents reach this server at (`[agent] url`); None: the server's own
+    /// listener, filled in by `ghr serve` once it is bound.
+    pub agent_url: Option<String>,
 }
 
 impl EngineSettings {
@@ -64,6 +71,8 @@ impl EngineSettings {
             retention: (raw.store.retention_days > 0).then(|| secs(u64::from(raw.store.retention_days) * 86_400)),
             replica_id: raw.cluster.replica_id.clone().unwrap_or_else(default_replica_id),
             lease_ttl: secs(raw.cluster.lease_ttl_seconds),
+            pools: config.pools.clone(),
+            agent_url: raw.agent.url.clone(),
         }
     }
 }

@@ -82,6 +82,8 @@ pub struct FleetSnapshot {
     pub instances: Option<Vec<Instance>>,
     /// Runners whose launch is under way in this process.
     pub in_flight: BTreeSet<RunnerName>,
+    /// Instances of pool machines not retired: the pool keeper owns them, never the orphan rule.
+    pub pool_instances: BTreeSet<InstanceId>,
 }
 
 /// The settings a fleet plan depends on.
@@ -126,7 +128,7 @@ pub fn plan_fleet(snapshot: &FleetSnapshot, settings: &FleetSettings, now: Times
     let mut actions = Vec::new();
     let torn_down = tenant_teardowns(records, settings, &mut actions);
     if let Some(instances) = &snapshot.instances {
-        orphans(&records.live, instances, settings, now, &mut actions);
+        orphans(&records.live, instances, &snapshot.pool_instances, settings, now, &mut actions);
     }
     let mut decided: HashSet<&RunnerName> = HashSet::new();
     for runner in records.live.iter().filter(|r| !torn_down.contains(&r.installation_id)) {
@@ -166,12 +168,13 @@ fn tenant_teardowns(
 fn orphans(
     live: &[Runner],
     instances: &[Instance],
+    pool_instances: &BTreeSet<InstanceId>,
     settings: &FleetSettings,
     now: Timestamp,
     actions: &mut Vec<FleetAction>,
 ) {
     let by_name: HashMap<&RunnerName, &Runner> = live.iter().map(|r| (&r.name, r)).collect();
-    for instance in instances {
+    for instance in instances.iter().filter(|i| !pool_instances.contains(&i.id)) {
         let owner = instance.runner_name.as_ref().and_then(|name| by_name.get(name));
         let owned = owner.is_some_and(|r| r.instance_id.as_ref().is_none_or(|id| *id == instance.id));
         let young = instance.launched_at.is_some() && !older_than(instance.launched_at, now, settings.orphan_grace);

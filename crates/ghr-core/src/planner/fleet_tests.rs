@@ -38,6 +38,8 @@ struct Case {
     instances: Option<Vec<Instance>>,
     demand: Vec<(u64, &'static str, u32)>,
     in_flight: Vec<&'static str>,
+    /// Instances of unretired pool machines.
+    pool_instances: Vec<&'static str>,
     terminate_suspended: bool,
     expected: Vec<FleetAction>,
 }
@@ -51,6 +53,7 @@ impl Default for Case {
             instances: Some(Vec::new()),
             demand: Vec::new(),
             in_flight: Vec::new(),
+            pool_instances: Vec::new(),
             terminate_suspended: false,
             expected: Vec::new(),
         }
@@ -144,6 +147,16 @@ fn cases() -> Vec<Case> {
             name: "no instance rule runs when the provider could not be listed",
             live: vec![vanished.clone(), unlaunched_old.clone()],
             instances: None,
+            ..Case::default()
+        },
+        Case {
+            name: "pool machines are the pool keeper's: an old unowned pool instance is no orphan, a stray one is",
+            instances: Some(vec![
+                stray_instance("i-pool", None, Some(ago(GRACE * 10))),
+                stray_instance("i-stray", None, Some(ago(GRACE * 10))),
+            ]),
+            pool_instances: vec!["i-pool"],
+            expected: vec![FleetAction::TerminateOrphan { instance: InstanceId::new("i-stray"), runner: None }],
             ..Case::default()
         },
         Case {
@@ -253,6 +266,7 @@ fn fleet_table() {
             },
             instances: case.instances,
             in_flight: case.in_flight.into_iter().map(RunnerName::new).collect::<BTreeSet<_>>(),
+            pool_instances: case.pool_instances.into_iter().map(InstanceId::new).collect(),
         };
         let actions = plan_fleet(&snapshot, &settings(case.terminate_suspended), now());
         assert_eq!(actions, case.expected, "{}", case.name);

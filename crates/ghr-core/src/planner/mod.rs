@@ -27,7 +27,7 @@ pub mod reserve;
 #[cfg(test)]
 mod dispatch_tests;
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 #[cfg(test)]
 mod fleet_tests;
 

@@ -3,9 +3,11 @@
 //! Every adapter implements one of these; only the binary's wiring picks concrete adapters.
 
 mod github;
+mod pool;
 mod provider;
 mod store;
 
 pub use github::*;
+pub use pool::*;
 pub use provider::*;
 pub use store::*;

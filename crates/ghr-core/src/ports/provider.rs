@@ -1,7 +1,7 @@
 //! The provider port: where runners run (EC2 instances, local processes) and its errors.
 
 use crate::Timestamp;
-use crate::ids::{InstallationId, InstanceId, OrgName, RunnerName, TierName};
+use crate::ids::{InstallationId, InstanceId, MachineId, OrgName, RunnerName, TierName};
 use async_trait::async_trait;
 use secrecy::SecretString;
 
@@ -21,6 +21,35 @@ pub struct LaunchRequest {
     pub labels: Vec<String>,
     /// The single-use runner credential. Never logged, never persisted by ghr.
     pub jit_config: SecretString,
+}
+
+/// How a pool machine's agent reaches ghr: the server's base URL, its machine id and a one-time bootstrap
+/// secret (ghr keeps only its hash).
+#[derive(Debug, Clone)]
+pub struct AgentBootstrap {
+    pub server_url: String,
+    pub machine: MachineId,
+    pub secret: SecretString,
+}
+
+/// Everything a provider needs to start one tenant-neutral pool machine: no tenant, no registration.
+#[derive(Debug, Clone)]
+pub struct PoolLaunchRequest {
+    /// The runner's size (tag `ghr:tier`); tag `ghr:pool_machine` carries the machine id.
+    pub tier: TierName,
+    pub instance_types: Vec<String>,
+    pub runner_architecture: String,
+    pub agent: AgentBootstrap,
+}
+
+/// Binding a pool machine to one runner of one tenant: the tenant's tags, applied at binding.
+#[derive(Debug, Clone)]
+pub struct BindRequest {
+    pub runner_name: RunnerName,
+    pub installation_id: InstallationId,
+    pub org_name: OrgName,
+    /// The tenant's plan (tag `ghr:tenant_tier`).
+    pub tenant_tier: TierName,
 }
 
 /// Lifecycle state of an instance as the provider sees it.
@@ -137,4 +166,19 @@ pub trait Provider: Send + Sync {
     async fn terminate(&self, id: &InstanceId) -> Result<(), ProviderError>;
     /// Every non-terminated instance of this deployment.
     async fn list(&self) -> Result<Vec<Instance>, ProviderError>;
+
+    /// Whether [`Provider::launch_pool`] and [`Provider::bind`] work; wiring refuses `warm_pool` otherwise.
+    fn supports_pools(&self) -> bool {
+        false
+    }
+    /// Start one tenant-neutral machine running the agent. On error nothing is left running.
+    async fn launch_pool(&self, request: PoolLaunchRequest) -> Result<Instance, ProviderError> {
+        let _ = request;
+        Err(ProviderError::config(format!("the {} provider does not keep warm pools", self.name())))
+    }
+    /// Tag a pool machine with its tenant and runner (every resource of it), at binding.
+    async fn bind(&self, id: &InstanceId, request: &BindRequest) -> Result<(), ProviderError> {
+        let _ = (id, request);
+        Err(ProviderError::config(format!("the {} provider does not keep warm pools", self.name())))
+    }
 }

@@ -49,7 +49,7 @@ impl Reconciler {
         };
         *self.stale_walk.lock().unwrap_or_else(PoisonError::into_inner) =
             (next(JobStatus::Queued), next(JobStatus::InProgress));
-        Ok(FleetSnapshot { records, instances, in_flight })
+        Ok(FleetSnapshot { records, instances, in_flight, pool_instances: Default::default() })
     }
 
     pub(super) fn fleet_settings(&self) -> FleetSettings {
