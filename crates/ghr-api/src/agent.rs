@@ -25,6 +25,8 @@ pub const ENV_AGENT_URL: &str = "GHR_AGENT_URL";
 pub const ENV_AGENT_MACHINE: &str = "GHR_AGENT_MACHINE";
 /// Environment variable carrying the bootstrap secret to an agent (when not on stdin).
 pub const ENV_AGENT_SECRET: &str = "GHR_AGENT_SECRET";
+/// Environment variable carrying the runner command to an agent, as a JSON array of program and arguments.
+pub const ENV_AGENT_RUNNER_COMMAND: &str = "GHR_AGENT_RUNNER_COMMAND";
 
 /// The `Authorization` header value of a machine.
 pub fn bearer(machine: &str, secret: &str) -> String {

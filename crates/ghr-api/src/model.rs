@@ -232,6 +232,22 @@ pub struct UsageReport {
     pub from: Timestamp,
     pub to: Timestamp,
     pub rows: Vec<UsageLine>,
+    /// Warm-pool machines' idle time per tier: the operator's cost, never a tenant's (empty for a report on one
+    /// tenant, and without warm pools).
+    #[serde(default)]
+    pub pool: Vec<PoolUsageLine>,
+}
+
+/// One tier's warm-pool idle time in a usage report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolUsageLine {
+    pub tier: String,
+    /// Seconds pool machines spent launched but unbound inside the period.
+    pub machine_seconds: f64,
+    /// The tier's price per runner-hour, the idle time's valuation; None when the tier is unknown.
+    pub price_per_hour: Option<f64>,
+    /// Idle time at that price, to 1e-6; None when the tier is unknown.
+    pub cost: Option<f64>,
 }
 
 /// One usage row.
@@ -324,6 +340,7 @@ mod tests {
                 price_per_hour: Some(0.5),
                 cost: None,
             }],
+            pool: Vec::new(),
         };
         assert!(report.to_csv().ends_with("7,\"a,\"\"b\"\"\",small,2,1.500,0.5,\n"), "{}", report.to_csv());
     }

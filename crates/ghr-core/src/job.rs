@@ -137,6 +137,14 @@ pub mod event_kind {
     pub const STATUS_FROM_API: &str = "status_from_api";
     /// A queued job no webhook announced, found by polling the tenant's repositories.
     pub const FOUND_BY_POLL: &str = "found_by_poll";
+    /// A ready warm-pool machine was bound to the job's runner (instead of a cold launch).
+    pub const POOL_BOUND: &str = "pool_bound";
+    /// The pool machine's agent fetched the runner's JIT config.
+    pub const CONFIG_DELIVERED: &str = "config_delivered";
+    /// The pool machine's agent started the runner with its config.
+    pub const RUNNER_STARTED: &str = "runner_started";
+    /// The pool machine's runner process ended.
+    pub const RUNNER_EXITED: &str = "runner_exited";
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use crate::Ports;
 use crate::error::{EngineError, StoreContext};
 use crate::launch::{LaunchOutcome, Launcher, LaunchesInFlight, PendingLaunch};
 use crate::metrics as m;
+use crate::pool::PoolSignals;
 use crate::settings::EngineSettings;
 use crate::teardown::Teardown;
 use crate::wake::{DispatchWake, PassScope};
@@ -82,6 +83,7 @@ pub struct Dispatcher {
     wake: Arc<DispatchWake>,
     teardown: Teardown,
     in_flight: LaunchesInFlight,
+    pool_signals: PoolSignals,
     state: Mutex<State>,
     launches: Arc<Semaphore>,
     tasks: TaskTracker,
@@ -98,6 +100,7 @@ impl Dispatcher {
             wake,
             teardown,
             in_flight: LaunchesInFlight::default(),
+            pool_signals: PoolSignals::default(),
             state: Mutex::new(State::default()),
             launches,
             tasks: TaskTracker::new(),
@@ -137,7 +140,17 @@ impl Dispatcher {
 
     /// A launcher sharing this dispatcher's ports, settings and teardown.
     pub fn launcher(&self) -> Launcher {
-        Launcher { ports: self.ports.clone(), settings: self.settings.clone(), teardown: self.teardown.clone() }
+        Launcher {
+            ports: self.ports.clone(),
+            settings: self.settings.clone(),
+            teardown: self.teardown.clone(),
+            pool_signals: self.pool_signals.clone(),
+        }
+    }
+
+    /// The signals this dispatcher's launches give pool machines' agents and the pool keeper.
+    pub fn pool_signals(&self) -> PoolSignals {
+        self.pool_signals.clone()
     }
 
     /// One full dispatch pass (every tenant); reserved runners are launched by tasks of this dispatcher.

@@ -15,6 +15,7 @@
 use crate::Ports;
 use crate::error::ErrorChain;
 use crate::metrics as m;
+use crate::pool::PoolSignals;
 use crate::settings::EngineSettings;
 use crate::teardown::{Teardown, TeardownCause};
 use ghr_core::Timestamp;
@@ -75,8 +76,8 @@ impl Drop for InFlightGuard {
 /// A reserved runner about to be launched.
 pub struct PendingLaunch {
     pub runner: Runner,
-    tenant: Tenant,
-    job_received_at: Option<Timestamp>,
+    pub(crate) tenant: Tenant,
+    pub(crate) job_received_at: Option<Timestamp>,
     _in_flight: InFlightGuard,
 }
 
@@ -126,11 +127,18 @@ pub struct Launcher {
     pub ports: Ports,
     pub settings: Arc<EngineSettings>,
     pub teardown: Teardown,
+    /// Wakes pool machines' held requests after a binding, and the pool keeper after a claim.
+    pub pool_signals: PoolSignals,
 }
 
 impl Launcher {
-    /// All three steps, back to back.
+    /// A ready warm-pool machine of the runner's tier when there is one ([`crate::pool`]), else all three
+    /// steps of a cold launch, back to back.
     pub async fn launch(&self, pending: PendingLaunch) -> LaunchOutcome {
+        let pending = match self.launch_from_pool(pending, &self.pool_signals.clone()).await {
+            Ok(outcome) => return outcome,
+            Err(pending) => pending,
+        };
         let minted = match self.mint(pending).await {
             Ok(minted) => minted,
             Err(outcome) => return outcome,
@@ -302,7 +310,7 @@ impl Launcher {
         LaunchOutcome::Failed(reason)
     }
 
-    async fn note(&self, job: Option<JobId>, kind: &str, detail: String) {
+    pub(crate) async fn note(&self, job: Option<JobId>, kind: &str, detail: String) {
         let Some(job_id) = job else { return };
         let event = JobEvent { job_id, at: self.ports.clock.now(), kind: kind.to_owned(), detail };
         if let Err(error) = self.ports.store.job_event_append(event).await {
@@ -310,7 +318,7 @@ impl Launcher {
         }
     }
 
-    fn seconds_since(&self, t: Timestamp) -> f64 {
+    pub(crate) fn seconds_since(&self, t: Timestamp) -> f64 {
         (self.ports.clock.now() - t).num_milliseconds().max(0) as f64 / 1000.0
     }
 }

@@ -8,6 +8,7 @@
 //! - [`reconciler`]: the periodic, idempotent repair pass.
 //! - [`wake`]: the dispatcher's wake-ups, saying which tenants changed.
 //! - [`queue`]: the work queue port (in process, or SQS between serverless functions).
+//! - [`pool`]: warm pools: the keeper, late binding of reserved runners, and pool machines' agents.
 //! - [`lease`]: the reconciler lease, so that of several replicas sharing a store one runs the reconciler.
 //!
 //! The dispatcher and the reconciler are executors of the pure planner (`ghr_core::planner`): one snapshot
@@ -24,6 +25,7 @@ pub mod intake;
 pub mod launch;
 pub mod lease;
 pub mod metrics;
+pub mod pool;
 pub mod queue;
 pub mod reconciler;
 pub mod settings;

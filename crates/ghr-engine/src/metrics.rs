@@ -37,3 +37,19 @@ pub const RUNNERS_TERMINATED: &str = "ghr_runners_terminated_total";
 pub const RECONCILER_LEADER: &str = "ghr_reconciler_leader";
 /// Counter: times this replica took the reconciler lease (at start, or from a replica that died or stepped down).
 pub const LEASE_TAKEOVERS: &str = "ghr_reconciler_lease_takeovers_total";
+/// Counter: launches served from a warm pool (`outcome` = `hit`) or started cold because none was ready
+/// (`miss`), by `tier`.
+pub const POOL_CLAIMS: &str = "ghr_pool_claims_total";
+/// Counter: pool machines launched, by `tier` and `outcome` (`ok`, `error`).
+pub const POOL_LAUNCHES: &str = "ghr_pool_launches_total";
+/// Counter: pool machines retired, by `tier` and `reason`.
+pub const POOL_RETIRED: &str = "ghr_pool_retired_total";
+/// Gauge: pool machines by `tier` and `state` (starting, ready, bound, delivered).
+pub const POOL_MACHINES: &str = "ghr_pool_machines";
+/// Histogram (seconds): job received → JIT config handed to a pool machine's agent (ghr's share of a pooled
+/// start).
+pub const QUEUED_TO_CONFIG: &str = "ghr_job_queued_to_config_delivered_seconds";
+/// Histogram (seconds): config delivered → the agent reported its runner started (the machine's share).
+pub const CONFIG_TO_RUNNER_STARTED: &str = "ghr_pool_config_to_runner_started_seconds";
+/// Counter: agent requests refused, by `why` (`unauthorized`, `gone`).
+pub const AGENT_REFUSED: &str = "ghr_agent_requests_refused_total";

@@ -36,6 +36,8 @@ pub enum TeardownCause {
     Orphan,
     Operator,
     Shutdown,
+    /// A pooled runner whose config could not be minted when its machine asked for it.
+    LaunchFailed,
 }
 
 impl TeardownCause {
@@ -55,11 +57,12 @@ impl TeardownCause {
             TeardownCause::Orphan => "orphan",
             TeardownCause::Operator => "operator",
             TeardownCause::Shutdown => "shutdown",
+            TeardownCause::LaunchFailed => "launch_failed",
         }
     }
 
     /// Every cause, for parsing names back ([`TeardownCause::from_name`]).
-    pub const ALL: [TeardownCause; 8] = [
+    pub const ALL: [TeardownCause; 9] = [
         TeardownCause::JobCompleted,
         TeardownCause::TenantDeleted,
         TeardownCause::TenantSuspended,
@@ -68,6 +71,7 @@ impl TeardownCause {
         TeardownCause::Orphan,
         TeardownCause::Operator,
         TeardownCause::Shutdown,
+        TeardownCause::LaunchFailed,
     ];
 
     /// The cause [`TeardownCause::as_str`] names (work items carried between processes).

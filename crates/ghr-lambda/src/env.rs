@@ -131,6 +131,16 @@ impl LambdaEnv {
         if config.raw.provider.kind != ProviderKind::Ec2 {
             return Err(variable(ENV_CONFIG, "key `provider.kind`: the functions launch EC2 runners: set \"ec2\""));
         }
+        if let Some(tier) = config.pools.keys().next() {
+            return Err(variable(
+                ENV_CONFIG,
+                format!(
+                    "key `tiers.warm_pool` (tier {tier:?}): warm pools need `ghr serve` (its agents reach ghr over \
+                     HTTP and the pool keeper runs as a loop); the serverless functions start every runner cold: \
+                     remove warm_pool"
+                ),
+            ));
+        }
         if config.raw.github.app_id.is_none() && function != Function::Webhook {
             return Err(variable(ENV_CONFIG, "key `github.app_id`: set the GitHub App id"));
         }

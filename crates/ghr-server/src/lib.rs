@@ -2,6 +2,7 @@
 //! Prometheus metrics on their own listener, and the engine's loops, started and stopped together.
 
 pub mod admin;
+pub mod agent;
 pub mod api;
 pub mod metrics;
 mod runtime;

@@ -7,6 +7,8 @@ use crate::{AppState, metrics_router, router_with_console};
 use ghr_engine::Ports;
 use ghr_engine::assembly::Engine;
 use ghr_engine::dispatcher::Dispatcher;
+use ghr_engine::pool::agent::AgentService;
+use ghr_engine::pool::keeper::PoolKeeper;
 use ghr_engine::reconciler::Reconciler;
 use ghr_engine::settings::EngineSettings;
 use ghr_engine::teardown::Teardown;
@@ -20,6 +22,17 @@ use tokio_util::task::TaskTracker;
 
 /// How often store-derived gauges are refreshed.
 const GAUGE_REFRESH: Duration = Duration::from_secs(5);
+
+/// `http://` + the listener's address, loopback when it listens on every interface: where agents on this
+/// host reach the server (pools of local processes). EC2 pools need `[agent] url`.
+fn own_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        ip if ip.is_unspecified() => std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
 
 /// Everything needed to run a server.
 pub struct ServerConfig {
@@ -54,6 +67,8 @@ pub struct RunningServer {
     pub reconciler: Arc<Reconciler>,
     pub teardown: Teardown,
     pub dispatcher_wake: Arc<ghr_engine::wake::DispatchWake>,
+    /// The warm pools' keeper, when a tier has a pool (its loop runs while this replica leads).
+    pub pool_keeper: Option<Arc<PoolKeeper>>,
     stop: CancellationToken,
     tasks: TaskTracker,
 }
@@ -79,7 +94,11 @@ impl RunningServer {
             webhook_secret,
             max_body_bytes,
             admin_token,
-            admin: Arc::new(LocalAdmin::new(ports.store.clone(), settings.clone()).with_clock(ports.clock.clone())),
+            admin: Arc::new(
+                LocalAdmin::new(ports.store.clone(), settings.clone())
+                    .with_clock(ports.clock.clone())
+                    .with_pool(ports.pool.clone()),
+            ),
             store: ports.store.clone(),
             dispatcher_wake: dispatcher_wake.clone(),
             reconciler: Some(reconciler.clone()),
@@ -94,7 +113,26 @@ impl RunningServer {
 
         let listener = TcpListener::bind(listen).await.map_err(|source| ServerError::Bind { addr: listen, source })?;
         let addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: listen, source })?;
-        let app = router_with_console(state, &webhook_path, console);
+        let mut app = router_with_console(state, &webhook_path, console);
+        let pool_keeper = match (&ports.pool, settings.pools.is_empty()) {
+            (Some(pool), false) => {
+                let signals = dispatcher.pool_signals();
+                let agents =
+                    AgentService::new(ports.clone(), pool.clone(), settings.clone(), teardown.clone(), signals.clone());
+                app = app.merge(crate::agent::router(agents));
+                let agent_url = settings.agent_url.clone().unwrap_or_else(|| own_url(addr));
+                tracing::info!(%agent_url, "warm pools on: agents reach ghr at this URL");
+                Some(Arc::new(PoolKeeper::new(
+                    ports.clone(),
+                    pool.clone(),
+                    teardown.clone(),
+                    settings.clone(),
+                    agent_url,
+                    signals.refill,
+                )))
+            }
+            _ => None,
+        };
         let http_stop = stop.clone();
         tasks.spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move { http_stop.cancelled().await });
@@ -126,6 +164,9 @@ impl RunningServer {
         tasks.spawn(teardown.clone().run(teardown_queue, stop.clone()));
         tasks.spawn(dispatcher.clone().run(stop.clone()));
         tasks.spawn(reconciler.clone().run(stop.clone()));
+        if let Some(keeper) = &pool_keeper {
+            tasks.spawn(keeper.clone().run(reconciler.lease().watch(), stop.clone()));
+        }
         let first_feed = match ports.store.wake_feed().await {
             Ok(None) => None,
             Ok(Some(feed)) => Some(Some(feed)),
@@ -160,7 +201,17 @@ impl RunningServer {
         });
         tasks.close();
         tracing::info!(%addr, ?metrics_addr, "ghr serving");
-        Ok(RunningServer { addr, metrics_addr, dispatcher, reconciler, teardown, dispatcher_wake, stop, tasks })
+        Ok(RunningServer {
+            addr,
+            metrics_addr,
+            dispatcher,
+            reconciler,
+            teardown,
+            dispatcher_wake,
+            pool_keeper,
+            stop,
+            tasks,
+        })
     }
 
     /// Stop accepting requests, let launches in flight finish, stop every loop.

@@ -82,6 +82,9 @@ pub struct DemoArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// How long a machine takes to boot in the warm-pool comparison, in milliseconds (0 skips the comparison).
+    #[arg(long, default_value_t = 2000)]
+    pub boot_ms: u64,
 }
 
 #[derive(Debug, Subcommand)]

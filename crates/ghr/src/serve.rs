@@ -24,7 +24,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let listen = addr(&config, "server.listen", &config.raw.server.listen)?;
     let metrics_listen = addr(&config, "server.metrics_listen", &config.raw.server.metrics_listen)?;
-    let store = wiring::store(&config).await?;
+    let provider = wiring::provider(&config).await?;
+    let (store, pool) = wiring::store_with_pool(&config, provider.as_ref()).await?;
     if ghr_store::is_postgres_url(&config.raw.store.url)
         && config.raw.provider.kind == ghr_config::ProviderKind::Process
     {
@@ -37,8 +38,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     require_writable(&config, store.as_ref()).await?;
     let github = wiring::github(&config)?;
-    let provider = wiring::provider(&config).await?;
-    let ports = Ports::new(store, wiring::github_port(github), provider);
+    let mut ports = Ports::new(store, wiring::github_port(github), provider);
+    if let Some(pool) = pool {
+        ports = ports.with_pool(pool);
+    }
     let server = RunningServer::start(ServerConfig {
         ports,
         settings: Arc::new(EngineSettings::from_config(&config)),

@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 use ghr_config::Config;
-use ghr_core::ports::{Provider, RunnerFilter, Store};
+use ghr_core::ports::{PoolStore, Provider, RunnerFilter, Store};
 use ghr_core::runner::RunnerState;
 use ghr_engine::{EngineSettings, Ports};
 use ghr_github::{AppCredentials, GithubClient, GithubClientConfig};
@@ -22,6 +22,8 @@ use std::time::Duration;
 pub struct StackOptions {
     /// The runner program: `[ghr, "emulated-runner"]` (the path of a `ghr` binary).
     pub runner_command: Vec<String>,
+    /// The agent program of warm-pool machines: `[ghr, "agent"]`.
+    pub agent_command: Vec<String>,
     /// The `ghr.toml` text the settings start from (tiers, tenants section, ...). Empty: built-in defaults.
     pub config_toml: String,
     /// Applied to the settings derived from `config_toml`.
@@ -38,7 +40,8 @@ impl StackOptions {
     pub fn new(runner_binary: impl Into<PathBuf>) -> Self {
         let binary = runner_binary.into().to_string_lossy().into_owned();
         Self {
-            runner_command: vec![binary, "emulated-runner".into()],
+            runner_command: vec![binary.clone(), "emulated-runner".into()],
+            agent_command: vec![binary, "agent".into()],
             config_toml: String::new(),
             tune: Box::new(|_| {}),
             emulator: EmulatorConfig::default(),
@@ -65,6 +68,8 @@ pub struct LocalStack {
     pub emulator: GithubEmulator,
     pub server: RunningServer,
     pub store: Arc<dyn Store>,
+    /// The same database's pool machines.
+    pub pool: Option<Arc<dyn PoolStore>>,
     pub github: Arc<GithubClient>,
     pub provider: Arc<ghr_cloud::ProcessProvider>,
     pub settings: Arc<EngineSettings>,
@@ -91,9 +96,11 @@ impl LocalStack {
         let emulator = GithubEmulator::start(options.emulator).await.context("cannot start the GitHub emulator")?;
 
         let db = dir.path().join("ghr.db");
-        let store = ghr_store::open_store(&format!("sqlite://{}", db.display()), &ghr_store::StoreOptions::default())
-            .await
-            .context("cannot open the store")?;
+        let opened =
+            ghr_store::open_store_with_pool(&format!("sqlite://{}", db.display()), &ghr_store::StoreOptions::default())
+                .await
+                .context("cannot open the store")?;
+        let (store, pool) = (opened.store, opened.pool);
         let credentials =
             AppCredentials { app_id: emulator.app_id(), private_key_pem: SecretString::from(TEST_APP_PRIVATE_KEY_PEM) };
         let mut client_config = GithubClientConfig::new(credentials);
@@ -107,9 +114,13 @@ impl LocalStack {
             settings.environment.clone(),
         );
         process.terminate_grace = Duration::from_secs(2);
+        process.agent_command = options.agent_command;
         let provider = Arc::new(ghr_cloud::ProcessProvider::new(process).context("cannot start the process provider")?);
 
-        let ports = Ports::new(store.clone(), github.clone(), provider.clone());
+        let mut ports = Ports::new(store.clone(), github.clone(), provider.clone());
+        if !settings.pools.is_empty() {
+            ports = ports.with_pool(pool.clone());
+        }
         let listen = options.listen.unwrap_or_else(|| "127.0.0.1:0".parse().expect("a valid address"));
         let metrics_listen = options.metrics.then(|| "127.0.0.1:0".parse().expect("a valid address"));
         let server = RunningServer::start(ServerConfig {
@@ -124,7 +135,8 @@ impl LocalStack {
         })
         .await?;
         emulator.set_webhook_target(format!("http://{}/webhook", server.addr), webhook_secret.clone());
-        Ok(LocalStack { dir, emulator, server, store, github, provider, settings, webhook_secret, admin_token })
+        let pool = (!settings.pools.is_empty()).then_some(pool);
+        Ok(LocalStack { dir, emulator, server, store, pool, github, provider, settings, webhook_secret, admin_token })
     }
 
     /// Base URL of the server (admin API, webhook).
@@ -132,8 +144,19 @@ impl LocalStack {
         format!("http://{}", self.server.addr)
     }
 
-    /// What is still running or holding a slot. Empty at the end of a healthy run.
+    /// What is still running or holding a slot. Empty at the end of a healthy run. Warm-pool machines waiting
+    /// for a job are kept on purpose and are not leftovers.
     pub async fn leftovers(&self) -> anyhow::Result<Leftovers> {
+        let pooled: HashSet<String> = match &self.pool {
+            Some(pool) => pool
+                .pool_list(ghr_core::pool::PoolFilter::default())
+                .await?
+                .into_iter()
+                .filter(|m| m.state.is_pooled())
+                .filter_map(|m| m.instance_id.map(|i| i.to_string()))
+                .collect(),
+            None => HashSet::new(),
+        };
         let live = self
             .store
             .runner_list(RunnerFilter { states: RunnerState::LIVE.to_vec(), ..RunnerFilter::default() })
@@ -149,7 +172,7 @@ impl LocalStack {
             .partition(|r| installed.contains(&account_of(&r.scope).to_ascii_lowercase()));
         Ok(Leftovers {
             live_runners: live.iter().map(|r| r.name.to_string()).collect(),
-            instances: instances.iter().map(|i| i.id.to_string()).collect(),
+            instances: instances.iter().map(|i| i.id.to_string()).filter(|id| !pooled.contains(id)).collect(),
             online_registrations: online.len(),
             unreachable_registrations: unreachable.len(),
         })

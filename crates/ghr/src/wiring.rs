@@ -2,7 +2,7 @@
 
 use anyhow::{Context, anyhow, bail};
 use ghr_config::{Config, ProviderKind, StoreKind};
-use ghr_core::ports::{GitHubApi, Provider, Store};
+use ghr_core::ports::{GitHubApi, PoolStore, Provider, Store};
 use ghr_github::{AppCredentials, GithubClient, GithubClientConfig};
 use ghr_store::{PgSettings, SchemaMismatch, StoreOptions};
 use std::sync::Arc;
@@ -17,6 +17,42 @@ pub fn dynamodb_ttl(retention_days: u32) -> Duration {
 pub async fn store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let named = format!("{}: store.url {}", config.source, ghr_config::redact_url(&config.raw.store.url));
     open(config, &config.raw.store.url, &named).await
+}
+
+/// `store.url` with its pool machines, for `ghr serve`: with a `warm_pool` on any tier, the store must keep
+/// pool machines (SQLite and PostgreSQL do; the serverless DynamoDB store does not) and the provider must keep
+/// pools, or serving is refused before anything starts.
+pub async fn store_with_pool(
+    config: &Config,
+    provider: &dyn Provider,
+) -> anyhow::Result<(Arc<dyn Store>, Option<Arc<dyn PoolStore>>)> {
+    if config.pools.is_empty() {
+        return Ok((store(config).await?, None));
+    }
+    let tiers = config.pools.keys().map(|t| t.to_string()).collect::<Vec<_>>().join(", ");
+    if !provider.supports_pools() {
+        bail!(
+            "{}: tiers {tiers} have a warm_pool, but the {} provider cannot keep warm pools: remove warm_pool or use \
+             the process or ec2 provider",
+            config.source,
+            provider.name()
+        );
+    }
+    let url = &config.raw.store.url;
+    let named = format!("{}: store.url {}", config.source, ghr_config::redact_url(url));
+    if StoreKind::of(url) == StoreKind::DynamoDb {
+        bail!(
+            "{named}: tiers {tiers} have a warm_pool, and warm pools need a SQLite or PostgreSQL store (the DynamoDB \
+             store keeps no pool machines): remove warm_pool or use sqlite:// or postgres://"
+        );
+    }
+    let opened = ghr_store::open_store_with_pool(url, &store_options(config)).await.map_err(|error| {
+        match ghr_store::schema_mismatch(&error) {
+            Some(mismatch) => anyhow!("{named}: {mismatch}"),
+            None => anyhow::Error::new(error).context(format!("cannot open {named}")),
+        }
+    })?;
+    Ok((opened.store, Some(opened.pool)))
 }
 
 /// The URL schemes a store URL may have.

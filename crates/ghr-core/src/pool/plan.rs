@@ -12,6 +12,12 @@ use std::time::Duration;
 /// not hammer the provider (the next pass launches the rest).
 pub const MAX_POOL_LAUNCHES_PER_PASS: u32 = 20;
 
+/// A bound machine whose agent has not fetched its runner's config this long after binding is given up (its
+/// agent died, or its instance was lost before anyone noticed): the runner is torn down and its job gets
+/// another machine, instead of waiting for the runner's whole bootstrap timeout. A live agent long-polls and
+/// fetches within a second of binding.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Everything one pool plan is made from.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PoolSnapshot {
@@ -46,6 +52,8 @@ pub enum RetireReason {
     PoolRemoved,
     /// Bound machine whose runner ended: nothing more to do with it.
     RunnerDone,
+    /// Bound, but its agent never fetched the config within [`DELIVERY_TIMEOUT`]: its runner is torn down too.
+    DeliveryTimeout,
 }
 
 impl RetireReason {
@@ -57,6 +65,7 @@ impl RetireReason {
             RetireReason::InstanceGone => "instance_gone",
             RetireReason::PoolRemoved => "pool_removed",
             RetireReason::RunnerDone => "runner_done",
+            RetireReason::DeliveryTimeout => "delivery_timeout",
         }
     }
 }
@@ -115,7 +124,13 @@ fn retire_reason(
         MachineState::Retired => None,
         MachineState::Bound | MachineState::Delivered => {
             let live = machine.runner_name.as_ref().is_some_and(|r| snapshot.live_runners.contains(r));
-            (!live).then_some(RetireReason::RunnerDone)
+            if !live {
+                Some(RetireReason::RunnerDone)
+            } else if machine.state == MachineState::Bound && older_than(machine.bound_at, now, DELIVERY_TIMEOUT) {
+                Some(RetireReason::DeliveryTimeout)
+            } else {
+                None
+            }
         }
         MachineState::Starting | MachineState::Ready => {
             let Some(pool) = settings.pools.get(&machine.tier) else {

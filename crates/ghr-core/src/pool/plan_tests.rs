@@ -67,6 +67,10 @@ fn pool_table() {
     let dead = machine("g", "small", MachineState::Ready, GRACE + 1);
     let young_unlisted = machine("h", "small", MachineState::Starting, 5);
     let other_tier = machine("k", "gone", MachineState::Ready, 100);
+    let mut bound_stuck = machine("m", "small", MachineState::Bound, 500);
+    bound_stuck.bound_at = Some(ago(DELIVERY_TIMEOUT.as_secs() as i64 + 1));
+    let mut delivered_long = machine("n", "small", MachineState::Delivered, 5000);
+    delivered_long.bound_at = Some(ago(4000));
 
     type Case = (
         &'static str,
@@ -126,6 +130,14 @@ fn pool_table() {
             vec!["r-e"],
             vec![("small", 0)],
             vec![retire("f", RetireReason::RunnerDone)],
+        ),
+        (
+            "a bound machine whose agent never fetched its config is given up; a delivered one is not",
+            vec![bound_stuck.clone(), delivered_long.clone()],
+            listed(&[&bound_stuck, &delivered_long]),
+            vec!["r-m", "r-n"],
+            vec![("small", 0)],
+            vec![retire("m", RetireReason::DeliveryTimeout)],
         ),
         (
             "a smaller target retires ready machines before starting ones",

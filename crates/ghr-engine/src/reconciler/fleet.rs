@@ -49,7 +49,14 @@ impl Reconciler {
         };
         *self.stale_walk.lock().unwrap_or_else(PoisonError::into_inner) =
             (next(JobStatus::Queued), next(JobStatus::InProgress));
-        Ok(FleetSnapshot { records, instances, in_flight, pool_instances: Default::default() })
+        // Read after the instances: a pool machine launched meanwhile is protected, one retired meanwhile is not.
+        let pool_instances = match &self.ports.pool {
+            Some(pool) => ghr_core::pool::pool_instances(
+                &pool.pool_list(ghr_core::pool::PoolFilter::default()).await.doing("listing pool machines")?,
+            ),
+            None => Default::default(),
+        };
+        Ok(FleetSnapshot { records, instances, in_flight, pool_instances })
     }
 
     pub(super) fn fleet_settings(&self) -> FleetSettings {

@@ -7,15 +7,16 @@ use async_trait::async_trait;
 use chrono::{Duration, Utc};
 use ghr_api::convert::usage_line;
 use ghr_api::{
-    Admin, ApiError, DEFAULT_PAGE_LIMIT, JobDetail, JobsQuery, MAX_PAGE_LIMIT, NewTenantRequest, Page, RunnersQuery,
-    SetTierRequest, TenantAction, TenantDetail, TenantsQuery, UsageQuery, UsageReport,
+    Admin, ApiError, DEFAULT_PAGE_LIMIT, JobDetail, JobsQuery, MAX_PAGE_LIMIT, NewTenantRequest, Page, PoolUsageLine,
+    RunnersQuery, SetTierRequest, TenantAction, TenantDetail, TenantsQuery, UsageQuery, UsageReport,
 };
+use ghr_core::Timestamp;
 use ghr_core::cost::price;
 use ghr_core::event::Account;
 use ghr_core::ids::{AccountId, InstallationId, JobId, OrgName, TierName};
 use ghr_core::input::{check_github_id, check_login};
 use ghr_core::job::{Job, JobStatus};
-use ghr_core::ports::{JobFilter, RunnerFilter, Store, StoreError};
+use ghr_core::ports::{JobFilter, PoolStore, RunnerFilter, Store, StoreError};
 use ghr_core::reason::Reason;
 use ghr_core::runner::RunnerState;
 use ghr_core::tenant::{OrgNameTaken, check_max_runners};
@@ -32,6 +33,8 @@ pub const DEFAULT_USAGE_DAYS: i64 = 30;
 #[derive(Clone)]
 pub struct LocalAdmin {
     store: Arc<dyn Store>,
+    /// Warm-pool machines, for the operator's pool cost in usage reports.
+    pool: Option<Arc<dyn PoolStore>>,
     settings: Arc<EngineSettings>,
     tenants: TenantService,
 }
@@ -39,7 +42,29 @@ pub struct LocalAdmin {
 impl LocalAdmin {
     pub fn new(store: Arc<dyn Store>, settings: Arc<EngineSettings>) -> Self {
         let tenants = TenantService::new(store.clone(), settings.clone());
-        Self { store, settings, tenants }
+        Self { store, pool: None, settings, tenants }
+    }
+
+    /// The same admin reporting warm-pool idle time from `pool`.
+    pub fn with_pool(mut self, pool: Option<Arc<dyn PoolStore>>) -> Self {
+        self.pool = pool;
+        self
+    }
+
+    /// Warm-pool idle time per tier in `[from, to)`, valued at each tier's price.
+    async fn pool_usage(&self, from: Timestamp, to: Timestamp, now: Timestamp) -> Result<Vec<PoolUsageLine>, ApiError> {
+        let Some(pool) = &self.pool else { return Ok(Vec::new()) };
+        let filter = ghr_core::pool::PoolFilter { retired_since: Some(from) };
+        let machines = pool.pool_list(filter).await.map_err(store_error)?;
+        let seconds = ghr_core::pool::pool_idle_seconds(&machines, from, to, now);
+        Ok(seconds
+            .into_iter()
+            .map(|(tier, seconds)| {
+                let price = self.settings.catalog.get(&tier).map(|t| t.price_per_hour);
+                let cost = price.map(|p| (p * seconds as f64 / 3600.0 * 1e6).round() / 1e6);
+                PoolUsageLine { tier: tier.to_string(), machine_seconds: seconds as f64, price_per_hour: price, cost }
+            })
+            .collect())
     }
 
     /// The same admin stamping tenant changes with another clock (the engine's `Ports::clock`).
@@ -290,6 +315,8 @@ impl Admin for LocalAdmin {
             };
             rows.push(usage_line(cost, org_name));
         }
-        Ok(UsageReport { from, to, rows })
+        // The pool is the operator's: a report on one tenant shows none of it.
+        let pool = if installation_id.is_none() { self.pool_usage(from, to, now).await? } else { Vec::new() };
+        Ok(UsageReport { from, to, rows, pool })
     }
 }

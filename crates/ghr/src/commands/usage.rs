@@ -56,5 +56,22 @@ pub async fn run(args: UsageArgs) -> anyhow::Result<()> {
         outln!("{period}");
     }
     out!("{}", rows(target.format(), target.no_headers, &report.rows));
+    if !report.pool.is_empty() {
+        // The operator's own cost, apart from every tenant's (on stderr with --no-headers, like the period).
+        let lines: Vec<String> = report
+            .pool
+            .iter()
+            .map(|p| {
+                let cost = p.cost.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into());
+                format!("  {}: {:.0} machine-seconds idle, {cost}", p.tier, p.machine_seconds)
+            })
+            .collect();
+        let text = format!("warm pools (operator's cost, not billed to tenants):\n{}", lines.join("\n"));
+        if target.no_headers {
+            note!("{text}");
+        } else {
+            outln!("\n{text}");
+        }
+    }
     Ok(())
 }

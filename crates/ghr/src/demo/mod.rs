@@ -7,6 +7,7 @@
 //! resumed mid-way; one uninstalls while its runners are busy. Then a report, and a non-zero exit if an
 //! invariant failed (limit exceeded, job lost, runner or process leaked).
 
+mod latency;
 mod report;
 mod scenario;
 
@@ -15,12 +16,13 @@ use crate::stack::{LocalStack, StackOptions};
 use anyhow::Context;
 use std::time::Instant;
 
+pub use latency::{LatencyComparison, LatencyPhase};
 pub use report::{DemoReport, TenantReport, peak_concurrency, percentile};
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let exe = std::env::current_exe().context("cannot find the ghr binary to run emulated runners")?;
-    let mut options = StackOptions::new(exe);
+    let mut options = StackOptions::new(&exe);
     options.metrics = true;
     let stack = LocalStack::start(options).await?;
     // Everything but the report goes to stderr, so `ghr demo --json | jq` reads one JSON document.
@@ -31,13 +33,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         stack.server.metrics_addr.map(|a| a.to_string()).unwrap_or_default()
     );
     let outcome = scenario::run(&stack, &args, started).await;
-    let report = match outcome {
+    let mut report = match outcome {
         Ok(plan) => scenario::report(&stack, &plan, started).await?,
         Err(error) => {
             let _ = stack.stop().await;
             return Err(error.context("the demo scenario could not run"));
         }
     };
+    report.latency = comparison(&exe, &args).await?;
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -63,11 +66,25 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 /// Run the demo programmatically (tests): the runner binary is given, the report returned.
 pub async fn run_with(runner_binary: std::path::PathBuf, args: &DemoArgs) -> anyhow::Result<DemoReport> {
     let started = Instant::now();
-    let stack = LocalStack::start(StackOptions::new(runner_binary)).await?;
+    let stack = LocalStack::start(StackOptions::new(&runner_binary)).await?;
     let result = match scenario::run(&stack, args, started).await {
         Ok(plan) => scenario::report(&stack, &plan, started).await,
         Err(error) => Err(error),
     };
     stack.stop().await?;
-    result
+    let mut report = result?;
+    report.latency = comparison(&runner_binary, args).await?;
+    Ok(report)
+}
+
+/// The warm-pool comparison, unless `--boot-ms 0`.
+async fn comparison(ghr_binary: &std::path::Path, args: &DemoArgs) -> anyhow::Result<Option<LatencyComparison>> {
+    if args.boot_ms == 0 {
+        return Ok(None);
+    }
+    note!("warm pool comparison: the same jobs started cold, then from a warm pool ...");
+    let boot = std::time::Duration::from_millis(args.boot_ms);
+    let job = std::time::Duration::from_millis(args.job_ms);
+    let comparison = latency::compare(ghr_binary, boot, job).await.context("the warm-pool comparison could not run")?;
+    Ok(Some(comparison))
 }

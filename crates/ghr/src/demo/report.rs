@@ -61,6 +61,8 @@ pub struct DemoReport {
     pub duration_s: f64,
     pub tenants: Vec<TenantReport>,
     pub violations: Vec<String>,
+    /// Queued → running without and with a warm pool (absent with `--boot-ms 0`).
+    pub latency: Option<super::LatencyComparison>,
 }
 
 impl DemoReport {
@@ -111,6 +113,9 @@ impl DemoReport {
             ],
             &rows,
         );
+        if let Some(latency) = &self.latency {
+            out.push_str(&format!("\n{}\n", latency.render()));
+        }
         out.push_str(&format!("\nran for {:.1} s\n", self.duration_s));
         if self.violations.is_empty() {
             out.push_str("invariants: PASS (limits held, no job lost, nothing leaked)\n");

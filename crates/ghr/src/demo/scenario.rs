@@ -343,5 +343,5 @@ pub async fn report(stack: &LocalStack, plan: &Plan, started: Instant) -> anyhow
             Expect::TenantGone => {}
         }
     }
-    Ok(DemoReport { duration_s: started.elapsed().as_secs_f64(), tenants, violations })
+    Ok(DemoReport { duration_s: started.elapsed().as_secs_f64(), tenants, violations, latency: None })
 }

@@ -290,6 +290,7 @@ pub struct Stopped {
     pub dir: tempfile::TempDir,
     pub emulator: GithubEmulator,
     pub store: Arc<dyn Store>,
+    pub pool: Option<Arc<dyn ghr_core::ports::PoolStore>>,
     pub github: Arc<ghr_github::GithubClient>,
     pub provider: Arc<ghr_cloud::ProcessProvider>,
     pub settings: Arc<EngineSettings>,
@@ -299,24 +300,30 @@ pub struct Stopped {
 
 /// Shut the stack's server down (webhooks sent meanwhile fail, as they would to a stopped ghr).
 pub async fn stop_server(stack: LocalStack) -> Stopped {
-    let LocalStack { dir, emulator, server, store, github, provider, settings, webhook_secret, admin_token } = stack;
+    let LocalStack { dir, emulator, server, store, pool, github, provider, settings, webhook_secret, admin_token } =
+        stack;
     server.shutdown().await;
-    Stopped { dir, emulator, store, github, provider, settings, webhook_secret, admin_token }
+    Stopped { dir, emulator, store, pool, github, provider, settings, webhook_secret, admin_token }
 }
 
 /// Start a new server (see [`Restart`]) and point the emulator's webhooks at it.
 pub async fn start_server(stopped: Stopped, restart: Restart) -> LocalStack {
-    let Stopped { dir, emulator, store, github, provider, settings, webhook_secret, admin_token } = stopped;
-    let (store, provider, server_provider): (Arc<dyn Store>, _, Arc<dyn Provider>) = match restart {
-        Restart::SameAdapters { provider: server_provider } => (store, provider, server_provider),
+    let Stopped { dir, emulator, store, pool, github, provider, settings, webhook_secret, admin_token } = stopped;
+    let (store, pool, provider, server_provider): (Arc<dyn Store>, _, _, Arc<dyn Provider>) = match restart {
+        Restart::SameAdapters { provider: server_provider } => (store, pool, provider, server_provider),
         Restart::Reopen => {
             drop(store);
+            drop(pool);
             drop(provider);
             let db = dir.path().join("ghr.db");
-            let store =
-                ghr_store::open_store(&format!("sqlite://{}", db.display()), &ghr_store::StoreOptions::default())
-                    .await
-                    .expect("reopening the store");
+            let opened = ghr_store::open_store_with_pool(
+                &format!("sqlite://{}", db.display()),
+                &ghr_store::StoreOptions::default(),
+            )
+            .await
+            .expect("reopening the store");
+            let pool = (!settings.pools.is_empty()).then_some(opened.pool);
+            let store = opened.store;
             let mut config = ghr_cloud::ProcessProviderConfig::new(
                 emulated_runner_command(),
                 dir.path().join("runners"),
@@ -324,10 +331,13 @@ pub async fn start_server(stopped: Stopped, restart: Restart) -> LocalStack {
             );
             config.terminate_grace = TERMINATE_GRACE;
             let provider = Arc::new(ghr_cloud::ProcessProvider::new(config).expect("reopening the process provider"));
-            (store, provider.clone(), provider)
+            (store, pool, provider.clone(), provider)
         }
     };
-    let ports = ghr_engine::Ports::new(store.clone(), github.clone(), server_provider);
+    let mut ports = ghr_engine::Ports::new(store.clone(), github.clone(), server_provider);
+    if let Some(pool) = &pool {
+        ports = ports.with_pool(pool.clone());
+    }
     let server = RunningServer::start(ServerConfig {
         ports,
         settings: settings.clone(),
@@ -341,7 +351,8 @@ pub async fn start_server(stopped: Stopped, restart: Restart) -> LocalStack {
     .await
     .expect("the new server starts");
     emulator.set_webhook_target(format!("http://{}{WEBHOOK_PATH}", server.addr), webhook_secret.clone());
-    let stack = LocalStack { dir, emulator, server, store, github, provider, settings, webhook_secret, admin_token };
+    let stack =
+        LocalStack { dir, emulator, server, store, pool, github, provider, settings, webhook_secret, admin_token };
     first_pass_done(&stack).await;
     stack
 }
