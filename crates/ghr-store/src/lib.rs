@@ -12,6 +12,7 @@
 mod codec;
 pub mod conformance;
 pub mod copy;
+mod pool_rows;
 mod postgres;
 mod rows;
 pub mod sample;
@@ -25,7 +26,7 @@ pub use postgres::{
 pub use sqlite::seed;
 pub use sqlite::{SqliteLocation, SqliteStore};
 
-use ghr_core::ports::{Store, StoreError};
+use ghr_core::ports::{PoolStore, Store, StoreError};
 use std::sync::Arc;
 
 /// Timeline detail of a `waiting` entry written when a job's wait reason is cleared
@@ -72,6 +73,26 @@ pub async fn open_store(url: &str, options: &StoreOptions) -> Result<Arc<dyn Sto
     match StoreKind::of(url) {
         StoreKind::Postgres => Ok(Arc::new(PgStore::open(url, &options.postgres).await?)),
         StoreKind::Sqlite => Ok(Arc::new(SqliteStore::open(url).await?)),
+    }
+}
+
+/// A store and the same database's pool machines.
+pub struct OpenedStore {
+    pub store: Arc<dyn Store>,
+    pub pool: Arc<dyn PoolStore>,
+}
+
+/// [`open_store`], also giving the store as the `PoolStore` port (both backends here keep pool machines).
+pub async fn open_store_with_pool(url: &str, options: &StoreOptions) -> Result<OpenedStore, StoreError> {
+    match StoreKind::of(url) {
+        StoreKind::Postgres => {
+            let store = Arc::new(PgStore::open(url, &options.postgres).await?);
+            Ok(OpenedStore { store: store.clone(), pool: store })
+        }
+        StoreKind::Sqlite => {
+            let store = Arc::new(SqliteStore::open(url).await?);
+            Ok(OpenedStore { store: store.clone(), pool: store })
+        }
     }
 }
 

@@ -12,6 +12,12 @@ async fn conformance_on_postgres() {
     conformance::run_all(|| async { Arc::new(fresh_postgres_store().await) as Arc<dyn Store> }).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_conformance_on_postgres() {
+    conformance::run_pool(|| async { Arc::new(fresh_postgres_store().await) as Arc<dyn ghr_core::ports::PoolStore> })
+        .await;
+}
+
 /// Operations cancelled mid-transaction (a reconciler pass abandoned when its lease runs out, a request whose
 /// client went away) never leave their transaction open on a pooled connection: with one connection in the
 /// pool, a write right after each cancelled read-only snapshot or write must run in a transaction of its own.

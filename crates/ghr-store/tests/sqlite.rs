@@ -28,6 +28,20 @@ async fn conformance_in_memory() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_conformance_on_file() {
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    let counter = AtomicUsize::new(0);
+    conformance::run_pool(|| {
+        let path = dir.path().join(format!("pool-{}.db", counter.fetch_add(1, Ordering::Relaxed)));
+        async move {
+            let store = SqliteStore::open(&path.display().to_string()).await.expect("open a file store");
+            Arc::new(store) as Arc<dyn ghr_core::ports::PoolStore>
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_on_file() {
     let dir = tempfile::tempdir().expect("create a temporary directory");
     let counter = AtomicUsize::new(0);

@@ -14,6 +14,7 @@ mod health;
 mod intake;
 mod jobs;
 mod leases;
+mod pool;
 mod reserve;
 mod runners;
 mod snapshot;
@@ -31,6 +32,10 @@ pub use jobs::{
     job_wait_reason_logged_only_on_change, prune_forgets_old_deliveries_and_completed_jobs,
 };
 pub use leases::lease_has_one_holder_until_released_or_expired;
+pub use pool::{
+    pool_claim_takes_the_longest_ready_of_its_tier, pool_claims_and_deliveries_are_atomic, pool_machines_round_trip,
+    pool_retired_machines_are_listed_on_request_and_pruned, pool_transitions_follow_the_lifecycle,
+};
 pub use reserve::{
     reserve_covers_demand_once, reserve_is_atomic_under_concurrency, reserve_is_dated_after_earlier_releases,
     reserve_limit_spans_tiers, reserve_refuses_inactive_tenants, reserve_refuses_unknown_tenant,
@@ -62,6 +67,22 @@ macro_rules! contracts {
             $contract($make_store().await).await;
         )+
     };
+}
+
+/// Run every `PoolStore` contract, each on a fresh empty store from `make_store` (backends that keep pool
+/// machines).
+pub async fn run_pool<F, Fut>(make_store: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn ghr_core::ports::PoolStore>>,
+{
+    contracts!(make_store:
+        pool_machines_round_trip,
+        pool_transitions_follow_the_lifecycle,
+        pool_claim_takes_the_longest_ready_of_its_tier,
+        pool_claims_and_deliveries_are_atomic,
+        pool_retired_machines_are_listed_on_request_and_pruned,
+    );
 }
 
 /// Run every contract, each on a fresh empty store from `make_store`.

@@ -12,6 +12,7 @@ mod health;
 mod intake;
 mod jobs;
 mod leases;
+mod pool;
 mod reserve;
 mod retention;
 mod runners;

@@ -14,6 +14,7 @@ mod jobs;
 mod leases;
 #[cfg(test)]
 mod plans;
+mod pool;
 mod reserve;
 mod retention;
 mod runners;
