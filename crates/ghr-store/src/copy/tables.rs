@@ -120,6 +120,25 @@ pub(super) const TABLES: &[Table] = &[
         ],
     },
     Table { name: "checkpoints", key: "name", columns: &[text("name"), text("value"), int("updated_at")] },
+    // Warm-pool machines are running instances: the target store must know them (and their bound runners).
+    Table {
+        name: "pool_machines",
+        key: "id",
+        columns: &[
+            text("id"),
+            text("tier"),
+            text("state"),
+            text("instance_id"),
+            text("secret_hash"),
+            text("runner_name"),
+            int("created_at"),
+            int("ready_at"),
+            int("bound_at"),
+            int("delivered_at"),
+            int("retired_at"),
+            text("retire_reason"),
+        ],
+    },
 ];
 
 /// Serial columns whose sequence must continue past the copied rows, so new runners and timeline entries
