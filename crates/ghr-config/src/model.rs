@@ -374,6 +374,9 @@ pub struct ProcessSection {
     pub state_dir: PathBuf,
     /// Seconds between SIGTERM and SIGKILL on terminate. Default 10.
     pub terminate_grace_seconds: u64,
+    /// The agent of warm-pool machines, program and arguments. Default (empty): this ghr with `agent`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub agent_command: Vec<String>,
 }
 
 impl Default for ProcessSection {
@@ -382,6 +385,7 @@ impl Default for ProcessSection {
             command: vec!["ghr-emulated-runner".into()],
             state_dir: "ghr-runners".into(),
             terminate_grace_seconds: 10,
+            agent_command: Vec::new(),
         }
     }
 }

@@ -55,6 +55,8 @@ pub enum Command {
         /// The shell to complete for.
         shell: clap_complete::Shell,
     },
+    /// Run the warm-pool agent on this machine (what `ghr-agent` does; the process provider runs this).
+    Agent(ghr_agent::AgentArgs),
     /// Play an emulated ephemeral runner against the GitHub emulator (used by `ghr demo` and tests; the
     /// JIT config arrives on stdin).
     #[command(hide = true)]

@@ -52,6 +52,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::EmulatedRunner => emulated_runner::run().await,
+        // `main_entry` runs the agent itself (its exit code is the runner's); this path is for callers of `run`.
+        Command::Agent(args) => match ghr_agent::main_with(args).await {
+            0 => Ok(()),
+            code => anyhow::bail!("the agent ended with exit code {code}"),
+        },
     }
 }
 
@@ -60,6 +65,17 @@ pub fn main_entry() -> ExitCode {
     let cli = Cli::parse();
     if matches!(cli.command, Command::EmulatedRunner) {
         return emulated_runner::main();
+    }
+    if let Command::Agent(args) = cli.command {
+        init_logging(false, "info");
+        let code = match tokio::runtime::Runtime::new() {
+            Ok(runtime) => runtime.block_on(ghr_agent::main_with(args)),
+            Err(error) => {
+                note!("error: cannot start the async runtime: {error}");
+                ghr_agent::EXIT_FAILED
+            }
+        };
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     let (json_logs, level) = match &cli.command {
         Command::Serve(args) => (serve_wants_json(&args.config), "info"),

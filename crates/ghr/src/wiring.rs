@@ -195,6 +195,9 @@ pub async fn provider(config: &Config) -> anyhow::Result<Arc<dyn Provider>> {
                 config.raw.environment.clone(),
             );
             process.terminate_grace = Duration::from_secs(section.terminate_grace_seconds);
+            if !section.agent_command.is_empty() {
+                process.agent_command = section.agent_command.clone();
+            }
             let provider = ghr_cloud::ProcessProvider::new(process)
                 .with_context(|| format!("{}: [provider.process] is unusable", config.source))?;
             Ok(Arc::new(provider))

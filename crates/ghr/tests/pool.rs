@@ -129,8 +129,8 @@ async fn a_bound_machine_carries_its_tenant_and_runner_and_no_other() {
     let a = stack.emulator.queue_job(small_job(acme, Duration::from_secs(5))).await.expect("queueing");
     let b = stack.emulator.queue_job(small_job(globex, Duration::from_secs(5))).await.expect("queueing");
     wait(&stack, SOON, "both jobs run", || async {
-        let running = |id| async move { job(&stack, id).await.is_some_and(|j| j.status == JobStatus::InProgress) };
-        running(a).await && running(b).await
+        let in_progress = |j: Option<ghr_core::job::Job>| j.is_some_and(|j| j.status == JobStatus::InProgress);
+        in_progress(job(&stack, a).await) && in_progress(job(&stack, b).await)
     })
     .await;
     let instances = stack.provider.list().await.expect("listing");

@@ -68,19 +68,19 @@ async fn migrate_then_copy_sqlite_to_postgres_and_back() {
     store.close().await;
 
     let fresh = sqlite(dir.path(), "fresh.db");
-    assert!(ok(&["store", "migrate", "--db", &fresh]).contains("schema version none → 7 (created)"));
-    assert!(ok(&["store", "migrate", "--db", &fresh]).contains("schema version 7 → 7 (already current)"));
+    assert!(ok(&["store", "migrate", "--db", &fresh]).contains("schema version none → 8 (created)"));
+    assert!(ok(&["store", "migrate", "--db", &fresh]).contains("schema version 8 → 8 (already current)"));
 
     let postgres = new_postgres_url();
     let unmigrated = fails(&["tenants", "list", "--db", &postgres]);
     assert!(unmigrated.contains("no ghr schema") && unmigrated.contains("ghr store migrate"), "{unmigrated}");
 
     let copied = ok(&["store", "copy", "--from", &source, "--to", &postgres]);
-    assert!(copied.contains("schema version none → 1 (created)"), "the target was migrated first: {copied}");
+    assert!(copied.contains("schema version none → 2 (created)"), "the target was migrated first: {copied}");
     let tenants = copied.lines().find(|l| l.starts_with("tenants ")).expect("a row per table");
     assert_eq!(tenants.split_whitespace().collect::<Vec<_>>(), ["tenants", "4", "4", "ok"], "{copied}");
     assert!(copied.contains("copied and verified") && copied.contains("runners.seq continues at 4"), "{copied}");
-    assert!(ok(&["store", "migrate", "--db", &postgres]).contains("schema version 1 → 1 (already current)"));
+    assert!(ok(&["store", "migrate", "--db", &postgres]).contains("schema version 2 → 2 (already current)"));
 
     let again = fails(&["store", "copy", "--from", &source, "--to", &postgres]);
     assert!(again.contains("not empty: table tenants has 4 rows"), "{again}");
@@ -119,16 +119,16 @@ async fn serve_and_commands_refuse_a_schema_they_cannot_run_on() {
 
     let missing = fails(&["serve", "--config", config]);
     assert!(missing.contains("store.url") && missing.contains("run `ghr store migrate`"), "{missing}");
-    assert!(ok(&["store", "migrate", "--config", config]).contains("none → 1 (created)"));
+    assert!(ok(&["store", "migrate", "--config", config]).contains("none → 2 (created)"));
     apply_future_migration(&postgres).await;
     let newer = fails(&["serve", "--config", config]);
-    assert!(newer.contains("newer than version 1") && newer.contains("run that ghr version"), "{newer}");
-    assert!(fails(&["store", "migrate", "--config", config]).contains("newer than version 1"));
+    assert!(newer.contains("newer than version 2") && newer.contains("run that ghr version"), "{newer}");
+    assert!(fails(&["store", "migrate", "--config", config]).contains("newer than version 2"));
 
     // SQLite migrates at start, but not a database a later ghr wrote.
     let later = sqlite(dir.path(), "later.db");
     ok(&["store", "migrate", "--db", &later]);
     apply_future_migration(&later).await;
     let refused = fails(&["tenants", "list", "--db", &later]);
-    assert!(refused.contains("newer than version 7") && !refused.contains("previously applied"), "{refused}");
+    assert!(refused.contains("newer than version 8") && !refused.contains("previously applied"), "{refused}");
 }

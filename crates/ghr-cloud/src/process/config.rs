@@ -46,6 +46,9 @@ pub struct ProcessProviderConfig {
     pub env: BTreeMap<String, String>,
     /// Time between SIGTERM and SIGKILL when terminating (default [`DEFAULT_TERMINATE_GRACE`]).
     pub terminate_grace: Duration,
+    /// Program and arguments of a warm-pool machine: the agent, which runs `command` once assigned. Default:
+    /// this executable with `agent` (`ghr agent`).
+    pub agent_command: Vec<String>,
 }
 
 impl ProcessProviderConfig {
@@ -57,6 +60,7 @@ impl ProcessProviderConfig {
             environment: environment.into(),
             env: BTreeMap::new(),
             terminate_grace: DEFAULT_TERMINATE_GRACE,
+            agent_command: default_agent_command(),
         }
     }
 
@@ -114,8 +118,13 @@ impl ProcessProviderConfig {
     }
 }
 
+/// `[<this executable>, "agent"]`, or nothing when the executable cannot be found (pools then refuse to launch).
+pub fn default_agent_command() -> Vec<String> {
+    std::env::current_exe().map(|exe| vec![exe.to_string_lossy().into_owned(), "agent".to_owned()]).unwrap_or_default()
+}
+
 /// Find `program`: a path when it contains `/`, else the first executable match on `search_path`.
-fn resolve_program(program: &str, search_path: &str) -> Result<PathBuf, String> {
+pub(crate) fn resolve_program(program: &str, search_path: &str) -> Result<PathBuf, String> {
     if program.contains('/') {
         let path = Path::new(program);
         return match check_executable(path) {

@@ -5,10 +5,14 @@
 //! describing it. Its single-use JIT config is written to its standard input followed by a newline,
 //! then standard input is closed: the config never appears on a command line, in an environment, in a
 //! log or on disk. Standard output and error go to `state_dir/logs/<runner-name>.log`.
+//!
+//! A warm-pool machine is the agent command (`ghr agent`) instead, started tenant-neutral with its bootstrap
+//! secret on standard input; binding records the tenant in its state file ([`pool`]).
 
 mod config;
 mod error;
 mod group;
+mod pool;
 mod procfs;
 mod provider;
 mod state;
@@ -16,6 +20,7 @@ mod state;
 pub use config::{
     DEFAULT_TERMINATE_GRACE, ENV_ENVIRONMENT, ENV_INSTALLATION_ID, ENV_RUNNER_LABELS, ENV_RUNNER_NAME, ENV_TIER,
     FALLBACK_PATH, INHERITED_ENV_VARS, MAX_TERMINATE_GRACE, ProcessProviderConfig, RESERVED_ENV_VARS,
+    default_agent_command,
 };
 pub use group::{GROUP_POLL_INTERVAL, KILL_CONFIRM_TIMEOUT};
 pub use provider::{LOG_PRUNE_INTERVAL, LOG_RETENTION, PROVIDER_NAME, ProcessProvider, STDIN_WRITE_TIMEOUT};

@@ -10,7 +10,9 @@ use super::procfs::{self, Liveness};
 use super::state::{InstanceRecord, ProcessKey, StateDir, UnreadableState};
 use async_trait::async_trait;
 use ghr_core::ids::InstanceId;
-use ghr_core::ports::{Instance, InstanceState, LaunchRequest, Provider, ProviderError};
+use ghr_core::ports::{
+    BindRequest, Instance, InstanceState, LaunchRequest, PoolLaunchRequest, Provider, ProviderError,
+};
 use nix::sys::signal::Signal;
 use secrecy::ExposeSecret;
 use std::collections::BTreeMap;
@@ -39,13 +41,13 @@ pub struct ProcessProvider {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    config: ProcessProviderConfig,
+pub(super) struct Inner {
+    pub(super) config: ProcessProviderConfig,
     /// The resolved runner program.
     program: PathBuf,
     /// Environment shared by every runner (inherited allow-list plus configured extras).
-    base_environment: BTreeMap<String, String>,
-    dirs: StateDir,
+    pub(super) base_environment: BTreeMap<String, String>,
+    pub(super) dirs: StateDir,
     /// One task per child this provider started, waiting for it to exit.
     reapers: Mutex<Vec<JoinHandle<()>>>,
     last_log_prune: Mutex<Instant>,
@@ -149,6 +151,18 @@ impl Provider for ProcessProvider {
         Ok(self.inner.terminate(key).await?)
     }
 
+    fn supports_pools(&self) -> bool {
+        true
+    }
+
+    async fn launch_pool(&self, request: PoolLaunchRequest) -> Result<Instance, ProviderError> {
+        Ok(self.inner.launch_pool(&request).await?.to_instance())
+    }
+
+    async fn bind(&self, id: &InstanceId, request: &BindRequest) -> Result<(), ProviderError> {
+        self.inner.bind(id, request).await
+    }
+
     async fn list(&self) -> Result<Vec<Instance>, ProviderError> {
         let survivors = self.inner.sweep_off_runtime().await?;
         if self.inner.log_prune_due() {
@@ -220,8 +234,8 @@ impl Inner {
 
         tracing::info!(
             instance = %record.instance_id,
-            runner = %record.runner_name,
-            installation = %record.installation_id,
+            runner = ?record.runner_name,
+            installation = ?record.installation_id,
             tier = %record.tier,
             pid = record.pid,
             log = %record.log_file.display(),
@@ -232,14 +246,14 @@ impl Inner {
     }
 
     /// The pid and start time of a just-spawned child (not yet waited for, so its `/proc` entry exists).
-    fn identify(&self, child: &Child) -> Result<ProcessKey, ProcessError> {
+    pub(super) fn identify(&self, child: &Child) -> Result<ProcessKey, ProcessError> {
         let pid = child.id().ok_or(ProcessError::NoPid)?;
         let stat = procfs::read_stat(pid)?.ok_or(ProcessError::Vanished { pid })?;
         Ok(ProcessKey { pid, start_ticks: stat.start_ticks })
     }
 
     /// Reap the child when it exits: stop what it left in its group and forget the instance.
-    fn watch(&self, mut child: Child, record: &InstanceRecord) {
+    pub(super) fn watch(&self, mut child: Child, record: &InstanceRecord) {
         let dirs = self.dirs.clone();
         let key = record.key();
         let pgid = record.pgid;
@@ -326,7 +340,7 @@ impl Inner {
             kill_leftovers(record.pgid, instance);
         }
         match self.dirs.remove(record.key()) {
-            Ok(()) => tracing::info!(%instance, runner = %record.runner_name, "runner process is gone; forgot it"),
+            Ok(()) => tracing::info!(%instance, runner = ?record.runner_name, "runner process is gone; forgot it"),
             Err(error) => {
                 tracing::warn!(%instance, error = %error_chain(&error), "cannot remove a gone runner's state")
             }
@@ -451,7 +465,7 @@ async fn send_jit_config(child: &mut Child, request: &LaunchRequest) -> Result<(
 
 /// Undo a launch that failed after the spawn: kill the group, reap the child, forget its state.
 /// Returns the original error (clean-up problems are logged).
-async fn abort_launch(
+pub(super) async fn abort_launch(
     mut child: Child,
     error: ProcessError,
     recorded: Option<ProcessKey>,

@@ -5,7 +5,7 @@
 
 use super::error::ProcessError;
 use ghr_core::Timestamp;
-use ghr_core::ids::{InstallationId, InstanceId, RunnerName, TierName};
+use ghr_core::ids::{InstallationId, InstanceId, MachineId, RunnerName, TierName};
 use ghr_core::ports::{Instance, InstanceState};
 use serde::{Deserialize, Serialize};
 use std::io::{ErrorKind, Write};
@@ -66,11 +66,23 @@ pub(crate) struct InstanceRecord {
     /// Start time of `pid` in clock ticks after boot (`/proc/<pid>/stat` field 22), against pid reuse.
     pub start_ticks: u64,
     pub environment: String,
-    pub runner_name: RunnerName,
-    pub installation_id: InstallationId,
+    /// The runner; for a warm-pool machine, set when it is bound.
+    #[serde(default)]
+    pub runner_name: Option<RunnerName>,
+    /// The tenant; for a warm-pool machine, set when it is bound.
+    #[serde(default)]
+    pub installation_id: Option<InstallationId>,
     pub tier: TierName,
     pub launched_at: Timestamp,
     pub log_file: PathBuf,
+    /// A warm-pool machine: its id (its agent waits for an assignment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_machine: Option<MachineId>,
+    /// The bound tenant's org and plan (the process provider's "tags").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_tier: Option<TierName>,
 }
 
 impl InstanceRecord {
@@ -90,11 +102,14 @@ impl InstanceRecord {
             pgid: key.pid,
             start_ticks: key.start_ticks,
             environment: environment.to_owned(),
-            runner_name,
-            installation_id,
+            runner_name: Some(runner_name),
+            installation_id: Some(installation_id),
             tier,
             launched_at,
             log_file,
+            pool_machine: None,
+            org: None,
+            tenant_tier: None,
         }
     }
 
@@ -106,8 +121,8 @@ impl InstanceRecord {
     pub fn to_instance(&self) -> Instance {
         Instance {
             id: self.instance_id.clone(),
-            runner_name: Some(self.runner_name.clone()),
-            installation_id: Some(self.installation_id),
+            runner_name: self.runner_name.clone(),
+            installation_id: self.installation_id,
             tier: Some(self.tier.clone()),
             state: InstanceState::Running,
             launched_at: Some(self.launched_at),
