@@ -13,10 +13,11 @@ use ghr_core::pool::{MachineState, PoolFilter, PoolMachine, PoolTransition};
 use ghr_core::ports::{
     BindRequest, Instance, LaunchRequest, PoolLaunchRequest, Provider, ProviderError, Reservation, ReserveRequest,
 };
+use ghr_engine::EngineSettings;
 use ghr_testkit::github::JobSpec;
 use std::time::Duration;
 use support::{
-    LiveSampler, Restart, SMALL, SOON, finish, has_event, job, kill_process, labels, options, restart_server,
+    LiveSampler, Restart, SMALL, SOON, finish, has_event, job, kill_process, labels, observe, options, restart_server,
     set_max_runners, start, timeline, wait,
 };
 
@@ -47,7 +48,11 @@ fn pooled_config(size: u32) -> String {
 
 /// A stack whose small tier keeps a pool of `size`; pool machines take [`BOOT`] seconds to say hello.
 async fn pooled_stack(size: u32) -> LocalStack {
-    let mut options = options(|_| {});
+    pooled_stack_tuned(size, |_| {}).await
+}
+
+async fn pooled_stack_tuned(size: u32, tune: impl FnOnce(&mut EngineSettings) + Send + 'static) -> LocalStack {
+    let mut options = options(tune);
     options.config_toml = pooled_config(size);
     let agent = format!("sleep {BOOT}; exec \"$0\" agent \"$@\"");
     options.agent_command = vec!["/bin/sh".into(), "-c".into(), agent, env!("CARGO_BIN_EXE_ghr").into()];
@@ -147,9 +152,15 @@ async fn a_bound_machine_carries_its_tenant_and_runner_and_no_other() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wrong_or_replayed_bootstrap_secret_gets_nothing() {
     // A pool of size 0: the keeper launches nothing, the test records its own machine with a secret it knows.
-    let stack = pooled_stack(0).await;
+    // The dispatcher sleeps: the test reserves the runner of its queued job itself.
+    let stack = pooled_stack_tuned(0, |s| {
+        s.dispatch_tick = Duration::from_secs(3600);
+        s.queued_poll = None;
+    })
+    .await;
     let pool = stack.pool.clone().expect("a pool store");
     let acme = stack.emulator.install_org("acme").await.expect("installing");
+    observe(&stack, acme, "acme/app", JobId(990_001), &labels(SMALL), JobStatus::Queued).await;
     let secret = "the-bootstrap-secret-of-this-test";
     let id = MachineId::new("pool-small-0123456789abcdef");
     let hash = ghr_engine::pool::secret::hash_secret(secret);
