@@ -155,6 +155,10 @@ impl Ec2Api for Injector {
         }
         self.inner.describe(&request).await
     }
+
+    async fn create_tags(&self, resource_ids: &[String], tags: &[(String, String)]) -> Result<(), Ec2ApiError> {
+        self.inner.create_tags(resource_ids, tags).await
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
