@@ -5,6 +5,8 @@
 //! real moto-backed client and fails chosen RunInstances attempts.
 
 mod common;
+#[path = "moto/pool.rs"]
+mod pool;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::Filter;
