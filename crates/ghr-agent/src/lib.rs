@@ -304,13 +304,13 @@ pub struct AgentArgs {
     #[arg(long, env = ghr_api::agent::ENV_AGENT_MACHINE)]
     pub machine: String,
     /// Read the bootstrap secret from the first line of standard input (otherwise from GHR_AGENT_SECRET).
-    #[arg(long, env = "GHR_AGENT_SECRET_STDIN")]
+    #[arg(long, env = ghr_api::agent::ENV_AGENT_SECRET_STDIN)]
     pub secret_stdin: bool,
     /// The runner command as a JSON array of program and arguments.
     #[arg(long, env = ghr_api::agent::ENV_AGENT_RUNNER_COMMAND, default_value = r#"["/opt/actions-runner/run.sh"]"#)]
     pub runner_command: String,
     /// How the runner receives its JIT config.
-    #[arg(long, env = "GHR_AGENT_JITCONFIG_TO", value_enum, default_value = "arg")]
+    #[arg(long, env = ghr_api::agent::ENV_AGENT_JITCONFIG_TO, value_enum, default_value = "arg")]
     pub jitconfig_to: JitconfigTo,
     /// Run after the runner ended, as a JSON array (e.g. ["shutdown","-h","now"]).
     #[arg(long, env = "GHR_AGENT_POWEROFF_COMMAND")]

@@ -27,6 +27,10 @@ pub const ENV_AGENT_MACHINE: &str = "GHR_AGENT_MACHINE";
 pub const ENV_AGENT_SECRET: &str = "GHR_AGENT_SECRET";
 /// Environment variable carrying the runner command to an agent, as a JSON array of program and arguments.
 pub const ENV_AGENT_RUNNER_COMMAND: &str = "GHR_AGENT_RUNNER_COMMAND";
+/// Environment variable telling an agent how to hand the JIT config to the runner: `arg`, `env` or `stdin`.
+pub const ENV_AGENT_JITCONFIG_TO: &str = "GHR_AGENT_JITCONFIG_TO";
+/// Environment variable telling an agent to read its bootstrap secret from its standard input.
+pub const ENV_AGENT_SECRET_STDIN: &str = "GHR_AGENT_SECRET_STDIN";
 
 /// The `Authorization` header value of a machine.
 pub fn bearer(machine: &str, secret: &str) -> String {

@@ -1,4 +1,4 @@
-//! The three EC2 calls the provider makes ([`Ec2Api`]), and their implementation with aws-sdk-ec2 ([`SdkEc2Api`]).
+//! The four EC2 calls the provider makes ([`Ec2Api`]), and their implementation with aws-sdk-ec2 ([`SdkEc2Api`]).
 //!
 //! The seam exists so tests can wrap the real (moto-backed) client and inject failures that an emulator
 //! cannot produce, such as capacity errors.
@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 const RUN_INSTANCES: &str = "RunInstances";
 const TERMINATE_INSTANCES: &str = "TerminateInstances";
 const DESCRIBE_INSTANCES: &str = "DescribeInstances";
+const CREATE_TAGS: &str = "CreateTags";
 /// An instance profile given as an ARN rather than a name.
 const ARN_PREFIX: &str = "arn:";
 
@@ -53,6 +54,10 @@ pub struct Ec2Instance {
     pub state: Option<InstanceState>,
     pub launch_time: Option<Timestamp>,
     pub tags: BTreeMap<String, String>,
+    /// The EBS volumes attached to it.
+    pub volume_ids: Vec<String>,
+    /// Its network interfaces.
+    pub network_interface_ids: Vec<String>,
 }
 
 /// One DescribeInstances page request.
@@ -80,6 +85,8 @@ pub trait Ec2Api: Send + Sync {
     async fn terminate(&self, instance_id: &str) -> Result<(), Ec2ApiError>;
     /// One page of matching instances.
     async fn describe(&self, request: &DescribeRequest) -> Result<DescribePage, Ec2ApiError>;
+    /// Add (or overwrite) these tags on these resources (instances, volumes, network interfaces).
+    async fn create_tags(&self, resource_ids: &[String], tags: &[(String, String)]) -> Result<(), Ec2ApiError>;
 }
 
 /// [`Ec2Api`] on aws-sdk-ec2.
@@ -164,6 +171,17 @@ impl Ec2Api for SdkEc2Api {
         let next_token = output.next_token().filter(|token| !token.is_empty()).map(str::to_owned);
         Ok(DescribePage { instances, next_token })
     }
+
+    async fn create_tags(&self, resource_ids: &[String], tags: &[(String, String)]) -> Result<(), Ec2ApiError> {
+        self.client
+            .create_tags()
+            .set_resources(Some(resource_ids.to_vec()))
+            .set_tags(Some(sdk_tags(tags)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| sdk_error(CREATE_TAGS, err))
+    }
 }
 
 /// EC2's instance state name as ghr sees it.
@@ -200,6 +218,18 @@ fn ec2_instance(instance: &aws_sdk_ec2::types::Instance) -> Ec2Instance {
             .iter()
             .filter_map(|tag| Some((tag.key()?.to_owned(), tag.value().unwrap_or_default().to_owned())))
             .collect(),
+        volume_ids: instance
+            .block_device_mappings()
+            .iter()
+            .filter_map(|mapping| mapping.ebs()?.volume_id())
+            .map(str::to_owned)
+            .collect(),
+        network_interface_ids: instance
+            .network_interfaces()
+            .iter()
+            .filter_map(|interface| interface.network_interface_id())
+            .map(str::to_owned)
+            .collect(),
     }
 }
 
@@ -228,12 +258,16 @@ fn spot_market_options() -> InstanceMarketOptionsRequest {
         .build()
 }
 
+fn sdk_tags(tags: &[(String, String)]) -> Vec<Tag> {
+    tags.iter().map(|(key, value)| Tag::builder().key(key).value(value).build()).collect()
+}
+
 fn tag_specifications(tags: &[(String, String)], purchase: PurchaseOption) -> Vec<TagSpecification> {
     let mut resources = vec![ResourceType::Instance, ResourceType::Volume, ResourceType::NetworkInterface];
     if purchase == PurchaseOption::Spot {
         resources.push(ResourceType::SpotInstancesRequest);
     }
-    let tags: Vec<Tag> = tags.iter().map(|(key, value)| Tag::builder().key(key).value(value).build()).collect();
+    let tags = sdk_tags(tags);
     resources
         .into_iter()
         .map(|resource| TagSpecification::builder().resource_type(resource).set_tags(Some(tags.clone())).build())

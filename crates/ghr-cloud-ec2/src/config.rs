@@ -1,5 +1,6 @@
 //! The EC2 provider's configuration ([`Ec2ProviderConfig`]) and its validation.
 
+use crate::agent_user_data::{DEFAULT_AGENT_PATH, DEFAULT_RUNNER_COMMAND};
 use crate::tags::{MAX_EXTRA_TAGS, TAG_NAME, is_reserved_tag_key};
 use crate::user_data::{DEFAULT_RUNNER_DIR, DEFAULT_RUNNER_USER, DEFAULT_USER_DATA_TEMPLATE, check_template};
 use std::collections::BTreeMap;
@@ -57,6 +58,22 @@ impl Default for UserDataConfig {
     }
 }
 
+/// How a warm-pool machine starts `ghr-agent` (see [`crate::agent_user_data`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolAgentConfig {
+    /// Absolute path of `ghr-agent` on the image. Default [`DEFAULT_AGENT_PATH`].
+    pub path: String,
+    /// The runner program and its arguments; the agent appends the JIT config. Default
+    /// `[`[`DEFAULT_RUNNER_COMMAND`]`]`.
+    pub runner_command: Vec<String>,
+}
+
+impl Default for PoolAgentConfig {
+    fn default() -> Self {
+        Self { path: DEFAULT_AGENT_PATH.to_owned(), runner_command: vec![DEFAULT_RUNNER_COMMAND.to_owned()] }
+    }
+}
+
 /// Everything the EC2 provider needs. The binary maps its configuration file onto this.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ec2ProviderConfig {
@@ -82,6 +99,8 @@ pub struct Ec2ProviderConfig {
     /// With [`CapacityType::Spot`]: try on-demand once every spot attempt found no capacity.
     pub fallback_to_on_demand: bool,
     pub user_data: UserDataConfig,
+    /// How warm-pool machines start their agent.
+    pub agent: PoolAgentConfig,
     /// Extra tags on every instance, volume and network interface. Keys `ghr:*`, `aws:*` and `Name` are reserved.
     pub extra_tags: BTreeMap<String, String>,
 }
@@ -103,6 +122,7 @@ impl Ec2ProviderConfig {
             capacity: CapacityType::Spot,
             fallback_to_on_demand: true,
             user_data: UserDataConfig::default(),
+            agent: PoolAgentConfig::default(),
             extra_tags: BTreeMap::new(),
         }
     }
@@ -148,6 +168,8 @@ impl Ec2ProviderConfig {
             return Err(Ec2ConfigError::Invalid { field: "subnet_ids", reason: "contains an empty subnet id".into() });
         }
         self.validate_user_data()?;
+        crate::agent_user_data::check_config(&self.agent)
+            .map_err(|err| Ec2ConfigError::Invalid { field: "agent", reason: err.to_string() })?;
         self.validate_extra_tags()
     }
 
@@ -244,6 +266,10 @@ mod tests {
             ("runner_dir", |c| c.user_data.runner_dir = "/opt/x; rm -rf /".into()),
             ("runner_dir", |c| c.user_data.runner_dir = "relative/dir".into()),
             ("runner_user", |c| c.user_data.runner_user = "$(id)".into()),
+            ("agent path", |c| c.agent.path = "ghr-agent".into()),
+            ("agent path", |c| c.agent.path = "/opt/ghr/ghr-agent\nreboot".into()),
+            ("runner command", |c| c.agent.runner_command = Vec::new()),
+            ("runner command", |c| c.agent.runner_command = vec![" ".into()]),
             ("tag ghr", |c| _ = c.extra_tags.insert("ghr:tenant_id".into(), "1".into())),
             ("tag Name", |c| _ = c.extra_tags.insert("Name".into(), "x".into())),
             ("tag aws", |c| _ = c.extra_tags.insert("aws:foo".into(), "x".into())),

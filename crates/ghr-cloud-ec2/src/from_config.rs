@@ -1,7 +1,7 @@
 //! `[provider.ec2]` of ghr's configuration as an [`Ec2ProviderConfig`]: the one mapping `ghr serve` and the
 //! serverless functions share.
 
-use crate::config::{CapacityType, Ec2ProviderConfig, LaunchTemplateRef, LaunchTemplateSelector};
+use crate::config::{CapacityType, Ec2ProviderConfig, LaunchTemplateRef, LaunchTemplateSelector, PoolAgentConfig};
 
 impl Ec2ProviderConfig {
     /// The provider settings `[provider.ec2]` describes, for the deployment `environment`.
@@ -26,6 +26,8 @@ impl Ec2ProviderConfig {
             ghr_config::CapacityType::OnDemand => CapacityType::OnDemand,
         };
         ec2.fallback_to_on_demand = section.fallback_to_on_demand;
+        ec2.agent =
+            PoolAgentConfig { path: section.agent_path.clone(), runner_command: section.runner_command.clone() };
         ec2
     }
 }

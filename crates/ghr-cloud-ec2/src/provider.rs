@@ -1,16 +1,19 @@
-//! [`Ec2Provider`]: ghr's [`Provider`] on EC2 — launch with fallbacks, terminate, list by environment.
+//! [`Ec2Provider`]: ghr's [`Provider`] on EC2 — launch with fallbacks, terminate, list by environment (warm-pool
+//! launches and binding are in `pool.rs`).
 
 use crate::api::{DescribeRequest, Ec2Api, Ec2Instance, RunInstanceInput, SdkEc2Api};
 use crate::config::{Ec2ConfigError, Ec2ProviderConfig};
 use crate::error::{Ec2ApiError, ErrorClass};
 use crate::plan::{LaunchAttempt, attempt_plan};
-use crate::tags::{RunnerTags, TAG_ENVIRONMENT, TAG_RUNNER_NAME, runner_tags};
+use crate::tags::{RunnerTags, TAG_ENVIRONMENT, TAG_POOL_MACHINE, TAG_RUNNER_NAME, runner_tags};
 use crate::user_data::{UserDataError, encode_user_data, render_user_data};
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
 use aws_config::timeout::TimeoutConfig;
-use ghr_core::ids::{InstanceId, RunnerName};
-use ghr_core::ports::{Instance, InstanceState, LaunchRequest, Provider, ProviderError};
+use ghr_core::ids::{InstanceId, MachineId, RunnerName, TierName};
+use ghr_core::ports::{
+    BindRequest, Instance, InstanceState, LaunchRequest, PoolLaunchRequest, Provider, ProviderError,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,6 +77,10 @@ impl Ec2Provider {
         &self.config
     }
 
+    pub(crate) fn api(&self) -> &dyn Ec2Api {
+        self.api.as_ref()
+    }
+
     fn run_input(
         &self,
         attempt: &LaunchAttempt,
@@ -95,34 +102,110 @@ impl Ec2Provider {
     }
 
     /// After a launch whose outcome is unknown (EC2 did not answer), terminate whatever instance of
-    /// this runner may have started anyway, so that a failed launch leaves nothing running. Best
+    /// `subject` may have started anyway, so that a failed launch leaves nothing running. Best
     /// effort: DescribeInstances is eventually consistent, so the reconciler stays the backstop.
-    async fn clean_up_unknown_launch(&self, runner: &RunnerName) {
+    async fn clean_up_unknown_launch(&self, subject: &Subject<'_>) {
         let filters = vec![
             (format!("tag:{TAG_ENVIRONMENT}"), vec![self.config.environment.clone()]),
-            (format!("tag:{TAG_RUNNER_NAME}"), vec![runner.to_string()]),
+            subject.tag_filter(),
             ("instance-state-name".to_owned(), LISTED_STATES.iter().map(|s| (*s).to_owned()).collect()),
         ];
         let instances = match self.describe_all(filters).await {
             Ok(instances) => instances,
             Err(err) => {
-                tracing::warn!(runner = %runner, error = %err.chain(), "could not look for an instance of a failed launch; the reconciler will find it");
+                tracing::warn!(subject = %subject, error = %err.chain(), "could not look for an instance of a failed launch; the reconciler will find it");
                 return;
             }
         };
         for instance in instances {
             match self.api.terminate(&instance.id).await {
                 Ok(()) => {
-                    tracing::info!(runner = %runner, instance_id = %instance.id, "terminated instance of a failed launch")
+                    tracing::info!(subject = %subject, instance_id = %instance.id, "terminated instance of a failed launch")
                 }
                 Err(err) => {
-                    tracing::warn!(runner = %runner, instance_id = %instance.id, error = %err.chain(), "could not terminate instance of a failed launch")
+                    tracing::warn!(subject = %subject, instance_id = %instance.id, error = %err.chain(), "could not terminate instance of a failed launch")
                 }
             }
         }
     }
 
-    async fn describe_all(&self, filters: Vec<(String, Vec<String>)>) -> Result<Vec<Ec2Instance>, Ec2ApiError> {
+    /// The image a launch of `subject` boots (None: the launch template's), once the launch can work at all.
+    pub(crate) fn image_to_launch(
+        &self,
+        subject: &Subject<'_>,
+        instance_types: &[String],
+        tier: &TierName,
+        architecture: &str,
+    ) -> Result<Option<String>, ProviderError> {
+        if self.config.launch_template.is_none() && instance_types.iter().all(|t| t.trim().is_empty()) {
+            return Err(ProviderError::config(format!(
+                "cannot launch {subject}: tier {tier} lists no instance types and no launch template is configured"
+            )));
+        }
+        let image_id = self.config.image_for(architecture);
+        if image_id.is_none() && self.config.launch_template.is_none() {
+            return Err(ProviderError::config(format!(
+                "cannot launch {subject}: no AMI for architecture {architecture:?} (tier {tier}): set \
+                 provider.ec2.ami_ids.{architecture} or provider.ec2.ami_id"
+            )));
+        }
+        Ok(image_id)
+    }
+
+    /// RunInstances over the attempt plan (instance types × subnets × purchase options, a fresh client token
+    /// each) until one launches: capacity errors move on, any other error stops at once.
+    pub(crate) async fn run_attempts(
+        &self,
+        subject: &Subject<'_>,
+        instance_types: &[String],
+        image_id: Option<String>,
+        tags: &[(String, String)],
+        user_data: &secrecy::SecretString,
+    ) -> Result<(Ec2Instance, LaunchAttempt), ProviderError> {
+        let plan = attempt_plan(
+            instance_types,
+            &self.config.subnet_ids,
+            self.config.capacity,
+            self.config.fallback_to_on_demand,
+        );
+        let mut no_capacity = Vec::with_capacity(plan.len());
+        for attempt in plan {
+            let input = self.run_input(&attempt, image_id.clone(), tags, user_data);
+            let err = match self.api.run_instance(&input).await {
+                Ok(launched) => {
+                    subject.log_launched(&launched.id, &attempt);
+                    return Ok((launched, attempt));
+                }
+                Err(err) => err,
+            };
+            let context = format!("launching {subject} as {attempt}");
+            match err.class() {
+                ErrorClass::Capacity => {
+                    tracing::warn!(subject = %subject, attempt = %attempt, error = %err, "no capacity; trying the next option");
+                    no_capacity.push(format!("{attempt}: {}", err.code.as_deref().unwrap_or("no capacity")));
+                }
+                ErrorClass::Throttled => return Err(ProviderError::throttled(context).caused_by(err)),
+                ErrorClass::Config => return Err(ProviderError::config(context).caused_by(err)),
+                ErrorClass::NotFound | ErrorClass::Failed => {
+                    if err.code.is_none() {
+                        self.clean_up_unknown_launch(subject).await;
+                    }
+                    return Err(ProviderError::failed(context).caused_by(err));
+                }
+            }
+        }
+        // Every attempt's answer is in the message: no single one is "the" cause.
+        Err(ProviderError::capacity(format!(
+            "no EC2 capacity for {subject} after {} attempts: {}",
+            no_capacity.len(),
+            no_capacity.join("; ")
+        )))
+    }
+
+    pub(crate) async fn describe_all(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<Vec<Ec2Instance>, Ec2ApiError> {
         let mut request = DescribeRequest { filters, max_results: Some(DESCRIBE_PAGE_SIZE), next_token: None };
         let mut instances = Vec::new();
         for _ in 0..MAX_DESCRIBE_PAGES {
@@ -145,62 +228,19 @@ impl Provider for Ec2Provider {
 
     async fn launch(&self, request: LaunchRequest) -> Result<Instance, ProviderError> {
         let runner = &request.runner_name;
-        if self.config.launch_template.is_none() && request.instance_types.iter().all(|t| t.trim().is_empty()) {
-            return Err(ProviderError::config(format!(
-                "cannot launch runner {runner}: tier {} lists no instance types and no launch template is configured",
-                request.tier
-            )));
-        }
-        let image_id = self.config.image_for(&request.runner_architecture);
-        if image_id.is_none() && self.config.launch_template.is_none() {
-            return Err(ProviderError::config(format!(
-                "cannot launch runner {runner}: no AMI for architecture {:?} (tier {}): set provider.ec2.ami_ids.{} or \
-                 provider.ec2.ami_id",
-                request.runner_architecture, request.tier, request.runner_architecture
-            )));
-        }
+        let subject = Subject::Runner(runner);
+        let image_id =
+            self.image_to_launch(&subject, &request.instance_types, &request.tier, &request.runner_architecture)?;
         let script = render_user_data(&self.config.user_data, runner, &request.jit_config)
             .map_err(|err| user_data_error(runner, err))?;
-        let user_data = encode_user_data(&script);
         let tags = runner_tags(&self.config.environment, &request, &self.config.extra_tags);
-        let plan = attempt_plan(
-            &request.instance_types,
-            &self.config.subnet_ids,
-            self.config.capacity,
-            self.config.fallback_to_on_demand,
-        );
-        let mut no_capacity = Vec::with_capacity(plan.len());
-        for attempt in &plan {
-            let input = self.run_input(attempt, image_id.clone(), &tags, &user_data);
-            let err = match self.api.run_instance(&input).await {
-                Ok(launched) => {
-                    tracing::info!(runner = %runner, instance_id = %launched.id, attempt = %attempt, "launched runner instance");
-                    return Ok(launched_instance(launched, &request, attempt));
-                }
-                Err(err) => err,
-            };
-            let context = format!("launching runner {runner} as {attempt}");
-            match err.class() {
-                ErrorClass::Capacity => {
-                    tracing::warn!(runner = %runner, attempt = %attempt, error = %err, "no capacity; trying the next option");
-                    no_capacity.push(format!("{attempt}: {}", err.code.as_deref().unwrap_or("no capacity")));
-                }
-                ErrorClass::Throttled => return Err(ProviderError::throttled(context).caused_by(err)),
-                ErrorClass::Config => return Err(ProviderError::config(context).caused_by(err)),
-                ErrorClass::NotFound | ErrorClass::Failed => {
-                    if err.code.is_none() {
-                        self.clean_up_unknown_launch(runner).await;
-                    }
-                    return Err(ProviderError::failed(context).caused_by(err));
-                }
-            }
-        }
-        // Every attempt's answer is in the message: no single one is "the" cause.
-        Err(ProviderError::capacity(format!(
-            "no EC2 capacity for runner {runner} after {} attempts: {}",
-            no_capacity.len(),
-            no_capacity.join("; ")
-        )))
+        let (launched, attempt) =
+            self.run_attempts(&subject, &request.instance_types, image_id, &tags, &encode_user_data(&script)).await?;
+        Ok(Instance {
+            runner_name: Some(request.runner_name.clone()),
+            installation_id: Some(request.installation_id),
+            ..launched_instance(launched, &request.tier, &attempt)
+        })
     }
 
     async fn terminate(&self, id: &InstanceId) -> Result<(), ProviderError> {
@@ -229,15 +269,71 @@ impl Provider for Ec2Provider {
             (format!("tag:{TAG_ENVIRONMENT}"), vec![self.config.environment.clone()]),
             ("instance-state-name".to_owned(), LISTED_STATES.iter().map(|s| (*s).to_owned()).collect()),
         ];
-        let instances = self.describe_all(filters).await.map_err(|err| {
-            let context = format!("listing instances of environment {}", self.config.environment);
-            match err.class() {
-                ErrorClass::Throttled => ProviderError::throttled(context).caused_by(err),
-                ErrorClass::Config => ProviderError::config(context).caused_by(err),
-                _ => ProviderError::failed(context).caused_by(err),
-            }
-        })?;
+        let instances = self
+            .describe_all(filters)
+            .await
+            .map_err(|err| api_error(format!("listing instances of environment {}", self.config.environment), err))?;
         Ok(instances.into_iter().map(listed_instance).collect())
+    }
+
+    fn supports_pools(&self) -> bool {
+        true
+    }
+
+    async fn launch_pool(&self, request: PoolLaunchRequest) -> Result<Instance, ProviderError> {
+        self.launch_pool_machine(request).await
+    }
+
+    async fn bind(&self, id: &InstanceId, request: &BindRequest) -> Result<(), ProviderError> {
+        self.bind_machine(id, request).await
+    }
+}
+
+/// Whose instance a launch starts: what errors and logs name, and the tag that finds the instance again.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Subject<'a> {
+    Runner(&'a RunnerName),
+    PoolMachine(&'a MachineId),
+}
+
+impl Subject<'_> {
+    /// The DescribeInstances filter on this subject's own tag.
+    fn tag_filter(&self) -> (String, Vec<String>) {
+        match self {
+            Subject::Runner(runner) => (format!("tag:{TAG_RUNNER_NAME}"), vec![runner.to_string()]),
+            Subject::PoolMachine(machine) => (format!("tag:{TAG_POOL_MACHINE}"), vec![machine.to_string()]),
+        }
+    }
+
+    fn log_launched(&self, instance_id: &str, attempt: &LaunchAttempt) {
+        match self {
+            Subject::Runner(runner) => {
+                tracing::info!(runner = %runner, instance_id, attempt = %attempt, "launched runner instance")
+            }
+            Subject::PoolMachine(machine) => {
+                tracing::info!(machine = %machine, instance_id, attempt = %attempt, "launched pool machine instance")
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Subject<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Subject::Runner(runner) => write!(f, "runner {runner}"),
+            Subject::PoolMachine(machine) => write!(f, "pool machine {machine}"),
+        }
+    }
+}
+
+/// A failed describe or tag call as a [`ProviderError`] (throttled, configuration, or failed).
+pub(crate) fn api_error(context: String, err: Ec2ApiError) -> ProviderError {
+    match err.class() {
+        ErrorClass::Throttled => ProviderError::throttled(context).caused_by(err),
+        ErrorClass::Config => ProviderError::config(context).caused_by(err),
+        ErrorClass::Capacity | ErrorClass::NotFound | ErrorClass::Failed => {
+            ProviderError::failed(context).caused_by(err)
+        }
     }
 }
 
@@ -258,12 +354,13 @@ fn user_data_error(runner: &RunnerName, err: UserDataError) -> ProviderError {
     kind(context).caused_by(err)
 }
 
-fn launched_instance(launched: Ec2Instance, request: &LaunchRequest, attempt: &LaunchAttempt) -> Instance {
+/// A just-launched instance as [`Provider::launch`] reports it, before its tenant (if any) is filled in.
+pub(crate) fn launched_instance(launched: Ec2Instance, tier: &TierName, attempt: &LaunchAttempt) -> Instance {
     Instance {
         id: InstanceId::new(launched.id),
-        runner_name: Some(request.runner_name.clone()),
-        installation_id: Some(request.installation_id),
-        tier: Some(request.tier.clone()),
+        runner_name: None,
+        installation_id: None,
+        tier: Some(tier.clone()),
         state: launched.state.unwrap_or(InstanceState::Pending),
         launched_at: launched.launch_time,
         instance_type: launched.instance_type.or_else(|| attempt.instance_type.clone()),
@@ -314,6 +411,10 @@ mod tests {
         async fn describe(&self, _: &DescribeRequest) -> Result<DescribePage, Ec2ApiError> {
             self.0.fetch_add(1, Ordering::SeqCst);
             Err(Ec2ApiError::service("DescribeInstances", "RequestLimitExceeded", "stub"))
+        }
+        async fn create_tags(&self, _: &[String], _: &[(String, String)]) -> Result<(), Ec2ApiError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Err(Ec2ApiError::service("CreateTags", "InternalError", "stub"))
         }
     }
 

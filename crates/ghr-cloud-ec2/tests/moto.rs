@@ -5,6 +5,8 @@
 //! real moto-backed client and fails chosen RunInstances attempts.
 
 mod common;
+#[path = "moto/pool.rs"]
+mod pool;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::Filter;
@@ -154,6 +156,10 @@ impl Ec2Api for Injector {
             request.max_results = Some(size);
         }
         self.inner.describe(&request).await
+    }
+
+    async fn create_tags(&self, resource_ids: &[String], tags: &[(String, String)]) -> Result<(), Ec2ApiError> {
+        self.inner.create_tags(resource_ids, tags).await
     }
 }
 

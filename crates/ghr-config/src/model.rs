@@ -417,6 +417,11 @@ pub struct Ec2Section {
     pub capacity: CapacityType,
     /// Retry on-demand when spot has no capacity. Default true.
     pub fallback_to_on_demand: bool,
+    /// Where the image has `ghr-agent`, which warm-pool machines start. Default `/opt/ghr/ghr-agent`.
+    pub agent_path: String,
+    /// The runner program the agent starts with the JIT config (its last argument) once a pool machine is
+    /// bound. Default `["/opt/actions-runner/run.sh"]`.
+    pub runner_command: Vec<String>,
 }
 
 impl Default for Ec2Section {
@@ -432,9 +437,16 @@ impl Default for Ec2Section {
             iam_instance_profile: None,
             capacity: CapacityType::Spot,
             fallback_to_on_demand: true,
+            agent_path: DEFAULT_EC2_AGENT_PATH.into(),
+            runner_command: vec![DEFAULT_EC2_RUNNER_COMMAND.into()],
         }
     }
 }
+
+/// Default `[provider.ec2] agent_path`.
+pub const DEFAULT_EC2_AGENT_PATH: &str = "/opt/ghr/ghr-agent";
+/// Default `[provider.ec2] runner_command` (its one element).
+pub const DEFAULT_EC2_RUNNER_COMMAND: &str = "/opt/actions-runner/run.sh";
 
 /// One `[[tiers]]` entry.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -24,8 +24,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let listen = addr(&config, "server.listen", &config.raw.server.listen)?;
     let metrics_listen = addr(&config, "server.metrics_listen", &config.raw.server.metrics_listen)?;
-    let provider = wiring::provider(&config).await?;
-    let (store, pool) = wiring::store_with_pool(&config, provider.as_ref()).await?;
+    let (store, pool) = wiring::store_with_pool(&config).await?;
     if ghr_store::is_postgres_url(&config.raw.store.url)
         && config.raw.provider.kind == ghr_config::ProviderKind::Process
     {
@@ -38,6 +37,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     require_writable(&config, store.as_ref()).await?;
     let github = wiring::github(&config)?;
+    let provider = wiring::provider(&config).await?;
+    wiring::check_pool_support(&config, provider.as_ref())?;
     let mut ports = Ports::new(store, wiring::github_port(github), provider);
     if let Some(pool) = pool {
         ports = ports.with_pool(pool);

@@ -22,22 +22,11 @@ pub async fn store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 /// `store.url` with its pool machines, for `ghr serve`: with a `warm_pool` on any tier, the store must keep
 /// pool machines (SQLite and PostgreSQL do; the serverless DynamoDB store does not) and the provider must keep
 /// pools, or serving is refused before anything starts.
-pub async fn store_with_pool(
-    config: &Config,
-    provider: &dyn Provider,
-) -> anyhow::Result<(Arc<dyn Store>, Option<Arc<dyn PoolStore>>)> {
+pub async fn store_with_pool(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Option<Arc<dyn PoolStore>>)> {
     if config.pools.is_empty() {
         return Ok((store(config).await?, None));
     }
-    let tiers = config.pools.keys().map(|t| t.to_string()).collect::<Vec<_>>().join(", ");
-    if !provider.supports_pools() {
-        bail!(
-            "{}: tiers {tiers} have a warm_pool, but the {} provider cannot keep warm pools: remove warm_pool or use \
-             the process or ec2 provider",
-            config.source,
-            provider.name()
-        );
-    }
+    let tiers = pool_tiers(config);
     let url = &config.raw.store.url;
     let named = format!("{}: store.url {}", config.source, ghr_config::redact_url(url));
     if StoreKind::of(url) == StoreKind::DynamoDb {
@@ -53,6 +42,24 @@ pub async fn store_with_pool(
         }
     })?;
     Ok((opened.store, Some(opened.pool)))
+}
+
+/// Refuse tiers with a `warm_pool` when the provider cannot keep pool machines.
+pub fn check_pool_support(config: &Config, provider: &dyn Provider) -> anyhow::Result<()> {
+    if !config.pools.is_empty() && !provider.supports_pools() {
+        bail!(
+            "{}: tiers {} have a warm_pool, but the {} provider cannot keep warm pools: remove warm_pool or use \
+             the process or ec2 provider",
+            config.source,
+            pool_tiers(config),
+            provider.name()
+        );
+    }
+    Ok(())
+}
+
+fn pool_tiers(config: &Config) -> String {
+    config.pools.keys().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
 }
 
 /// The URL schemes a store URL may have.

@@ -133,6 +133,10 @@ impl Ec2Api for FaultyEc2 {
     async fn describe(&self, request: &DescribeRequest) -> Result<DescribePage, Ec2ApiError> {
         self.inner.describe(request).await
     }
+
+    async fn create_tags(&self, resource_ids: &[String], tags: &[(String, String)]) -> Result<(), Ec2ApiError> {
+        self.inner.create_tags(resource_ids, tags).await
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,18 +7,15 @@ use super::config::{ENV_ENVIRONMENT, ENV_TIER, resolve_program};
 use super::error::{ProcessError, error_chain};
 use super::provider::Inner;
 use super::state::{InstanceRecord, ProcessKey};
-use ghr_api::agent::{ENV_AGENT_MACHINE, ENV_AGENT_RUNNER_COMMAND, ENV_AGENT_URL};
+use ghr_api::agent::{
+    ENV_AGENT_JITCONFIG_TO, ENV_AGENT_MACHINE, ENV_AGENT_RUNNER_COMMAND, ENV_AGENT_SECRET_STDIN, ENV_AGENT_URL,
+};
 use ghr_core::ids::{InstanceId, RunnerName};
 use ghr_core::ports::{BindRequest, PoolLaunchRequest, ProviderError};
 use secrecy::ExposeSecret;
 use std::process::Stdio;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
-
-/// The agent reads its secret from standard input when this is set.
-const ENV_AGENT_SECRET_STDIN: &str = "GHR_AGENT_SECRET_STDIN";
-/// How the agent hands the JIT config to the runner command (runner commands here read it on stdin).
-const ENV_AGENT_JITCONFIG_TO: &str = "GHR_AGENT_JITCONFIG_TO";
 
 impl Inner {
     pub(super) async fn launch_pool(&self, request: &PoolLaunchRequest) -> Result<InstanceRecord, ProviderError> {
