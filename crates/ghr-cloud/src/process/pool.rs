@@ -31,14 +31,7 @@ impl Inner {
             .map_err(|e| config(format!("runner command cannot be encoded: {e}")))?;
         let machine = &request.agent.machine;
         let log_file = self.dirs.log_path(&RunnerName::new(machine.as_str()));
-        let open_log = || {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log_file)
-                .map_err(|source| ProcessError::LogFile { path: log_file.clone(), source })
-        };
-        let (stdout, stderr) = (open_log()?, open_log()?);
+        let (stdout, stderr) = super::provider::open_log_pair(&log_file)?;
         let mut command = Command::new(&program);
         command
             .args(args)

@@ -173,17 +173,22 @@ impl Provider for ProcessProvider {
     }
 }
 
+/// The log file opened twice in append mode: a process's standard output and standard error.
+pub(super) fn open_log_pair(path: &std::path::Path) -> Result<(std::fs::File, std::fs::File), ProcessError> {
+    let open = || {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|source| ProcessError::LogFile { path: path.to_path_buf(), source })
+    };
+    Ok((open()?, open()?))
+}
+
 impl Inner {
     async fn launch(&self, request: &LaunchRequest) -> Result<InstanceRecord, ProcessError> {
         let log_file = self.dirs.log_path(&request.runner_name);
-        let open_log = || {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log_file)
-                .map_err(|source| ProcessError::LogFile { path: log_file.clone(), source })
-        };
-        let (stdout, stderr) = (open_log()?, open_log()?);
+        let (stdout, stderr) = open_log_pair(&log_file)?;
 
         let mut command = Command::new(&self.program);
         command
