@@ -201,8 +201,16 @@ async fn a_wrong_or_replayed_bootstrap_secret_gets_nothing() {
 
     assert_eq!(send_hello(bearer(id.as_str(), secret)).await.unwrap().status(), 200, "a bound machine may say hello");
     assert_eq!(fetch(bearer(id.as_str(), "wrong")).await.unwrap().status(), 401, "a wrong secret fetches nothing");
-    let answer = fetch(bearer(id.as_str(), secret)).await.unwrap();
-    assert_eq!(answer.status(), 200);
+    // Eight fetches at once with the right secret: exactly one config leaves ghr, the others find it spent.
+    let mut fetches = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        fetches.spawn(fetch(bearer(id.as_str(), secret)));
+    }
+    let mut answers = fetches.join_all().await.into_iter().map(|a| a.unwrap()).collect::<Vec<_>>();
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status().as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "one config per secret: {statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 410), "the others are told it is spent: {statuses:?}");
+    let answer = answers.swap_remove(statuses.iter().position(|s| *s == 200).unwrap());
     assert_eq!(answer.headers().get("cache-control").map(|v| v.to_str().unwrap()), Some("no-store"));
     let assignment: Assignment = answer.json().await.unwrap();
     assert_eq!(assignment.runner_name, runner.name.as_str(), "the config of the runner it was bound to");
